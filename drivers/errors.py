@@ -1,0 +1,35 @@
+"""Error types shared by every driver and codec (drivers layer; imports nothing of the rig)."""
+
+from __future__ import annotations
+
+
+class RigError(Exception):
+    """Base of every error the rig raises on purpose; the CLI prints these without a traceback."""
+
+
+class FrameError(RigError, ValueError):
+    """A byte sequence is not a valid frame of its protocol; the message names what is wrong."""
+
+
+class SecurityError(RigError):
+    """A cryptographic check, key source or secure session failed."""
+
+
+class InstrumentError(RigError):
+    """An instrument or DUT link misbehaved: bad reply, error queue entry, closed port."""
+
+
+class InstrumentTimeout(InstrumentError):
+    """An instrument or DUT did not answer within its timeout."""
+
+
+class NotOpenError(InstrumentError):
+    """A driver was used before `open()` or after `close()`."""
+
+
+class SafetyLimitError(RigError):
+    """A set-point exceeds the bench's safety limits; nothing was sent."""
+
+
+class ValidationError(RigError, ValueError):
+    """A value given to a driver setting is outside what the instrument accepts; nothing was sent."""
