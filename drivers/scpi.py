@@ -1,0 +1,121 @@
+"""SCPI building blocks for drivers: settings declared once, strict validation, error-queue checks.
+
+Drivers layer: a `Setting` is data (command, unit, range); `ScpiInstrument` sends through a
+`MessageTransport` and turns the instrument's error queue into `InstrumentError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from drivers.errors import InstrumentError, ValidationError
+from drivers.transport import MessageTransport
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One numeric setting of an instrument: `command value` sets it, `command?` reads it back."""
+
+    name: str
+    command: str
+    unit: str
+    low: float
+    high: float
+    decimals: int = 4
+
+    def validate(self, value: float) -> float:
+        """Return `value` as float, or raise ValidationError: a rig never clips a mains set-point."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{self.name}: {value!r} is not a number") from None
+        if not math.isfinite(number) or not self.low <= number <= self.high:
+            raise ValidationError(
+                f"{self.name}: {number:g} {self.unit} is outside the instrument's range "
+                f"{self.low:g}..{self.high:g} {self.unit}; nothing was sent"
+            )
+        return number
+
+    def set_message(self, value: float) -> str:
+        """The message that sets `value` (validated)."""
+        return f"{self.command} {self.validate(value):.{self.decimals}f}"
+
+    def query_message(self) -> str:
+        """The message that reads the setting back."""
+        return f"{self.command}?"
+
+
+def parse_float(reply: str, what: str, resource: str) -> float:
+    """A numeric SCPI reply as float; InstrumentError naming the reply when it is garbled."""
+    try:
+        value = float(reply.strip())
+    except ValueError:
+        raise InstrumentError(f"{resource}: reply to {what} is not a number: {reply!r}") from None
+    if not math.isfinite(value):
+        raise InstrumentError(f"{resource}: reply to {what} is not a finite number: {reply!r}")
+    return value
+
+
+def parse_error(reply: str, resource: str) -> tuple[int, str]:
+    """Parse `SYST:ERR?` -> (code, message)."""
+    code_text, _, message = reply.partition(",")
+    try:
+        code = int(code_text.strip())
+    except ValueError:
+        raise InstrumentError(f"{resource}: reply to SYST:ERR? is not '<code>,\"<text>\"': {reply!r}") from None
+    return code, message.strip().strip('"')
+
+
+class ScpiInstrument:
+    """IEEE 488.2 basics shared by every SCPI instrument: identity, reset, error queue."""
+
+    # An error queue that never empties is itself a fault; stop reading after this many entries.
+    MAX_ERRORS_READ = 32
+
+    def __init__(self, transport: MessageTransport) -> None:
+        self.transport = transport
+
+    @property
+    def resource(self) -> str:
+        """Where the instrument is reached."""
+        return self.transport.resource
+
+    def open(self) -> None:
+        """Connect and clear the status and error queue."""
+        self.transport.open()
+        self.transport.write("*CLS")
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.transport.close()
+
+    def identity(self) -> str:
+        """The `*IDN?` string: manufacturer, model, serial, firmware."""
+        return self.transport.query("*IDN?")
+
+    def errors(self) -> list[tuple[int, str]]:
+        """Drain the error queue; empty when the instrument reports `0,"No error"`."""
+        found: list[tuple[int, str]] = []
+        for _ in range(self.MAX_ERRORS_READ):
+            code, message = parse_error(self.transport.query("SYST:ERR?"), self.resource)
+            if code == 0:
+                return found
+            found.append((code, message))
+        raise InstrumentError(f"{self.resource}: error queue did not empty after {self.MAX_ERRORS_READ} reads")
+
+    def check(self, after: str) -> None:
+        """Raise InstrumentError when the error queue holds anything (what was sent is named)."""
+        found = self.errors()
+        if found:
+            listed = "; ".join(f"{code} {message}" for code, message in found)
+            raise InstrumentError(f"{self.resource}: instrument reported after {after!r}: {listed}")
+
+    def send(self, message: str) -> None:
+        """Write a command, then confirm through the error queue that the instrument accepted it."""
+        self.transport.write(message)
+        self.check(message)
+
+    def query_float(self, message: str) -> float:
+        """A numeric query."""
+        return parse_float(self.transport.query(message), message, self.resource)

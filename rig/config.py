@@ -1,0 +1,395 @@
+"""The bench file: a YAML document validated with pydantic, plus dotted command-line overrides.
+
+Errors name the key path and the reason in one paragraph (`ConfigError`); nothing here opens a port.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from drivers.errors import RigError
+from drivers.registry import DRIVERS_BY_ROLE
+
+BENCHES_DIR = Path(__file__).resolve().parent.parent / "benches"
+DEFAULT_BENCH = BENCHES_DIR / "twin.yaml"
+# The resource string that means "the embedded twin fills this in when it starts".
+TWIN_RESOURCE = "twin"
+
+
+class ConfigError(RigError):
+    """The bench file or an override is invalid; the message names the key and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+CLASSIC_CLASSES = ("2", "1", "0.5S", "0.2S")
+LETTER_CLASSES = ("A", "B", "C", "D")
+
+
+class MeterType(_Strict):
+    """The nameplate of the meters under test (one type per bench run)."""
+
+    scheme: Literal["classic", "letter"] = Field(
+        description="classic: IEC 62053-21/22:2003 classes 2, 1, 0.5S, 0.2S; letter: 2020 / IR46 classes A-D"
+    )
+    accuracy_class: str = Field(description="accuracy class, e.g. '1' or 'B'")
+    connection: Literal["direct", "ct"] = "direct"
+    wiring: Literal["1P2W", "3P4W", "3P3W"] = "1P2W"
+    un_v: float = Field(gt=0, description="reference voltage Un, V")
+    ib_a: float = Field(gt=0, description="basic current Ib (direct) or nominal In (CT), A")
+    imax_a: float = Field(gt=0, description="maximum current Imax, A")
+    itr_a: float | None = Field(default=None, gt=0, description="transitional current, A (default 0.1 Ib / 0.05 In)")
+    constant_imp_per_kwh: float = Field(gt=0, description="meter constant, imp/kWh")
+    frequency_hz: float = Field(default=50.0, gt=0, description="reference frequency, Hz")
+    start_up_time_s: float = Field(default=5.0, ge=0, description="time after power-up before the meter answers, s")
+
+    @model_validator(mode="after")
+    def _check(self) -> MeterType:
+        allowed = CLASSIC_CLASSES if self.scheme == "classic" else LETTER_CLASSES
+        if self.accuracy_class not in allowed:
+            raise ValueError(
+                f"accuracy_class {self.accuracy_class!r} is not a {self.scheme} class; use one of {', '.join(allowed)}"
+            )
+        if self.imax_a <= self.ib_a:
+            raise ValueError(f"imax_a ({self.imax_a} A) must be above ib_a ({self.ib_a} A)")
+        if self.itr_a is None:
+            object.__setattr__(self, "itr_a", self.ib_a * (0.1 if self.connection == "direct" else 0.05))
+        return self
+
+    @property
+    def transitional_current_a(self) -> float:
+        """Itr, A (given or derived)."""
+        assert self.itr_a is not None
+        return self.itr_a
+
+    @property
+    def phase_factor(self) -> float:
+        """m in the standards' formulas: 1 single-phase, 3 for 3P4W, sqrt(3) for 3P3W."""
+        return {"1P2W": 1.0, "3P4W": 3.0, "3P3W": math.sqrt(3.0)}[self.wiring]
+
+    @property
+    def nameplate(self) -> str:
+        """The usual nameplate text, e.g. `220 V 5(60) A 1200 imp/kWh class 1`."""
+        return (
+            f"{self.un_v:g} V {self.ib_a:g}({self.imax_a:g}) A {self.constant_imp_per_kwh:g} imp/kWh "
+            f"class {self.accuracy_class}"
+        )
+
+
+class SafetyLimits(_Strict):
+    """Set-points above these are refused before anything is sent to the source."""
+
+    max_voltage_v: float = Field(gt=0)
+    max_current_a: float = Field(gt=0)
+
+
+class InstrumentConfig(_Strict):
+    """One instrument of the bench: its role, driver, and where it is reached."""
+
+    role: str
+    driver: str
+    resource: str = Field(description="VISA resource (TCPIP::host::port::SOCKET, ASRL...) or 'twin'")
+    timeout_s: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_driver(self) -> InstrumentConfig:
+        if self.role not in DRIVERS_BY_ROLE:
+            raise ValueError(f"unknown role {self.role!r}; known roles: {', '.join(sorted(DRIVERS_BY_ROLE))}")
+        known = DRIVERS_BY_ROLE[self.role]
+        if self.driver not in known:
+            raise ValueError(f"unknown driver {self.driver!r} for role {self.role!r}; known: {', '.join(known)}")
+        return self
+
+
+class SerialSettings(_Strict):
+    """UART line settings of a meter's RS-485/UART port."""
+
+    baud: int = 2400
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "E"
+    stopbits: Literal[1, 2] = 1
+
+
+class BleConfig(_Strict):
+    """How to find a meter over Bluetooth LE."""
+
+    name: str | None = None
+    address: str | None = None
+
+
+_ADDRESS_RE = re.compile(r"^[0-9]{12}$")
+
+
+class PositionConfig(_Strict):
+    """One meter position of the rack: its meter address, comms ports and pulse input."""
+
+    name: str | None = None
+    address: str = Field(description="meter address, 12 decimal digits as on the nameplate")
+    serial: str | None = Field(default=None, description="pyserial URL or device path, or 'twin'")
+    line: SerialSettings = SerialSettings()
+    ble: BleConfig | None = None
+    pulse_channel: int = Field(ge=1, description="error-calculator channel of the reference standard")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not _ADDRESS_RE.match(value):
+            raise ValueError(f"address {value!r} must be 12 decimal digits, e.g. '000000000001'")
+        return value
+
+
+class KeyRef(_Strict):
+    """Key material by reference: a file path or an environment variable, never the key itself."""
+
+    file: Path | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> KeyRef:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file' or 'env' (the key itself never goes in a bench file)")
+        return self
+
+    def read(self) -> bytes:
+        """The key bytes (hex text in the file or variable); ConfigError names the reference, not the key."""
+        if self.env is not None:
+            text = os.environ.get(self.env)
+            if text is None:
+                raise ConfigError(f"key environment variable {self.env} is not set")
+            where = f"environment variable {self.env}"
+        else:
+            assert self.file is not None
+            try:
+                text = self.file.read_text()
+            except OSError as exc:
+                raise ConfigError(f"key file {self.file} cannot be read: {exc.strerror}") from None
+            where = f"key file {self.file}"
+        try:
+            return bytes.fromhex(text.strip())
+        except ValueError:
+            raise ConfigError(f"{where} does not hold hex text") from None
+
+
+# ---------------------------------------------------------------- the twin's section: every knob
+
+
+class MeteringKnobs(_Strict):
+    """Defects and realism of the metering module (chip, pulse output). Healthy defaults are not ideal."""
+
+    gain_error_pct: float = Field(0.04, description="constant error of the registered energy, %", json_schema_extra={"breaks": "basic error at every load point"})
+    phase_error_deg: float = Field(0.005, description="phase error of the current channel, degrees (shows at PF != 1)", json_schema_extra={"breaks": "basic error at 0.5L / 0.8C"})
+    start_current_a: float | None = Field(None, ge=0, description="current below which nothing registers, A (default: 0.05 % of Ib, a typical factory setting)", json_schema_extra={"breaks": "starting current"})
+    creep_w: float = Field(0.0, ge=0, description="power registered with the current circuit open, W", json_schema_extra={"breaks": "no-load (creep)"})
+    constant_error_pct: float = Field(0.0, description="pulse output rate off from the register, %", json_schema_extra={"breaks": "meter constant"})
+    voltage_sensitivity_pct_per_pct: float = Field(0.004, description="change of error per % of voltage deviation, %/%", json_schema_extra={"breaks": "voltage influence"})
+    frequency_sensitivity_pct_per_pct: float = Field(0.01, description="change of error per % of frequency deviation, %/%", json_schema_extra={"breaks": "frequency influence"})
+    noise_pct: float = Field(0.02, ge=0, description="random error redrawn every second of bench time (1 sigma), %", json_schema_extra={"breaks": "repeatability"})
+
+
+class MeterKnobs(_Strict):
+    """Every defect knob of one meter, by module."""
+
+    metering: MeteringKnobs = MeteringKnobs()
+
+
+class SourceTwin(_Strict):
+    """The twin's phantom-load power source."""
+
+    idn: str = "Meter HIL Twin,PhantomSource PS-1,TW0001,0.1"
+    max_voltage_v: float = Field(300.0, gt=0, description="output range of the source, V")
+    max_current_a: float = Field(120.0, gt=0, description="output range of the source, A")
+    amplitude_noise_pct: float = Field(0.005, ge=0, description="output amplitude noise (1 sigma), %")
+    latency_s: float = Field(0.002, ge=0, description="bench time a SCPI command takes, s")
+
+
+class ReferenceTwin(_Strict):
+    """The twin's reference standard meter and its error calculators."""
+
+    idn: str = "Meter HIL Twin,ReferenceStandard RS-3,TW0002,0.1"
+    calibration_certificate: str = "TWIN-CAL-0001"
+    calibration_due: str = "2099-12-31"
+    uncertainty_pct: float = Field(0.01, ge=0, description="the reference's own error (1 sigma, redrawn per second), %")
+    channels: int = Field(6, ge=1, description="number of error calculators")
+    latency_s: float = Field(0.002, ge=0, description="bench time a SCPI command takes, s")
+
+
+class TwinConfig(_Strict):
+    """The `twin:` section: seed, instruments, and defect knobs for all meters or one position."""
+
+    seed: int = 1
+    source: SourceTwin = SourceTwin()
+    reference: ReferenceTwin = ReferenceTwin()
+    meter: MeterKnobs = MeterKnobs()
+    positions: dict[int, dict[str, Any]] = Field(
+        default_factory=dict, description="per-position overrides of `meter` knobs, by 0-based position index"
+    )
+
+    def knobs_for(self, index: int) -> MeterKnobs:
+        """The knobs of position `index`: `meter` with `positions.<index>` merged over it."""
+        override = self.positions.get(index)
+        if not override:
+            return self.meter
+        merged = _deep_merge(self.meter.model_dump(), override)
+        try:
+            return MeterKnobs.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, prefix=f"twin.positions.{index}")) from None
+
+
+class BenchConfig(_Strict):
+    """A whole bench: instruments, positions, meter type, safety limits, keys, and the twin."""
+
+    name: str
+    description: str = ""
+    clock: str = Field("wall", description="'wall' on a bench; 'twin' for the embedded twin; 'twin+tcp://HOST:PORT' for a served twin")
+    meter: MeterType
+    safety: SafetyLimits
+    instruments: list[InstrumentConfig]
+    positions: list[PositionConfig] = Field(min_length=1)
+    keys: dict[str, KeyRef] = Field(default_factory=dict)
+    twin: TwinConfig | None = None
+    results_db: str | None = Field(None, description="SQLAlchemy URL of the results journal (default: SQLite in the run folder)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BenchConfig:
+        roles = [i.role for i in self.instruments]
+        for role in ("source", "reference"):
+            if roles.count(role) != 1:
+                raise ValueError(f"instruments: need exactly one with role {role!r}, found {roles.count(role)}")
+        for field, values in (
+            ("address", [p.address for p in self.positions]),
+            ("pulse_channel", [p.pulse_channel for p in self.positions]),
+        ):
+            dupes = sorted({str(v) for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"positions: {field} must be unique, repeated: {', '.join(dupes)}")
+        uses_twin = any(i.resource == TWIN_RESOURCE for i in self.instruments) or self.clock == "twin"
+        if uses_twin and self.twin is None:
+            raise ValueError("resources or clock say 'twin' but there is no 'twin:' section")
+        if self.clock not in ("wall", "twin") and not self.clock.startswith("twin+tcp://"):
+            raise ValueError(f"clock {self.clock!r}: use 'wall', 'twin' or 'twin+tcp://HOST:PORT'")
+        if self.twin is not None:
+            for index in self.twin.positions:
+                if not 0 <= index < len(self.positions):
+                    raise ValueError(f"twin.positions.{index}: there are only {len(self.positions)} positions (0-based)")
+        return self
+
+    def instrument(self, role: str) -> InstrumentConfig:
+        """The instrument with `role`."""
+        return next(i for i in self.instruments if i.role == role)
+
+    def position_name(self, index: int) -> str:
+        """A position's display name (its `name`, else P1, P2, ...)."""
+        return self.positions[index].name or f"P{index + 1}"
+
+
+# ---------------------------------------------------------------- loading and overrides
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(exc: ValidationError, prefix: str = "", source: str = "") -> str:
+    """One paragraph naming each bad key path and why."""
+    parts = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "required key is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see README 'Bench file')"
+        parts.append(f"{path or '(top level)'}: {msg}" + (f" (got {err['input']!r})" if err["type"] not in ("missing", "extra_forbidden") and not isinstance(err["input"], dict | list) else ""))
+    where = f"{source}: " if source else ""
+    return f"{where}invalid bench file: " + "; ".join(parts) + "."
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `a.b.c=value` into a key path and a YAML-scalar value."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like key.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set `value` at `path` in the raw bench document, creating mappings and indexing lists."""
+    node: Any = data
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        where = ".".join(path[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"override {'.'.join(path)}: {where} is not an index of a list of {len(node)}")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {'.'.join(path)}: {'.'.join(path[:depth])} is a value, not a mapping")
+        # twin.positions is keyed by integer index.
+        key: Any = int(part) if part.isdigit() and path[:depth][-1:] == ["positions"] and path[0] == "twin" else part
+        if last:
+            node[key] = value
+        else:
+            node = node.setdefault(key, {})
+
+
+def load_bench(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> BenchConfig:
+    """Read, override and validate a bench file (default: the embedded twin bench)."""
+    source = Path(path) if path is not None else DEFAULT_BENCH
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise ConfigError(f"bench file {source} cannot be read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"bench file {source} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"bench file {source} must be a YAML mapping at the top level")
+    for text_override in overrides:
+        key_path, value = parse_override(text_override)
+        apply_override(data, key_path, value)
+    return validate_bench(data, source=str(source))
+
+
+def validate_bench(data: dict[str, Any], source: str = "") -> BenchConfig:
+    """Validate a bench document; ConfigError on any problem."""
+    try:
+        bench = BenchConfig.model_validate(data)
+        if bench.twin is not None:
+            for index in range(len(bench.positions)):
+                bench.twin.knobs_for(index)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source=source)) from None
+    return bench
+
+
+def dump_bench(bench: BenchConfig) -> str:
+    """The bench as YAML text (what `rig twin serve` prints)."""
+    data = bench.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,98 @@
+"""The twin's meter: its metering module (energy integration with an error model, start threshold,
+creep, pulse output at the meter constant). Management and expansion modules attach here later.
+
+Written from the meter's side: it reads only the World and its own knobs, never the rig's limits.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rig.config import MeteringKnobs, MeterType
+from rig.twin.world import Terminals
+
+# A meter's chip stops integrating below this voltage (no supply for the metering front end).
+MIN_OPERATING_VOLTAGE_FRACTION = 0.6
+# A factory start threshold as a fraction of Ib when the knob is not set.
+DEFAULT_START_FRACTION_OF_IB = 0.0005
+
+PulseListener = Callable[[float], None]
+
+
+@dataclass
+class MeteringModule:
+    """Energy registers and pulse output of one meter."""
+
+    meter_type: MeterType
+    knobs: MeteringKnobs
+    rng: random.Random
+    forward_kwh: float = 0.0
+    reverse_kwh: float = 0.0
+    pulses: int = 0
+    pulse_listeners: list[PulseListener] = field(default_factory=list)
+    _pulse_accumulator: float = 0.0  # fraction of a pulse accumulated towards the next edge
+    _noise_pct: float = 0.0
+
+    def redraw(self, _t: float) -> None:
+        """New random error for the next second of bench time."""
+        self._noise_pct = self.rng.gauss(0.0, self.knobs.noise_pct)
+
+    @property
+    def start_current_a(self) -> float:
+        """Current below which the chip registers nothing (creep aside), A."""
+        knob = self.knobs.start_current_a
+        return knob if knob is not None else DEFAULT_START_FRACTION_OF_IB * self.meter_type.ib_a
+
+    def registered_power_w(self, t: Terminals) -> float:
+        """Active power as this meter measures it (signed), W."""
+        un = self.meter_type.un_v
+        if t.voltage_v < MIN_OPERATING_VOLTAGE_FRACTION * un:
+            return 0.0
+        if t.current_a < self.start_current_a:
+            return self.knobs.creep_w
+        k = self.knobs
+        angle = math.radians(t.phase_deg + k.phase_error_deg)
+        error_pct = (
+            k.gain_error_pct
+            + k.voltage_sensitivity_pct_per_pct * (t.voltage_v / un - 1.0) * 100.0
+            + k.frequency_sensitivity_pct_per_pct * (t.frequency_hz / self.meter_type.frequency_hz - 1.0) * 100.0
+            + self._noise_pct
+        )
+        return t.voltage_v * t.current_a * math.cos(angle) * (1.0 + error_pct / 100.0)
+
+    def step(self, t0: float, dt: float, terminals: Terminals) -> None:
+        """Integrate the registers and emit pulse edges over [t0, t0 + dt]."""
+        power_w = self.registered_power_w(terminals)
+        if power_w == 0.0 or dt <= 0:
+            return
+        energy_kwh = abs(power_w) * dt / 3.6e6
+        if power_w > 0:
+            self.forward_kwh += energy_kwh
+        else:
+            self.reverse_kwh += energy_kwh
+        rate = self.meter_type.constant_imp_per_kwh * (1.0 + self.knobs.constant_error_pct / 100.0)
+        before = self._pulse_accumulator
+        after = before + energy_kwh * rate
+        edges = math.floor(after)
+        for k in range(1, edges + 1):
+            at = t0 + dt * (k - before) / (after - before)
+            self.pulses += 1
+            for listener in self.pulse_listeners:
+                listener(at)
+        self._pulse_accumulator = after - edges
+
+
+@dataclass
+class MeterModel:
+    """One meter position of the twin: the modules of the source paper's modular meter."""
+
+    index: int
+    address: str
+    metering: MeteringModule
+
+    def step(self, t0: float, dt: float, terminals: Terminals) -> None:
+        """Integrate every module over the step."""
+        self.metering.step(t0, dt, terminals)

@@ -1,0 +1,236 @@
+"""A small SCPI instrument server for the twin: header matching (short/long forms, optional nodes,
+numeric suffixes), an IEEE 488.2 error queue, and a loopback TCP server (one line in, one line out).
+
+Twin side only; the rig's drivers reach it through pyvisa-py like any socket instrument.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import socketserver
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rig.twin.world import World
+
+
+class ScpiFault(Exception):
+    """A command the instrument rejects; goes to the error queue with its SCPI code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code},\"{message}\"")
+        self.code = code
+        self.message = message
+
+
+# Standard SCPI error codes (SCPI-99 vol. 2, chapter 21).
+UNDEFINED_HEADER = (-113, "Undefined header")
+MISSING_PARAMETER = (-109, "Missing parameter")
+PARAMETER_NOT_ALLOWED = (-108, "Parameter not allowed")
+DATA_TYPE_ERROR = (-104, "Data type error")
+DATA_OUT_OF_RANGE = (-222, "Data out of range")
+ILLEGAL_PARAMETER = (-224, "Illegal parameter value")
+SETTINGS_CONFLICT = (-221, "Settings conflict")
+QUEUE_OVERFLOW = (-350, "Queue overflow")
+QUERY_UNTERMINATED = (-420, "Query UNTERMINATED")
+
+_TOKEN = re.compile(r"\[|\]|:|[A-Za-z]+#?|\*[A-Za-z]+\??")
+
+
+def compile_header(pattern: str) -> re.Pattern[str]:
+    """Regex for a SCPI header pattern such as `[SOURce:]VOLTage[:LEVel]` or `CALCulate#:ERRor`."""
+    out = []
+    for token in _TOKEN.findall(pattern):
+        if token == "[":
+            out.append("(?:")
+        elif token == "]":
+            out.append(")?")
+        elif token == ":":
+            out.append(":")
+        elif token.startswith("*"):
+            out.append(re.escape(token.upper()))
+        else:
+            suffix = token.endswith("#")
+            word = token.rstrip("#")
+            short = "".join(c for c in word if c.isupper())
+            out.append(f"(?:{short}|{word.upper()})" if short != word.upper() else word.upper())
+            if suffix:
+                out.append(r"(\d*)")
+    return re.compile("".join(out) + r"(\?)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed program message unit."""
+
+    header: str
+    query: bool
+    args: list[str]
+    suffix: int | None
+
+    def number(self, low: float | None = None, high: float | None = None) -> float:
+        """The single numeric argument, range-checked."""
+        if len(self.args) != 1:
+            raise ScpiFault(*(MISSING_PARAMETER if not self.args else PARAMETER_NOT_ALLOWED))
+        try:
+            value = float(self.args[0])
+        except ValueError:
+            raise ScpiFault(*DATA_TYPE_ERROR) from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ScpiFault(*DATA_OUT_OF_RANGE)
+        return value
+
+    def boolean(self) -> bool:
+        """The single ON/OFF/1/0 argument."""
+        if len(self.args) != 1:
+            raise ScpiFault(*(MISSING_PARAMETER if not self.args else PARAMETER_NOT_ALLOWED))
+        word = self.args[0].upper()
+        if word in ("ON", "1"):
+            return True
+        if word in ("OFF", "0"):
+            return False
+        raise ScpiFault(*ILLEGAL_PARAMETER)
+
+    def no_args(self) -> None:
+        """Reject arguments where none are allowed."""
+        if self.args:
+            raise ScpiFault(*PARAMETER_NOT_ALLOWED)
+
+
+Handler = Callable[[Request], str | None]
+
+
+class ScpiDevice:
+    """A command table plus the IEEE 488.2 common commands and an error queue of 10 entries."""
+
+    QUEUE_DEPTH = 10
+
+    def __init__(self, world: World, idn: str, latency_s: float) -> None:
+        self.world = world
+        self.idn = idn
+        self.latency_s = latency_s
+        self.errors: deque[tuple[int, str]] = deque()
+        self._table: list[tuple[re.Pattern[str], Handler]] = []
+        self.command("*IDN", lambda r: self.idn)
+        self.command("*CLS", self._cls)
+        self.command("*RST", self._rst)
+        self.command("*OPC", lambda r: "1" if r.query else None)
+        self.command("SYSTem:ERRor[:NEXT]", self._next_error)
+        self.command("SYSTem:ERRor:COUNt", lambda r: str(len(self.errors)))
+
+    def command(self, pattern: str, handler: Handler) -> None:
+        """Register a handler for a header pattern."""
+        self._table.append((compile_header(pattern), handler))
+
+    def push_error(self, code: int, message: str) -> None:
+        """Queue an error; a full queue keeps the oldest and ends with -350."""
+        if len(self.errors) >= self.QUEUE_DEPTH:
+            self.errors[-1] = QUEUE_OVERFLOW
+            return
+        self.errors.append((code, message))
+
+    def _next_error(self, request: Request) -> str:
+        code, message = self.errors.popleft() if self.errors else (0, "No error")
+        return f'{code},"{message}"'
+
+    def _cls(self, request: Request) -> None:
+        self.errors.clear()
+
+    def _rst(self, request: Request) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """`*RST`: the instrument's power-on state (subclasses extend)."""
+
+    def handle_line(self, line: str) -> str | None:
+        """Execute one line (units separated by ';'); the joined replies, or None when nothing is queried."""
+        replies: list[str] = []
+        with self.world.lock:
+            if self.latency_s:
+                self.world.advance(self.latency_s)
+            for unit in line.split(";"):
+                unit = unit.strip()
+                if not unit:
+                    continue
+                try:
+                    reply = self._dispatch(unit)
+                except ScpiFault as fault:
+                    self.push_error(fault.code, fault.message)
+                    continue
+                if reply is not None:
+                    replies.append(reply)
+        return ";".join(replies) if replies else None
+
+    def _dispatch(self, unit: str) -> str | None:
+        header, _, rest = unit.partition(" ")
+        header = header.lstrip(":")
+        args = [a.strip() for a in rest.split(",")] if rest.strip() else []
+        for pattern, handler in self._table:
+            match = pattern.match(header)
+            if match is None:
+                continue
+            query = header.endswith("?")
+            digits = [g for g in match.groups()[:-1] if g is not None]
+            suffix = int(digits[0]) if digits and digits[0] else (1 if digits else None)
+            return handler(Request(header=header, query=query, args=args, suffix=suffix))
+        raise ScpiFault(*UNDEFINED_HEADER)
+
+
+class _LineHandler(socketserver.StreamRequestHandler):
+    server: ScpiTcpServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Without TCP_NODELAY every reply waits ~40 ms for Nagle's algorithm.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle(self) -> None:
+        device = self.server.device
+        for raw in self.rfile:
+            try:
+                line = raw.decode("ascii").strip()
+            except UnicodeDecodeError:
+                device.push_error(-101, "Invalid character")
+                continue
+            reply = device.handle_line(line)
+            if reply is not None:
+                try:
+                    self.wfile.write(reply.encode("ascii") + b"\n")
+                    self.wfile.flush()
+                except OSError:
+                    return
+
+
+class ScpiTcpServer(socketserver.ThreadingTCPServer):
+    """Serves one ScpiDevice on a loopback TCP port (0 = any free port)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, device: ScpiDevice, port: int = 0) -> None:
+        self.device = device
+        super().__init__(("127.0.0.1", port), _LineHandler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port it listens on."""
+        return int(self.server_address[1])
+
+    @property
+    def resource(self) -> str:
+        """The VISA resource string that reaches it through pyvisa-py."""
+        return f"TCPIP::127.0.0.1::{self.port}::SOCKET"
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self.serve_forever, name=f"scpi:{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self.shutdown()
+        self.server_close()

@@ -1,0 +1,122 @@
+"""The twin's World: the source's terminal quantities, the virtual clock, seeded noise, and stepping.
+
+Every model integrates over the same piecewise-constant steps; noise is redrawn once per second of
+bench time, so a healthy twin is realistic (not ideal) and reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from drivers.clock import poll_until
+
+
+@dataclass
+class Terminals:
+    """What the source delivers at the meter terminals right now (zero when the output is off)."""
+
+    voltage_v: float = 0.0
+    current_a: float = 0.0
+    phase_deg: float = 0.0  # current behind voltage; positive = lagging (inductive)
+    frequency_hz: float = 50.0
+
+    @property
+    def active_power_w(self) -> float:
+        """True active power, W."""
+        return self.voltage_v * self.current_a * math.cos(math.radians(self.phase_deg))
+
+    @property
+    def power_factor(self) -> float:
+        """cos(phi), signed like the active power."""
+        return math.cos(math.radians(self.phase_deg))
+
+
+class Stepped(Protocol):
+    """A model that integrates over a step of bench time."""
+
+    def step(self, t0: float, dt: float, terminals: Terminals) -> None:
+        """Integrate over [t0, t0 + dt] with the terminals constant."""
+        ...
+
+
+# Noise and the source's ripple are redrawn at this period; steps never straddle a boundary while
+# something is energised, so a 5 s gate sees about five independent draws.
+NOISE_PERIOD_S = 1.0
+
+
+class World:
+    """Bench time, the terminal quantities, and the models stepped over them."""
+
+    def __init__(self, seed: int) -> None:
+        self.lock = threading.RLock()
+        self.time_s = 0.0
+        self.rng = random.Random(seed)
+        self.output_on = False
+        self.set_point = Terminals()
+        self.source_noise_pct = 0.0
+        self._ripple = 0.0
+        self._next_draw = 0.0
+        self.models: list[Stepped] = []
+        self.on_second: list[Callable[[float], None]] = []  # called at each noise boundary
+
+    def terminals(self) -> Terminals:
+        """The terminal quantities now, including the source's amplitude ripple."""
+        if not self.output_on:
+            return Terminals(frequency_hz=self.set_point.frequency_hz)
+        scale = 1.0 + self._ripple / 100.0
+        return Terminals(
+            voltage_v=self.set_point.voltage_v * scale,
+            current_a=self.set_point.current_a * scale,
+            phase_deg=self.set_point.phase_deg,
+            frequency_hz=self.set_point.frequency_hz,
+        )
+
+    def advance(self, duration_s: float) -> None:
+        """Let `duration_s` of bench time pass, integrating every model."""
+        if duration_s < 0 or not math.isfinite(duration_s):
+            raise ValueError(f"cannot advance the twin clock by {duration_s!r} s")
+        with self.lock:
+            end = self.time_s + duration_s
+            while self.time_s < end:
+                if self.time_s >= self._next_draw:
+                    self._redraw()
+                step_end = min(end, self._next_draw) if self.output_on else end
+                dt = step_end - self.time_s
+                terminals = self.terminals()
+                for model in self.models:
+                    model.step(self.time_s, dt, terminals)
+                self.time_s = step_end
+                if not self.output_on and self.time_s >= self._next_draw:
+                    # Idle: jump the draw schedule forward instead of stepping every second.
+                    self._next_draw = math.floor(self.time_s / NOISE_PERIOD_S) * NOISE_PERIOD_S
+
+    def _redraw(self) -> None:
+        self._ripple = self.rng.gauss(0.0, self.source_noise_pct)
+        for hook in self.on_second:
+            hook(self.time_s)
+        self._next_draw = (math.floor(self.time_s / NOISE_PERIOD_S) + 1) * NOISE_PERIOD_S
+
+
+class VirtualClock:
+    """The twin's clock: sleeping advances the World instantly (implements drivers.clock.Clock)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def now(self) -> float:
+        """Bench seconds since the twin started."""
+        return self.world.time_s
+
+    def sleep(self, duration_s: float) -> None:
+        """Advance bench time by `duration_s`."""
+        if duration_s > 0:
+            self.world.advance(duration_s)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
+        """Advance bench time in `poll_s` steps until `predicate()` or the timeout."""
+        return poll_until(self, predicate, timeout_s, poll_s)
