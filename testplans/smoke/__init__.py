@@ -1,0 +1,1 @@
+"""Bench smoke plan: instruments answer, the source reaches its set-point, every meter registers."""
