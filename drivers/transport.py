@@ -7,6 +7,7 @@ driver's unit tests.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -72,19 +73,16 @@ class PyVisaTransport:
         """Close the session and the resource manager."""
         inst, self._inst = self._inst, None
         if inst is not None:
-            try:
+            # Closing a dead link must not mask the error that made us close it.
+            with contextlib.suppress(Exception):
                 inst.close()
-            except Exception:  # noqa: BLE001 - closing a dead link must not mask the real error
-                pass
         self._close_rm()
 
     def _close_rm(self) -> None:
         rm, self._rm = self._rm, None
         if rm is not None:
-            try:
+            with contextlib.suppress(Exception):
                 rm.close()
-            except Exception:  # noqa: BLE001
-                pass
 
     def _require(self) -> Any:
         if self._inst is None:

@@ -6,10 +6,8 @@ Exit codes: 0 all passed, 1 a test failed, 2 bad usage or bench file, 130 interr
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any

@@ -14,10 +14,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import benches
 from drivers.errors import RigError
 from drivers.registry import DRIVERS_BY_ROLE
 
-BENCHES_DIR = Path(__file__).resolve().parent.parent / "benches"
+BENCHES_DIR = Path(benches.__file__).resolve().parent
 DEFAULT_BENCH = BENCHES_DIR / "twin.yaml"
 # The resource string that means "the embedded twin fills this in when it starts".
 TWIN_RESOURCE = "twin"
@@ -182,17 +183,33 @@ class KeyRef(_Strict):
 # ---------------------------------------------------------------- the twin's section: every knob
 
 
+def knob(default: Any, description: str, breaks: str, **constraints: Any) -> Any:
+    """A defect knob: a pydantic field whose metadata says what it breaks (listed by `rig twin knobs`)."""
+    return Field(default, description=description, json_schema_extra={"breaks": breaks}, **constraints)
+
+
 class MeteringKnobs(_Strict):
     """Defects and realism of the metering module (chip, pulse output). Healthy defaults are not ideal."""
 
-    gain_error_pct: float = Field(0.04, description="constant error of the registered energy, %", json_schema_extra={"breaks": "basic error at every load point"})
-    phase_error_deg: float = Field(0.005, description="phase error of the current channel, degrees (shows at PF != 1)", json_schema_extra={"breaks": "basic error at 0.5L / 0.8C"})
-    start_current_a: float | None = Field(None, ge=0, description="current below which nothing registers, A (default: 0.05 % of Ib, a typical factory setting)", json_schema_extra={"breaks": "starting current"})
-    creep_w: float = Field(0.0, ge=0, description="power registered with the current circuit open, W", json_schema_extra={"breaks": "no-load (creep)"})
-    constant_error_pct: float = Field(0.0, description="pulse output rate off from the register, %", json_schema_extra={"breaks": "meter constant"})
-    voltage_sensitivity_pct_per_pct: float = Field(0.004, description="change of error per % of voltage deviation, %/%", json_schema_extra={"breaks": "voltage influence"})
-    frequency_sensitivity_pct_per_pct: float = Field(0.01, description="change of error per % of frequency deviation, %/%", json_schema_extra={"breaks": "frequency influence"})
-    noise_pct: float = Field(0.02, ge=0, description="random error redrawn every second of bench time (1 sigma), %", json_schema_extra={"breaks": "repeatability"})
+    gain_error_pct: float = knob(0.04, "constant error of the registered energy, %", "basic error at every load point")
+    phase_error_deg: float = knob(
+        0.005, "phase error of the current channel, degrees (shows at PF != 1)", "basic error at 0.5L / 0.8C"
+    )
+    start_current_a: float | None = knob(
+        None, "current below which nothing registers, A (default: 0.05 % of Ib, a typical factory setting)",
+        "starting current", ge=0,
+    )
+    creep_w: float = knob(0.0, "power registered with the current circuit open, W", "no-load (creep)", ge=0)
+    constant_error_pct: float = knob(0.0, "pulse output rate off from the register, %", "meter constant")
+    voltage_sensitivity_pct_per_pct: float = knob(
+        0.004, "change of error per % of voltage deviation, %/%", "voltage influence"
+    )
+    frequency_sensitivity_pct_per_pct: float = knob(
+        0.01, "change of error per % of frequency deviation, %/%", "frequency influence"
+    )
+    noise_pct: float = knob(
+        0.02, "random error redrawn every second of bench time (1 sigma), %", "repeatability", ge=0
+    )
 
 
 class MeterKnobs(_Strict):
@@ -250,14 +267,18 @@ class BenchConfig(_Strict):
 
     name: str
     description: str = ""
-    clock: str = Field("wall", description="'wall' on a bench; 'twin' for the embedded twin; 'twin+tcp://HOST:PORT' for a served twin")
+    clock: str = Field(
+        "wall", description="'wall' on a bench; 'twin' for the embedded twin; 'twin+tcp://HOST:PORT' for a served twin"
+    )
     meter: MeterType
     safety: SafetyLimits
     instruments: list[InstrumentConfig]
     positions: list[PositionConfig] = Field(min_length=1)
     keys: dict[str, KeyRef] = Field(default_factory=dict)
     twin: TwinConfig | None = None
-    results_db: str | None = Field(None, description="SQLAlchemy URL of the results journal (default: SQLite in the run folder)")
+    results_db: str | None = Field(
+        None, description="SQLAlchemy URL of the results journal (default: SQLite in the run folder)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
@@ -267,9 +288,9 @@ class BenchConfig(_Strict):
                 raise ValueError(f"instruments: need exactly one with role {role!r}, found {roles.count(role)}")
         for field, values in (
             ("address", [p.address for p in self.positions]),
-            ("pulse_channel", [p.pulse_channel for p in self.positions]),
+            ("pulse_channel", [str(p.pulse_channel) for p in self.positions]),
         ):
-            dupes = sorted({str(v) for v in values if values.count(v) > 1})
+            dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
                 raise ValueError(f"positions: {field} must be unique, repeated: {', '.join(dupes)}")
         uses_twin = any(i.resource == TWIN_RESOURCE for i in self.instruments) or self.clock == "twin"
@@ -280,7 +301,8 @@ class BenchConfig(_Strict):
         if self.twin is not None:
             for index in self.twin.positions:
                 if not 0 <= index < len(self.positions):
-                    raise ValueError(f"twin.positions.{index}: there are only {len(self.positions)} positions (0-based)")
+                    count = len(self.positions)
+                    raise ValueError(f"twin.positions.{index}: there are only {count} positions (0-based)")
         return self
 
     def instrument(self, role: str) -> InstrumentConfig:
@@ -315,7 +337,9 @@ def _describe(exc: ValidationError, prefix: str = "", source: str = "") -> str:
             msg = "required key is missing"
         elif err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see README 'Bench file')"
-        parts.append(f"{path or '(top level)'}: {msg}" + (f" (got {err['input']!r})" if err["type"] not in ("missing", "extra_forbidden") and not isinstance(err["input"], dict | list) else ""))
+        shows_input = err["type"] not in ("missing", "extra_forbidden") and not isinstance(err["input"], dict | list)
+        got = f" (got {err['input']!r})" if shows_input else ""
+        parts.append(f"{path or '(top level)'}: {msg}{got}")
     where = f"{source}: " if source else ""
     return f"{where}invalid bench file: " + "; ".join(parts) + "."
 
@@ -349,7 +373,8 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"override {'.'.join(path)}: {'.'.join(path[:depth])} is a value, not a mapping")
         # twin.positions is keyed by integer index.
-        key: Any = int(part) if part.isdigit() and path[:depth][-1:] == ["positions"] and path[0] == "twin" else part
+        in_twin_positions = path[0] == "twin" and path[:depth][-1:] == ["positions"]
+        key: Any = int(part) if part.isdigit() and in_twin_positions else part
         if last:
             node[key] = value
         else:

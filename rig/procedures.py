@@ -69,15 +69,11 @@ def measure_errors(bench: Bench, positions: Sequence[Position], *, power_w: floa
         for p in positions:
             p.calculator.start()
         bench.clock.sleep(expected_s)
-        pending = list(positions)
-
-        def all_done() -> bool:
-            pending[:] = [p for p in pending if p.calculator.state() is not CalculatorState.DONE]
-            return not pending
-
-        if not bench.clock.wait_until(all_done, timeout_s=2 * expected_s + 1.0, poll_s=min(1.0, expected_s / 10)):
-            names = ", ".join(p.name for p in pending)
-            for p in pending:
+        pending = _Pending(list(positions))
+        if not bench.clock.wait_until(pending.all_done, timeout_s=2 * expected_s + 1.0,
+                                      poll_s=min(1.0, expected_s / 10)):
+            names = ", ".join(p.name for p in pending.positions)
+            for p in pending.positions:
                 p.calculator.abort()
             raise InstrumentTimeout(
                 f"no error reading from {names} within {3 * expected_s:.0f} s of bench time "
@@ -86,6 +82,17 @@ def measure_errors(bench: Bench, positions: Sequence[Position], *, power_w: floa
         for p in positions:
             results[p.index].append(p.calculator.error_pct())
     return results
+
+
+@dataclass
+class _Pending:
+    """Positions whose error calculator has not finished yet."""
+
+    positions: list[Position]
+
+    def all_done(self) -> bool:
+        self.positions = [p for p in self.positions if p.calculator.state() is not CalculatorState.DONE]
+        return not self.positions
 
 
 def count_pulses(bench: Bench, positions: Sequence[Position], duration_s: float) -> dict[int, int]:

@@ -6,6 +6,7 @@ it; this is the one place where "twin" turns into real addresses.
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
@@ -35,8 +36,7 @@ class Twin:
         for index, position in enumerate(bench.positions):
             knobs = config.knobs_for(index)
             metering = MeteringModule(bench.meter, knobs.metering, random.Random(f"{config.seed}:meter:{index}"))
-            channel = position.pulse_channel
-            metering.pulse_listeners.append(lambda at, ch=channel: self.reference.pulse_edge(ch, at))
+            metering.pulse_listeners.append(functools.partial(self.reference.pulse_edge, position.pulse_channel))
             self.world.on_second.append(metering.redraw)
             meter = MeterModel(index=index, address=position.address, metering=metering)
             self.meters.append(meter)
