@@ -94,6 +94,11 @@ class PyVisaTransport:
         inst = self._require()
         try:
             inst.write(message)
+        except OSError as exc:
+            # pyvisa-py connects a socket lazily: an unreachable instrument shows up at the first write.
+            raise InstrumentTimeout(
+                f"cannot reach {self.resource}: {_reason(exc)} (is the instrument on and the address right?)"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - pyvisa-py raises several types for a dead link
             raise InstrumentError(f"{self.resource}: sending {message!r} failed: {_reason(exc)}") from None
 
@@ -102,6 +107,8 @@ class PyVisaTransport:
         inst = self._require()
         try:
             return str(inst.query(message)).strip()
+        except OSError as exc:
+            raise InstrumentTimeout(f"cannot reach {self.resource}: {_reason(exc)}") from None
         except Exception as exc:  # noqa: BLE001
             if "timeout" in str(exc).lower():
                 raise InstrumentTimeout(

@@ -175,14 +175,9 @@ def iter_knobs(model: type[Any] = MeterKnobs, prefix: str = "twin.meter") -> lis
 @twin.command("knobs")
 def twin_knobs() -> None:
     """List every defect knob, its healthy default, and what it breaks."""
-    from rich.table import Table
-
-    table = Table(title="twin knobs (apply to every position; twin.positions.<i>.… overrides one)")
-    for column in ("knob", "default", "what it is", "breaks"):
-        table.add_column(column)
+    # Plain lines, so labs can grep and script it; twin.positions.<i>.<same path> overrides one position.
     for key, default, description, breaks in iter_knobs():
-        table.add_row(key, repr(default), description, breaks)
-    Console().print(table)
+        click.echo(f"{key} = {default!r}\n    {description}\n    breaks: {breaks}")
 
 
 # ----------------------------------------------------------------------------------- bench

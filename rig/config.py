@@ -5,6 +5,7 @@ Errors name the key path and the reason in one paragraph (`ConfigError`); nothin
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import re
@@ -233,7 +234,7 @@ class ReferenceTwin(_Strict):
 
     idn: str = "Meter HIL Twin,ReferenceStandard RS-3,TW0002,0.1"
     calibration_certificate: str = "TWIN-CAL-0001"
-    calibration_due: str = "2099-12-31"
+    calibration_due: dt.date = dt.date(2099, 12, 31)
     uncertainty_pct: float = Field(0.01, ge=0, description="the reference's own error (1 sigma, redrawn per second), %")
     channels: int = Field(6, ge=1, description="number of error calculators")
     latency_s: float = Field(0.002, ge=0, description="bench time a SCPI command takes, s")

@@ -61,7 +61,7 @@ class ReferenceModel(ScpiDevice):
         self._step_end = 0.0
         self._step_power_w = 0.0
         self.command("CALibration:CERTificate", lambda r: f'"{config.calibration_certificate}"')
-        self.command("CALibration:DUE", lambda r: config.calibration_due)
+        self.command("CALibration:DUE", lambda r: config.calibration_due.isoformat())
         self.command("MEASure[:SCALar]:VOLTage", lambda r: self._measure(lambda t: t.voltage_v))
         self.command("MEASure[:SCALar]:CURRent", lambda r: self._measure(lambda t: t.current_a))
         self.command("MEASure[:SCALar]:POWer", lambda r: self._measure(lambda t: t.active_power_w))
