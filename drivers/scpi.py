@@ -112,9 +112,16 @@ class ScpiInstrument:
             raise InstrumentError(f"{self.resource}: instrument reported after {after!r}: {listed}")
 
     def send(self, message: str) -> None:
-        """Write a command, then confirm through the error queue that the instrument accepted it."""
-        self.transport.write(message)
-        self.check(message)
+        """Send a command and read the error queue in the same program message (one round trip).
+
+        A separate write then query would stall on Nagle's algorithm over TCP; pyvisa-py cannot turn
+        it off for socket sessions (its VI_ATTR_TCPIP_NODELAY setter is not wired up).
+        """
+        code, text = parse_error(self.transport.query(f"{message};:SYST:ERR?"), self.resource)
+        if code != 0:
+            found = [(code, text), *self.errors()]
+            listed = "; ".join(f"{c} {m}" for c, m in found)
+            raise InstrumentError(f"{self.resource}: instrument reported after {message!r}: {listed}")
 
     def query_float(self, message: str) -> float:
         """A numeric query."""

@@ -23,10 +23,10 @@ def source_with(script: list[tuple[str, str | None]]) -> tuple[PowerSource, Scri
 
 def test_apply_sends_each_setting_once_and_checks_the_error_queue() -> None:
     source, transport = source_with([
-        ("SOUR:VOLT 220.000", None), OK,
-        ("SOUR:CURR 5.00000", None), OK,
-        ("SOUR:PHAS 60.000", None), OK,
-        ("SOUR:FREQ 50.000", None), OK,
+        ("SOUR:VOLT 220.000;:SYST:ERR?", '0,"No error"'),
+        ("SOUR:CURR 5.00000;:SYST:ERR?", '0,"No error"'),
+        ("SOUR:PHAS 60.000;:SYST:ERR?", '0,"No error"'),
+        ("SOUR:FREQ 50.000;:SYST:ERR?", '0,"No error"'),
     ])
     source.apply(voltage_v=220, current_a=5, phase_deg=60, frequency_hz=50)
     transport.assert_done()
@@ -52,7 +52,7 @@ def test_out_of_instrument_range_raises_never_clips() -> None:
 
 def test_error_queue_entry_becomes_instrument_error_naming_the_command() -> None:
     source, _ = source_with([
-        ("SOUR:VOLT 100.000", None), ("SYST:ERR?", '-222,"Data out of range"'), OK,
+        ("SOUR:VOLT 100.000;:SYST:ERR?", '-222,"Data out of range"'), OK,
     ])
     with pytest.raises(InstrumentError, match=r"after 'SOUR:VOLT 100.000': -222 Data out of range"):
         source.set_voltage(100)
@@ -88,9 +88,9 @@ def test_use_before_open_is_a_clear_error() -> None:
 def test_error_calculator_protocol() -> None:
     transport = ScriptedTransport([
         ("*CLS", None),
-        ("CALC2:CONS 1200.000", None), OK,
-        ("CALC2:PULS 5", None), OK,
-        ("CALC2:STAR", None), OK,
+        ("CALC2:CONS 1200.000;:SYST:ERR?", '0,"No error"'),
+        ("CALC2:PULS 5;:SYST:ERR?", '0,"No error"'),
+        ("CALC2:STAR;:SYST:ERR?", '0,"No error"'),
         ("CALC2:STAT?", "DONE"),
         ("CALC2:ERR?", "0.04210"), OK,
         ("CAL:CERT?", '"CERT-7"'), ("CAL:DUE?", "2027-01-31"),

@@ -1,0 +1,138 @@
+"""Metering accuracy (type approval and verification), every position measured together.
+
+Each point: settle, gate over enough pulses for the minimum reading time, take the readings, report
+the rounded mean against the class limit. Limits, load points and durations come from
+`testplans/specs` (the bench file's meter type selects scheme and class).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import statistics
+
+import pytest
+
+from rig.bench import Bench, Position
+from rig.plots import CurvePoint, error_curve_png
+from rig.procedures import LoadPoint, RackCache, dose_energy
+from testplans.accuracy.conftest import ordered_load_points, source_point
+from testplans.specs import accuracy as spec
+
+pytestmark = pytest.mark.plan
+
+
+def _mean(readings: list[float]) -> float:
+    return statistics.fmean(readings) if readings and all(math.isfinite(r) for r in readings) else math.nan
+
+
+def _basic_error(bench: Bench, rack: RackCache, point: spec.LoadPoint) -> dict[int, list[float]]:
+    load = source_point(bench.meter, point.current_a, point.pf)
+    return rack.errors(load, readings=spec.MIN_READINGS_PER_POINT)
+
+
+def test_basic_error(bench: Bench, rack: RackCache, position: Position, load_point: spec.LoadPoint, record) -> None:
+    """Error at each load point and power factor of the class, within the class limit."""
+    meter = bench.meter
+    readings = _basic_error(bench, rack, load_point)[position.index]
+    reported = spec.round_error(_mean(readings), spec.rounding_interval_pct(meter))
+    limit = load_point.limit
+    uncertainty = spec.test_uncertainty_pct(load_point.pf)
+    record(
+        f"error at {load_point.label} PF {load_point.pf.label}", reported, "%",
+        low=-limit.value_pct, high=limit.value_pct, position=position,
+        readings_pct=readings, current_a=load_point.current_a, pf=load_point.pf.label,
+        limit_source=limit.source, limit_check=limit.check, uncertainty_pct=uncertainty,
+        tur=spec.tur(limit.value_pct, uncertainty),
+    )
+
+
+def test_error_curve(bench: Bench, rack: RackCache, position: Position, curve_pf: str, record,
+                     attach_png, attach_html) -> None:
+    """The error curve of one power factor: every point has a reading within its limit (plot attached)."""
+    meter = bench.meter
+    interval = spec.rounding_interval_pct(meter)
+    points = [p for p in ordered_load_points(meter) if p.pf.label == curve_pf]
+    curve = []
+    for point in points:
+        error = spec.round_error(_mean(_basic_error(bench, rack, point)[position.index]), interval)
+        curve.append(CurvePoint(current_a=point.current_a, error_pct=error if math.isfinite(error) else None,
+                                limit_pct=point.limit.value_pct, label=point.label))
+    title = f"{position.name} ({position.address}) {meter.nameplate}, PF {curve_pf}"
+    attach_png(f"error curve PF {curve_pf}", error_curve_png(curve, title=title, imax_a=meter.imax_a, ib_a=meter.ib_a))
+    rows = "".join(
+        f"<tr><td>{html.escape(c.label)}</td><td>{c.current_a:g}</td>"
+        f"<td>{'no reading' if c.error_pct is None else f'{c.error_pct:+.3f}'}</td><td>±{c.limit_pct:g}</td></tr>"
+        for c in curve
+    )
+    attach_html(f"<table><tr><th>point</th><th>I (A)</th><th>error (%)</th><th>limit (%)</th></tr>{rows}</table>")
+    inside = sum(1 for c in curve if c.error_pct is not None and abs(c.error_pct) <= c.limit_pct)
+    record(f"points within limit at PF {curve_pf}", inside, "points", low=len(curve), high=len(curve),
+           position=position)
+
+
+def test_starting_current(bench: Bench, rack: RackCache, position: Position, record) -> None:
+    """At the starting current the meter starts and keeps registering: at least one pulse in the test time."""
+    meter = bench.meter
+    current = spec.starting_current(meter)
+    duration = spec.starting_time(meter)
+    counts = rack.pulse_counts(LoadPoint(voltage_v=meter.un_v, current_a=current.value), duration.value)
+    record("pulses at the starting current", counts[position.index], "imp", low=1, position=position,
+           current_a=current.value, duration_s=duration.value, source=current.source, check=current.check)
+
+
+def test_no_load(bench: Bench, rack: RackCache, position: Position, record) -> None:
+    """With the current circuit open at the no-load voltage the meter gives at most one pulse."""
+    meter = bench.meter
+    voltage = spec.creep_voltage(meter)
+    duration = spec.creep_duration(meter)
+    counts = rack.pulse_counts(LoadPoint(voltage_v=voltage.value, current_a=0.0), duration.value)
+    record("pulses at no load", counts[position.index], "imp", low=0, high=spec.creep_max_pulses(meter),
+           position=position, voltage_v=voltage.value, duration_s=duration.value, source=duration.source,
+           check=duration.check)
+
+
+@pytest.mark.parametrize("pf_label", ["1", "0.5L"])
+def test_repeatability(bench: Bench, rack: RackCache, position: Position, pf_label: str, record) -> None:
+    """Standard deviation of repeated readings at Ib, within the class's repeatability limit."""
+    meter = bench.meter
+    pf = spec.power_factor(pf_label)
+    n = spec.REPEATABILITY_MIN_READINGS
+    readings = rack.errors(source_point(meter, meter.ib_a, pf), readings=n, key="repeatability")[position.index]
+    deviation = statistics.stdev(readings) if all(math.isfinite(r) for r in readings) else math.nan
+    limit = spec.repeatability_limit_pct(meter, meter.ib_a, pf)
+    record(f"standard deviation of {n} readings at Ib PF {pf_label}", deviation, "%", low=0.0,
+           high=limit.value_pct, position=position, readings_pct=readings, source=limit.source, check=limit.check)
+
+
+def test_influence(bench: Bench, rack: RackCache, position: Position, influence, record) -> None:
+    """Change of error when voltage or frequency moves off its reference value, within its limit."""
+    test, pf = influence
+    meter = bench.meter
+    limit = spec.influence_limit_pct(meter, test.influence, pf)
+
+    def point(setting: float | None) -> LoadPoint:
+        if test.varies == "voltage":
+            return source_point(meter, test.current_a, pf, voltage_v=setting)
+        return source_point(meter, test.current_a, pf, frequency_hz=setting)
+
+    baseline = _mean(rack.errors(point(None), readings=spec.MIN_READINGS_PER_POINT, key="influence")[position.index])
+    for deviation, setting in zip(test.deviations_pct, test.settings):
+        shifted = _mean(rack.errors(point(setting), readings=spec.MIN_READINGS_PER_POINT, key="influence")[position.index])
+        record(f"change of error, {test.influence} {deviation:+g} %, PF {pf.label}", shifted - baseline, "%",
+               low=-limit.value_pct, high=limit.value_pct, position=position, setting=setting, unit_of_setting=test.unit,
+               baseline_pct=baseline, shifted_pct=shifted, source=limit.source, check=limit.check)
+
+
+def test_meter_constant(bench: Bench, position: Position, rack: RackCache, record) -> None:
+    """Pulses counted over a dosed energy agree with the reference's energy (the constant is right)."""
+    meter = bench.meter
+    # Enough energy for 1000 pulses: the count's resolution (0.1 %) is well inside every class limit.
+    energy_wh = 1000 * 1000.0 / meter.constant_imp_per_kwh
+    load = LoadPoint(voltage_v=meter.un_v, current_a=meter.imax_a)
+    counts, reference_wh = rack.cached("meter constant", lambda: dose_energy(bench, bench.positions, load, energy_wh))
+    meter_wh = counts[position.index] * 1000.0 / meter.constant_imp_per_kwh
+    error = (meter_wh - reference_wh) / reference_wh * 100.0
+    limit = spec.error_limit_pct(meter, meter.imax_a, spec.power_factor("1"))
+    record("pulse energy vs reference over a dosed energy", error, "%", low=-limit.value_pct, high=limit.value_pct,
+           position=position, pulses=counts[position.index], reference_wh=reference_wh)
