@@ -1,0 +1,4 @@
+"""Metering-accuracy standards as data (test-plan layer): YAML tables beside this file, read by `accuracy`.
+
+Imports nothing of the rig, no instrument I/O and no pytest; the tables are read on first use, not at import.
+"""
