@@ -127,6 +127,10 @@ class RackCache:
                                                       power_w=point.active_power_w, readings=readings)
         return self._results[cache_key]
 
+    def has_errors(self, point: LoadPoint, *, readings: int, key: object = None) -> bool:
+        """True when `errors(point, readings=..., key=...)` is already measured."""
+        return (point, readings, key) in self._results
+
     def pulse_counts(self, point: LoadPoint, duration_s: float, *, key: object = None,
                      settle_s: float = DEFAULT_SETTLE_S) -> dict[int, int]:
         """Pulses of every position over `duration_s` at `point`, counted once per (point, duration, key)."""

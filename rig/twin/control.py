@@ -101,7 +101,7 @@ class ControlServer(socketserver.ThreadingTCPServer):
 
     def start(self) -> None:
         """Serve in a background thread."""
-        threading.Thread(target=self.serve_forever, name="twin-control", daemon=True).start()
+        threading.Thread(target=self.serve_forever, args=(0.05,), name="twin-control", daemon=True).start()
 
     def stop(self) -> None:
         """Stop serving."""

@@ -227,7 +227,7 @@ class ScpiTcpServer(socketserver.ThreadingTCPServer):
 
     def start(self) -> None:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self.serve_forever, name=f"scpi:{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name=f"scpi:{self.port}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -36,9 +36,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "load_point" in metafunc.fixturenames:
         points = ordered_load_points(meter)
         metafunc.parametrize("load_point", points, ids=[load_point_id(p) for p in points])
-    if "curve_pf" in metafunc.fixturenames:
-        labels = list(dict.fromkeys(p.pf.label for p in ordered_load_points(meter)))
-        metafunc.parametrize("curve_pf", labels, ids=[f"PF{label}" for label in labels])
     if "influence" in metafunc.fixturenames:
         tests = [spec.influence_test(meter, name) for name in INFLUENCES]
         cases = [(t, pf) for t in tests for pf in t.pfs]

@@ -14,7 +14,7 @@ import statistics
 import pytest
 
 from rig.bench import Bench, Position
-from rig.plots import CurvePoint, error_curve_png
+from rig.plots import BackgroundRenderer, CurvePoint
 from rig.procedures import LoadPoint, RackCache, dose_energy
 from testplans.accuracy.conftest import ordered_load_points, source_point
 from testplans.specs import accuracy as spec
@@ -31,10 +31,36 @@ def _basic_error(bench: Bench, rack: RackCache, point: spec.LoadPoint) -> dict[i
     return rack.errors(load, readings=spec.MIN_READINGS_PER_POINT)
 
 
-def test_basic_error(bench: Bench, rack: RackCache, position: Position, load_point: spec.LoadPoint, record) -> None:
+def _curves(bench: Bench, rack: RackCache, position: Position) -> dict[str, list[CurvePoint]]:
+    """The position's error curves by power factor (measures any point not yet measured)."""
+    meter = bench.meter
+    interval = spec.rounding_interval_pct(meter)
+    curves: dict[str, list[CurvePoint]] = {}
+    for point in ordered_load_points(meter):
+        error = spec.round_error(_mean(_basic_error(bench, rack, point)[position.index]), interval)
+        curves.setdefault(point.pf.label, []).append(
+            CurvePoint(current_a=point.current_a, error_pct=error if math.isfinite(error) else None,
+                       limit_pct=point.limit.value_pct, label=point.label))
+    return curves
+
+
+def _start_plot(bench: Bench, rack: RackCache, position: Position, renderer: BackgroundRenderer) -> None:
+    if not renderer.submitted(position.index):
+        title = f"{position.name} ({position.address}) {bench.meter.nameplate}"
+        renderer.submit_curves(position.index, _curves(bench, rack, position), title=title,
+                               imax_a=bench.meter.imax_a, ib_a=bench.meter.ib_a)
+
+
+def test_basic_error(bench: Bench, rack: RackCache, position: Position, load_point: spec.LoadPoint, record,
+                     renderer: BackgroundRenderer) -> None:
     """Error at each load point and power factor of the class, within the class limit."""
     meter = bench.meter
     readings = _basic_error(bench, rack, load_point)[position.index]
+    points = ordered_load_points(meter)
+    if all(rack.has_errors(source_point(meter, p.current_a, p.pf), readings=spec.MIN_READINGS_PER_POINT)
+           for p in points):
+        # Every point of this position is measured: draw its curves while the plan goes on.
+        _start_plot(bench, rack, position, renderer)
     reported = spec.round_error(_mean(readings), spec.rounding_interval_pct(meter))
     limit = load_point.limit
     uncertainty = spec.test_uncertainty_pct(load_point.pf)
@@ -45,30 +71,6 @@ def test_basic_error(bench: Bench, rack: RackCache, position: Position, load_poi
         limit_source=limit.source, limit_check=limit.check, uncertainty_pct=uncertainty,
         tur=spec.tur(limit.value_pct, uncertainty),
     )
-
-
-def test_error_curve(bench: Bench, rack: RackCache, position: Position, curve_pf: str, record,
-                     attach_png, attach_html) -> None:
-    """The error curve of one power factor: every point has a reading within its limit (plot attached)."""
-    meter = bench.meter
-    interval = spec.rounding_interval_pct(meter)
-    points = [p for p in ordered_load_points(meter) if p.pf.label == curve_pf]
-    curve = []
-    for point in points:
-        error = spec.round_error(_mean(_basic_error(bench, rack, point)[position.index]), interval)
-        curve.append(CurvePoint(current_a=point.current_a, error_pct=error if math.isfinite(error) else None,
-                                limit_pct=point.limit.value_pct, label=point.label))
-    title = f"{position.name} ({position.address}) {meter.nameplate}, PF {curve_pf}"
-    attach_png(f"error curve PF {curve_pf}", error_curve_png(curve, title=title, imax_a=meter.imax_a, ib_a=meter.ib_a))
-    rows = "".join(
-        f"<tr><td>{html.escape(c.label)}</td><td>{c.current_a:g}</td>"
-        f"<td>{'no reading' if c.error_pct is None else f'{c.error_pct:+.3f}'}</td><td>±{c.limit_pct:g}</td></tr>"
-        for c in curve
-    )
-    attach_html(f"<table><tr><th>point</th><th>I (A)</th><th>error (%)</th><th>limit (%)</th></tr>{rows}</table>")
-    inside = sum(1 for c in curve if c.error_pct is not None and abs(c.error_pct) <= c.limit_pct)
-    record(f"points within limit at PF {curve_pf}", inside, "points", low=len(curve), high=len(curve),
-           position=position)
 
 
 def test_starting_current(bench: Bench, rack: RackCache, position: Position, record) -> None:
@@ -136,3 +138,26 @@ def test_meter_constant(bench: Bench, position: Position, rack: RackCache, recor
     limit = spec.error_limit_pct(meter, meter.imax_a, spec.power_factor("1"))
     record("pulse energy vs reference over a dosed energy", error, "%", low=-limit.value_pct, high=limit.value_pct,
            position=position, pulses=counts[position.index], reference_wh=reference_wh)
+
+
+def test_error_curves(bench: Bench, rack: RackCache, position: Position, record, attach_png, attach_html,
+                      renderer: BackgroundRenderer) -> None:
+    """The error curves, one per power factor: every point has a reading within its limit (plot attached).
+
+    Last in the plan so that drawing (started when the position's last point was measured) overlaps
+    with the other tests.
+    """
+    curves = _curves(bench, rack, position)
+    _start_plot(bench, rack, position, renderer)
+    attach_png("error curves", renderer.result(position.index))
+    rows = "".join(
+        f"<tr><td>PF {html.escape(pf)}</td><td>{html.escape(c.label)}</td><td>{c.current_a:g}</td>"
+        f"<td>{'no reading' if c.error_pct is None else f'{c.error_pct:+.3f}'}</td><td>±{c.limit_pct:g}</td></tr>"
+        for pf, curve in curves.items() for c in curve
+    )
+    attach_html("<table><tr><th>PF</th><th>point</th><th>I (A)</th><th>error (%)</th><th>limit (%)</th></tr>"
+                f"{rows}</table>")
+    for pf, curve in curves.items():
+        inside = sum(1 for c in curve if c.error_pct is not None and abs(c.error_pct) <= c.limit_pct)
+        record(f"points within limit at PF {pf}", inside, "points", low=len(curve), high=len(curve),
+               position=position)
