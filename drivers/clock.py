@@ -6,6 +6,7 @@ implements the same protocol. This module is the only place in the project that 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
@@ -25,6 +26,10 @@ class Clock(Protocol):
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
         """Wait until `predicate()` is true or `timeout_s` has passed; return the last result."""
+        ...
+
+    def datetime_now(self) -> dt.datetime:
+        """The bench's calendar time (local, naive): what a meter's clock should show."""
         ...
 
 
@@ -55,6 +60,10 @@ class WallClock:
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
         """Poll `predicate` every `poll_s` seconds until true or `timeout_s` elapsed."""
         return poll_until(self, predicate, timeout_s, poll_s)
+
+    def datetime_now(self) -> dt.datetime:
+        """Local calendar time of this machine (keep it NTP-synchronised on a bench)."""
+        return dt.datetime.now()
 
 
 class Deadline:

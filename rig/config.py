@@ -244,6 +244,7 @@ class TwinConfig(_Strict):
     """The `twin:` section: seed, instruments, and defect knobs for all meters or one position."""
 
     seed: int = 1
+    epoch: dt.datetime = Field(dt.datetime(2026, 1, 1, 8, 0, 0), description="calendar time at bench time 0")
     source: SourceTwin = SourceTwin()
     reference: ReferenceTwin = ReferenceTwin()
     meter: MeterKnobs = MeterKnobs()

@@ -6,6 +6,7 @@ same operations as JSON lines on a loopback TCP port, reached by `RemoteTwinCont
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import socketserver
@@ -65,6 +66,8 @@ class TwinControl:
             return self.sleep(float(args["s"]))
         if op == "state":
             return self.state()
+        if op == "datetime":
+            return self.twin.clock.datetime_now().isoformat()
         raise ValueError(f"unknown control operation {op!r}")
 
 
@@ -148,6 +151,10 @@ class RemoteTwinControl:
     def wait_until(self, predicate: Any, timeout_s: float, poll_s: float = 0.05) -> bool:
         """Advance in `poll_s` steps until `predicate()` or the timeout."""
         return poll_until(self, predicate, timeout_s, poll_s)
+
+    def datetime_now(self) -> dt.datetime:
+        """The served twin's calendar time."""
+        return dt.datetime.fromisoformat(str(self._call("datetime")))
 
     def state(self) -> dict[str, Any]:
         """Ground truth of the served twin."""

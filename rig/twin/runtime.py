@@ -26,7 +26,7 @@ class Twin:
         config = bench.twin if bench.twin is not None else TwinConfig()
         self.bench = bench
         self.config = config
-        self.world = World(seed=config.seed)
+        self.world = World(seed=config.seed, epoch=config.epoch)
         self.clock = VirtualClock(self.world)
         # Independent, reproducible streams so adding a meter does not change another's noise.
         self.source = SourceModel(self.world, config.source)

@@ -6,6 +6,7 @@ bench time, so a healthy twin is realistic (not ideal) and reproducible from its
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
 import threading
@@ -52,8 +53,9 @@ NOISE_PERIOD_S = 1.0
 class World:
     """Bench time, the terminal quantities, and the models stepped over them."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, epoch: dt.datetime = dt.datetime(2026, 1, 1, 8, 0, 0)) -> None:
         self.lock = threading.RLock()
+        self.epoch = epoch  # calendar time at bench time 0
         self.time_s = 0.0
         self.rng = random.Random(seed)
         self.output_on = False
@@ -120,3 +122,7 @@ class VirtualClock:
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
         """Advance bench time in `poll_s` steps until `predicate()` or the timeout."""
         return poll_until(self, predicate, timeout_s, poll_s)
+
+    def datetime_now(self) -> dt.datetime:
+        """The twin's calendar time: its epoch plus bench time (the 'true' time meters are judged by)."""
+        return self.world.epoch + dt.timedelta(seconds=self.world.time_s)

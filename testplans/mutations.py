@@ -1,0 +1,123 @@
+"""The defect catalogue: for every twin knob, a value just outside the spec (the plan must fail), one
+just inside (the plan must pass), and the plan tests expected to catch it.
+
+Values derive from the meter type and `testplans/specs`, so they follow the class. Used by
+`rig mutate` and by the plans' own tests. Later issues add their knobs here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from testplans.specs import accuracy as spec
+
+ACCURACY = "testplans/accuracy/test_accuracy.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One defect: a knob, its violating and its tolerable value, and the tests that must catch it."""
+
+    knob: str
+    catches: tuple[str, ...]  # plan test ids (file::function) that must fail when the knob is outside
+    outside: Callable[[spec.MeterTypeLike], float]
+    inside: Callable[[spec.MeterTypeLike], float]
+    why: str
+
+    def override(self, meter: spec.MeterTypeLike, *, violating: bool = True) -> str:
+        """The `--set` text for this knob."""
+        value = (self.outside if violating else self.inside)(meter)
+        return f"{self.knob}={value:.6g}"
+
+
+def _max_basic_limit(meter: spec.MeterTypeLike, pf: str) -> float:
+    """The tightest limit of the class at `pf` (Itr/0.1 Ib .. Imax), %."""
+    return min(p.limit.value_pct for p in spec.load_points(meter) if p.pf.label == pf)
+
+
+def _interval(meter: spec.MeterTypeLike) -> float:
+    return spec.rounding_interval_pct(meter)
+
+
+def _gain(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # Outside: past the limit by more than half a rounding interval, so the rounded value exceeds it.
+    def value(meter: spec.MeterTypeLike) -> float:
+        limit = _max_basic_limit(meter, "1")
+        return limit + 2 * _interval(meter) if violating else 0.8 * limit
+
+    return value
+
+
+def _phase(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # At 0.5L the error is about -tan(60°)·δ: find the δ (degrees) that reaches the 0.5L limit.
+    def value(meter: spec.MeterTypeLike) -> float:
+        limit = _max_basic_limit(meter, "0.5L")
+        boundary = math.degrees(limit / 100 / math.tan(math.radians(60)))
+        return boundary * (1.0 + 3 * _interval(meter) / limit) if violating else 0.7 * boundary
+
+    return value
+
+
+def _start(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    return lambda meter: spec.starting_current_a(meter) * (1.15 if violating else 0.85)
+
+
+def _creep(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # One pulse is 3.6e6 / C joules: outside registers 2.5 pulses over the test, inside half of one.
+    def value(meter: spec.MeterTypeLike) -> float:
+        pulse_j = 3.6e6 / meter.constant_imp_per_kwh
+        return (2.5 if violating else 0.5) * pulse_j / spec.creep_duration_s(meter)
+
+    return value
+
+
+def _constant(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    def value(meter: spec.MeterTypeLike) -> float:
+        limit = spec.error_limit_pct(meter, meter.imax_a, spec.power_factor("1")).value_pct
+        return limit + 2 * _interval(meter) if violating else 0.6 * limit
+
+    return value
+
+
+def _influence(name: str, violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # Change of error = sensitivity × deviation (%): outside overshoots the limit by a quarter.
+    def value(meter: spec.MeterTypeLike) -> float:
+        test = spec.influence_test(meter, name)
+        limit = min(spec.influence_limit_pct(meter, name, pf).value_pct for pf in test.pfs)
+        deviation = max(abs(d) for d in test.deviations_pct)
+        return limit / deviation * (1.25 if violating else 0.6)
+
+    return value
+
+
+def _noise(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # A reading averages about one draw per second of the gate: its sigma is noise / sqrt(gate).
+    def value(meter: spec.MeterTypeLike) -> float:
+        limit = spec.repeatability_limit_pct(meter, meter.ib_a, spec.power_factor("1")).value_pct
+        return limit * math.sqrt(spec.MIN_GATE_TIME_S) * (3.0 if violating else 0.3)
+
+    return value
+
+
+METERING = "twin.meter.metering"
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(f"{METERING}.gain_error_pct", (f"{ACCURACY}::test_basic_error",), _gain(True), _gain(False),
+             "registers too much energy at every load point"),
+    Mutation(f"{METERING}.phase_error_deg", (f"{ACCURACY}::test_basic_error",), _phase(True), _phase(False),
+             "current channel phase error: wrong at 0.5L and 0.8C only"),
+    Mutation(f"{METERING}.start_current_a", (f"{ACCURACY}::test_starting_current",), _start(True), _start(False),
+             "does not start at the starting current"),
+    Mutation(f"{METERING}.creep_w", (f"{ACCURACY}::test_no_load",), _creep(True), _creep(False),
+             "registers with the current circuit open"),
+    Mutation(f"{METERING}.constant_error_pct", (f"{ACCURACY}::test_meter_constant",), _constant(True),
+             _constant(False), "pulse output off from the register"),
+    Mutation(f"{METERING}.voltage_sensitivity_pct_per_pct", (f"{ACCURACY}::test_influence",),
+             _influence("voltage", True), _influence("voltage", False), "error moves with the voltage"),
+    Mutation(f"{METERING}.frequency_sensitivity_pct_per_pct", (f"{ACCURACY}::test_influence",),
+             _influence("frequency", True), _influence("frequency", False), "error moves with the frequency"),
+    Mutation(f"{METERING}.noise_pct", (f"{ACCURACY}::test_repeatability",), _noise(True), _noise(False),
+             "readings scatter"),
+)
