@@ -87,6 +87,8 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
     run_dir.mkdir(parents=True, exist_ok=True)
     args = [
         *resolve_plans(tuple(plan_args)),
+        # Node ids start with testplans/ wherever the package is installed (rig mutate relies on it).
+        f"--rootdir={Path(testplans.__file__).resolve().parent.parent}",
         "-p", "fixtures.plugin", "-p", "fixtures.progress", "--rig-progress",
         "-p", "no:cacheprovider", "-q", "--no-header",
         f"--rig-run-dir={run_dir}", f"--rig-run-id={run_id}",
@@ -118,6 +120,36 @@ def _link_latest(reports: Path, run_dir: Path) -> None:
         latest.symlink_to(run_dir.name, target_is_directory=True)
     except OSError:
         (reports / "LATEST").write_text(run_dir.name + "\n")
+
+
+# ---------------------------------------------------------------------------------- mutate
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("plans", nargs=-1)
+@bench_option
+@set_option
+@click.option("--reports", "reports_dir", type=click.Path(file_okay=False), default="reports", show_default=True)
+@click.option("--jobs", type=click.IntRange(1, 8), default=2, show_default=True, help="twin runs at the same time")
+def mutate(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ...], reports_dir: str,
+           jobs: int) -> None:
+    """Run the plans on the healthy twin and once per defect knob: which plan catches which defect.
+
+    Writes reports/mutate-<id>/matrix.json and matrix.txt. Exit 1 when a knob is missed or the
+    healthy twin fails a plan.
+    """
+    from rig.mutate import run_matrix
+
+    config = _load(bench_file, overrides)
+    if config.twin is None:
+        console.print("[red]error:[/red] rig mutate needs a twin bench (the bench file has no 'twin:' section)")
+        raise SystemExit(EXIT_USAGE)
+    out_dir = Path(reports_dir) / f"mutate-{new_run_id()}"
+    matrix = run_matrix(resolve_plans(plans), bench_file=bench_file, overrides=overrides, meter=config.meter,
+                        out_dir=out_dir, jobs=jobs, console=console)
+    click.echo(matrix.text())
+    console.print(f"matrix: {out_dir / 'matrix.json'}")
+    raise SystemExit(EXIT_OK if matrix.ok else EXIT_FAILED)
 
 
 # ------------------------------------------------------------------------------------ twin

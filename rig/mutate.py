@@ -1,0 +1,156 @@
+"""`rig mutate`: run the plans on the healthy twin and once per defect knob set outside its spec,
+and derive the knob x plan matrix (caught / missed, false alarms on the healthy twin).
+
+Each run is a separate `rig run` process with its own twin, so runs cannot leak state into each other.
+The defect catalogue is plan knowledge and lives with the plans (`testplans.mutations`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from rig.config import MeterType
+
+HEALTHY = "healthy twin"
+
+
+@dataclass
+class Row:
+    """One twin run of the matrix."""
+
+    name: str
+    override: str | None
+    expected: tuple[str, ...]  # tests that must fail (empty for the healthy run)
+    failed_tests: set[str] = field(default_factory=set)
+    exit_code: int = 0
+    error: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """caught / missed for a defect; clean / false alarm for the healthy run."""
+        if self.error:
+            return "run error"
+        if not self.expected:
+            return "clean" if not self.failed_tests else "false alarm"
+        return "caught" if set(self.expected) & self.failed_tests else "missed"
+
+
+@dataclass
+class Matrix:
+    """Rows (healthy + one per knob) by test functions."""
+
+    tests: list[str]
+    rows: list[Row]
+
+    @property
+    def ok(self) -> bool:
+        """No missed defect and no false alarm."""
+        return all(r.verdict in ("caught", "clean") for r in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        """What matrix.json holds."""
+        return {
+            "tests": self.tests,
+            "ok": self.ok,
+            "rows": [
+                {"knob": r.name, "override": r.override, "expected": list(r.expected), "verdict": r.verdict,
+                 "failed": sorted(r.failed_tests), "error": r.error}
+                for r in self.rows
+            ],
+        }
+
+    def text(self) -> str:
+        """A plain-text matrix: one line per knob, X where a test failed, * where it was expected to."""
+        short = [t.split("::")[-1] for t in self.tests]
+        width = max(len(r.name) for r in self.rows) + 2
+        header = " " * width + " ".join(f"{i + 1:>3}" for i in range(len(short))) + "  verdict"
+        lines = [header]
+        for row in self.rows:
+            cells = []
+            for test in self.tests:
+                mark = "X" if test in row.failed_tests else "."
+                cells.append(f"{mark + ('*' if test in row.expected else ''):>3}")
+            lines.append(f"{row.name:<{width}}" + " ".join(cells) + f"  {row.verdict}"
+                         + (f" ({row.error})" if row.error else ""))
+        lines.append("")
+        lines += [f"{i + 1:>3} {name}" for i, name in enumerate(self.tests)]
+        lines.append("X failed, . passed, * expected to fail for that knob")
+        return "\n".join(lines)
+
+
+def _function(nodeid: str) -> str:
+    return nodeid.split("[", 1)[0]
+
+
+def _in_plans(test: str, plans: Sequence[str]) -> bool:
+    return any(test.startswith(_relative(p)) for p in plans)
+
+
+def _relative(plan: str) -> str:
+    """A plan path (with any ::selector) as it appears in node ids (`testplans/...`)."""
+    marker = "testplans/"
+    return plan[plan.index(marker):] if marker in plan else plan
+
+
+def _run(plans: Sequence[str], bench_file: str | None, overrides: Sequence[str], reports: Path) -> dict[str, Any]:
+    command = [sys.executable, "-m", "rig.cli", "run", *plans, "--reports", str(reports)]
+    if bench_file:
+        command += ["--bench", bench_file]
+    for override in overrides:
+        command += ["--set", override]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    results_file = reports / "latest" / "results.json"
+    if not results_file.exists():
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"rig run exited {proc.returncode} without results: {tail}")
+    results: dict[str, Any] = json.loads(results_file.read_text())
+    results["exit_code"] = proc.returncode
+    return results
+
+
+def run_matrix(plans: Sequence[str], *, bench_file: str | None, overrides: Sequence[str], meter: MeterType,
+               out_dir: Path, jobs: int, console: Console) -> Matrix:
+    """Run healthy + every applicable mutation and build the matrix."""
+    catalogue = importlib.import_module("testplans.mutations")
+    rows = [Row(HEALTHY, None, ())]
+    for mutation in catalogue.MUTATIONS:
+        expected = tuple(t for t in mutation.catches if _in_plans(t, plans))
+        if expected:
+            rows.append(Row(mutation.knob, mutation.override(meter), expected))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    console.print(f"rig mutate: {len(rows) - 1} defect knob(s) + the healthy twin, {jobs} at a time")
+
+    def execute(index: int, row: Row) -> dict[str, Any]:
+        extra = [*overrides, *([row.override] if row.override else [])]
+        return _run(plans, bench_file, extra, out_dir / f"run-{index:02d}")
+
+    all_tests: set[str] = set()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(execute, i, row): row for i, row in enumerate(rows)}
+        for future in concurrent.futures.as_completed(futures):
+            row = futures[future]
+            try:
+                results = future.result()
+            except RuntimeError as exc:
+                row.error = str(exc)
+                console.print(f"  {row.name}: [red]{row.error}[/red]")
+                continue
+            row.exit_code = int(results["exit_code"])
+            outcomes = results.get("tests", [])
+            all_tests |= {_function(t["test"]) for t in outcomes}
+            row.failed_tests = {_function(t["test"]) for t in outcomes if t["outcome"] in ("failed", "error")}
+            console.print(f"  {row.name}: {row.verdict}")
+    matrix = Matrix(tests=sorted(all_tests), rows=rows)
+    (out_dir / "matrix.json").write_text(json.dumps(matrix.to_json(), indent=2))
+    (out_dir / "matrix.txt").write_text(matrix.text() + "\n")
+    return matrix
