@@ -8,7 +8,6 @@ from fixtures.plugin import BENCH_KEY
 from rig.procedures import LoadPoint
 from testplans.specs import accuracy as spec
 
-
 # The influence quantities this plan varies (harmonics need a source with a harmonic generator).
 INFLUENCES = ("voltage", "frequency")
 

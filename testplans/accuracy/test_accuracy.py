@@ -118,12 +118,17 @@ def test_influence(bench: Bench, rack: RackCache, position: Position, influence,
             return source_point(meter, test.current_a, pf, voltage_v=setting)
         return source_point(meter, test.current_a, pf, frequency_hz=setting)
 
-    baseline = _mean(rack.errors(point(None), readings=spec.MIN_READINGS_PER_POINT, key="influence")[position.index])
+    def error_at(setting: float | None) -> float:
+        readings = rack.errors(point(setting), readings=spec.MIN_READINGS_PER_POINT, key="influence")
+        return _mean(readings[position.index])
+
+    baseline = error_at(None)
     for deviation, setting in zip(test.deviations_pct, test.settings):
-        shifted = _mean(rack.errors(point(setting), readings=spec.MIN_READINGS_PER_POINT, key="influence")[position.index])
+        shifted = error_at(setting)
         record(f"change of error, {test.influence} {deviation:+g} %, PF {pf.label}", shifted - baseline, "%",
-               low=-limit.value_pct, high=limit.value_pct, position=position, setting=setting, unit_of_setting=test.unit,
-               baseline_pct=baseline, shifted_pct=shifted, source=limit.source, check=limit.check)
+               low=-limit.value_pct, high=limit.value_pct, position=position, setting=setting,
+               unit_of_setting=test.unit, baseline_pct=baseline, shifted_pct=shifted, source=limit.source,
+               check=limit.check)
 
 
 def test_meter_constant(bench: Bench, position: Position, rack: RackCache, record) -> None:
