@@ -82,9 +82,10 @@ class ScpiInstrument:
         return self.transport.resource
 
     def open(self) -> None:
-        """Connect and clear the status and error queue."""
+        """Connect, clear the status and error queue, and wait until the instrument has done so."""
         self.transport.open()
-        self.transport.write("*CLS")
+        # *OPC? makes this a round trip: the instrument has acted before open() returns.
+        self.transport.query("*CLS;*OPC?")
 
     def close(self) -> None:
         """Disconnect."""

@@ -15,7 +15,7 @@ OK = ("SYST:ERR?", '0,"No error"')
 
 
 def source_with(script: list[tuple[str, str | None]]) -> tuple[PowerSource, ScriptedTransport]:
-    transport = ScriptedTransport([("*CLS", None), *script])
+    transport = ScriptedTransport([("*CLS;*OPC?", "1"), *script])
     source = PowerSource(transport, max_voltage_v=264.0, max_current_a=72.0)
     source.open()
     return source, transport
@@ -38,7 +38,7 @@ def test_set_point_above_safety_limit_is_refused_before_anything_is_sent() -> No
         source.set_voltage(265)
     with pytest.raises(SafetyLimitError):
         source.apply(voltage_v=220, current_a=80)
-    assert transport.sent == ["*CLS"], "nothing after *CLS: the whole load point is checked first"
+    assert transport.sent == ["*CLS;*OPC?"], "nothing after open: the whole load point is checked first"
 
 
 def test_out_of_instrument_range_raises_never_clips() -> None:
@@ -47,7 +47,7 @@ def test_out_of_instrument_range_raises_never_clips() -> None:
         source.set_frequency(70)
     with pytest.raises(ValidationError, match="not a number"):
         source.set_phase("north")  # type: ignore[arg-type]
-    assert transport.sent == ["*CLS"]
+    assert transport.sent == ["*CLS;*OPC?"]
 
 
 def test_error_queue_entry_becomes_instrument_error_naming_the_command() -> None:
@@ -87,7 +87,7 @@ def test_use_before_open_is_a_clear_error() -> None:
 
 def test_error_calculator_protocol() -> None:
     transport = ScriptedTransport([
-        ("*CLS", None),
+        ("*CLS;*OPC?", "1"),
         ("CALC2:CONS 1200.000;:SYST:ERR?", '0,"No error"'),
         ("CALC2:PULS 5;:SYST:ERR?", '0,"No error"'),
         ("CALC2:STAR;:SYST:ERR?", '0,"No error"'),
@@ -108,7 +108,7 @@ def test_error_calculator_protocol() -> None:
 
 
 def test_bad_calibration_date_is_named() -> None:
-    transport = ScriptedTransport([("*CLS", None), ("CAL:CERT?", "X"), ("CAL:DUE?", "soon")])
+    transport = ScriptedTransport([("*CLS;*OPC?", "1"), ("CAL:CERT?", "X"), ("CAL:DUE?", "soon")])
     reference = ReferenceStandard(transport)
     reference.open()
     with pytest.raises(InstrumentError, match="'soon', not a YYYY-MM-DD date"):
