@@ -1,0 +1,625 @@
+"""Host side of a meter's DL/T 645-2007 UART (drivers layer): request/reply over any pyserial URL with a
+wake-up preamble, a reply timeout in bench time, bounded retry, measured reply latency and byte gaps;
+and a read-only tap of a UART line that decodes the frames on it.
+
+Ports come from `drivers.serial_transport` (pyserial's `serial_for_url`: device path, rfc2217://,
+socket://, loop://); time from the injected clock, never slept on directly. Imports nothing above the
+drivers layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from drivers.clock import Clock
+from drivers.dlt645.abnormal import AnyErrorCode, abnormal_error
+from drivers.dlt645.frame import (
+    BROADCAST_ADDRESS,
+    WILDCARD_ADDRESS,
+    Dlt645Frame,
+    Function,
+    address_from_wire,
+    address_to_wire,
+    encode,
+)
+from drivers.dlt645.identifiers import Value, decode_value, encode_di, encode_value
+from drivers.dlt645.payloads import baud_word, encode_broadcast_time
+from drivers.dlt645.reader import BadFrame, FrameReader
+from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, NotOpenError, ValidationError
+from drivers.serial_transport import LineSettings, SerialPort, carries_baud, carries_parity, open_port
+
+__all__ = ["AbnormalReply", "Attempt", "Exchange", "LineSettings", "MeterLink", "SerialPort", "TapFrame", "UartTap",
+           "carries_baud", "carries_parity", "open_serial_port"]
+
+# Wall-time pacing of the receive loop. The limits apply to bench time; these only decide how often the
+# loop looks at the port. After a request the device gets FIRST_WAIT_READS reads of wall time to start
+# answering before bench time is let pass on a clock that does not move by itself (the twin's).
+POLL_WALL_S: Final = 0.01
+FIRST_WAIT_READS: Final = 5
+BENCH_STEP_S: Final = 0.25
+# A tap read ends when the line has been quiet for this many polls (wall time).
+TAP_QUIET_READS: Final = 5
+
+DATE_DI: Final = 0x04000101
+TIME_DI: Final = 0x04000102
+_PLUS_33: Final = bytes((b + 0x33) & 0xFF for b in range(256))
+
+
+PortFactory = Callable[[str, LineSettings], SerialPort]
+# (port URL, direction '>' sent / '<' received, bytes): where a run's traffic log takes UART bytes.
+TrafficHook = Callable[[str, str, bytes], None]
+
+
+def open_serial_port(url: str, line: LineSettings) -> SerialPort:
+    """A pyserial port for `url` with `line` settings, reads returning after the link's poll interval."""
+    return open_port(url, line, timeout_s=POLL_WALL_S)
+
+
+# ------------------------------------------------------------------------------------ what happened
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One transmission of a request and what came back, in bench time."""
+
+    sent_at_s: float  # when the request's last byte left the host (its transmit queue modelled)
+    chunks: tuple[tuple[float, bytes], ...]  # (bench time read, bytes) after the request
+    frames: tuple[Dlt645Frame, ...]  # every valid frame heard, including echoes of the request
+    bad_frames: tuple[BadFrame, ...]
+    noise_bytes: int  # bytes outside any frame (FE wake-up bytes excluded)
+    reply: Dlt645Frame | None  # the first frame sent by a meter (D7 set)
+    reply_at_s: float | None = None  # bench time the read holding the reply's first byte returned
+
+    @property
+    def received(self) -> bytes:
+        """Every byte received after the request."""
+        return b"".join(data for _, data in self.chunks)
+
+    @property
+    def latency_s(self) -> float | None:
+        """Bench time from the end of the request to the first byte of the reply (an echo of the request
+        on a two-wire line does not count), s; without a reply, to the first byte heard (None: nothing)."""
+        if self.reply_at_s is not None:
+            return self.reply_at_s - self.sent_at_s
+        return self.chunks[0][0] - self.sent_at_s if self.chunks else None
+
+    @property
+    def max_gap_s(self) -> float | None:
+        """Largest bench time between two reads that returned bytes of the reply, s (None: no bytes)."""
+        start = self.reply_at_s if self.reply_at_s is not None else (self.chunks[0][0] if self.chunks else None)
+        times = [t for t, _ in self.chunks if start is not None and t >= start]
+        if not times:
+            return None
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A request, every attempt at it, and the reply (if any); `problems` says what broke the standard."""
+
+    request: Dlt645Frame
+    preamble: int
+    attempts: tuple[Attempt, ...]
+    stray: bytes = b""  # bytes that were waiting before the request was sent
+
+    @property
+    def reply(self) -> Dlt645Frame | None:
+        """The reply of the last attempt (None when no meter frame came)."""
+        return self.attempts[-1].reply if self.attempts else None
+
+    @property
+    def latency_s(self) -> float | None:
+        """Reply latency of the last attempt, s."""
+        return self.attempts[-1].latency_s if self.attempts else None
+
+    @property
+    def max_gap_s(self) -> float | None:
+        """Largest gap between received bytes in the last attempt, s."""
+        return self.attempts[-1].max_gap_s if self.attempts else None
+
+    @property
+    def retried(self) -> bool:
+        """True when the request was sent more than once."""
+        return len(self.attempts) > 1
+
+    def problems(self, address: str | None = None) -> list[str]:
+        """Every way the reply breaks DL/T 645-2007 (structure, address order, +33H, checksum, control
+        bits, data); empty when it conforms. `address`: the meter's (default: the request's)."""
+        out: list[str] = []
+        for number, attempt in enumerate(self.attempts, 1):
+            where = f" (attempt {number})" if len(self.attempts) > 1 else ""
+            out += [f"malformed reply{where}: {bad.reason}" for bad in attempt.bad_frames]
+            if attempt.noise_bytes:
+                out.append(f"{attempt.noise_bytes} byte(s) of line noise around the reply{where}")
+        reply = self.reply
+        if reply is None:
+            if not any(attempt.bad_frames for attempt in self.attempts):
+                out.append("no reply")
+            return out
+        out += _reply_problems(self.request, reply, address)
+        return out
+
+
+def _swapped(address: str) -> str:
+    """The address read with its bytes in the other order (what a high-byte-first sender produces)."""
+    return "".join(address[i : i + 2] for i in range(10, -1, -2))
+
+
+def _di_of(request: Dlt645Frame) -> bytes | None:
+    return request.data[:4] if request.function_code == Function.READ and len(request.data) >= 4 else None
+
+
+def _reply_problems(request: Dlt645Frame, reply: Dlt645Frame, address: str | None) -> list[str]:
+    out: list[str] = []
+    wanted = address if address is not None else request.address
+    if "A" not in wanted and wanted != BROADCAST_ADDRESS and reply.address != wanted:
+        if _swapped(reply.address) == wanted:
+            out.append(f"address field reads {reply.address}: the meter sends its address high byte first "
+                       f"(the standard sends {wanted} lowest byte first)")
+        else:
+            out.append(f"reply from address {reply.address}, expected {wanted}")
+    function = request.function_code
+    if reply.is_abnormal:
+        expected_control = function | 0xC0
+        if len(reply.data) != (2 if function == Function.SECURITY else 1):
+            out.append(f"abnormal reply carries L = {len(reply.data)}, the standard has 1 (2 for 03)")
+    else:
+        expected_control = function | 0x80
+    if reply.control != expected_control:
+        bits = []
+        if not reply.is_reply:
+            bits.append("D7 (direction) clear")
+        if reply.has_follow_up:
+            bits.append("D5 (follow-up frames) set though no follow-up was asked for")
+        if reply.function_code != function:
+            bits.append(f"function 0x{reply.function_code:02X} answers 0x{function:02X}")
+        detail = f": {'; '.join(bits)}" if bits else ""
+        out.append(f"control byte 0x{reply.control:02X}, expected 0x{expected_control:02X}{detail}")
+    di = _di_of(request)
+    if di is not None and not reply.is_abnormal:
+        if reply.data[:4] != di:
+            if reply.data[:4].translate(_PLUS_33) == di:
+                out.append("data field sent without the +33H offset")
+            else:
+                out.append(f"reply carries DI {_di_text(reply.data[:4])}, asked for {_di_text(di)}")
+        else:
+            number = int.from_bytes(di, "little")
+            try:
+                decode_value(number, reply.data[4:])
+            except FrameError as exc:
+                out.append(f"value of DI {number:08X}: {exc}")
+    if function == Function.READ_ADDRESS and not reply.is_abnormal:
+        if reply.data.translate(_PLUS_33) == address_to_wire(reply.address) and reply.data != address_to_wire(
+            reply.address
+        ):
+            out.append("data field sent without the +33H offset")
+        elif reply.data != address_to_wire(reply.address):
+            out.append(f"read-address reply data {reply.data.hex(' ')} is not the address {reply.address} "
+                       "lowest byte first")
+    return out
+
+
+def _di_text(raw: bytes) -> str:
+    return f"{int.from_bytes(raw, 'little'):08X}" if len(raw) == 4 else raw.hex(" ")
+
+
+class AbnormalReply(InstrumentError):
+    """The meter answered with an abnormal reply (D6 set); `error` is its error word."""
+
+    def __init__(self, message: str, error: AnyErrorCode, reply: Dlt645Frame) -> None:
+        super().__init__(message)
+        self.error = error
+        self.reply = reply
+
+
+# ------------------------------------------------------------------------------------ the link
+
+
+class MeterLink:
+    """Request/reply to one meter over a serial port (RS-485 adapter, RFC 2217, the twin).
+
+    Nothing opens in `__init__`; `open()` and `close()` are explicit. Every exchange is kept in
+    `history` (the last 256) with its attempts, bytes, bench times, latency and gaps.
+    """
+
+    def __init__(self, url: str, address: str, clock: Clock, *, line: LineSettings | None = None,
+                 password: str = "02000000", operator: str = "00000000", reply_timeout_s: float = 1.0,
+                 inter_byte_timeout_s: float = 0.5, retries: int = 1, preamble: int = 4,
+                 port_factory: PortFactory = open_serial_port, traffic: TrafficHook | None = None) -> None:
+        Dlt645Frame(address, 0x11)  # FrameError now, not at the first request, for a bad address
+        if retries < 0 or reply_timeout_s <= 0 or inter_byte_timeout_s <= 0:
+            raise ValidationError("retries must be >= 0 and the timeouts positive")
+        self.url = url
+        self.address = address
+        self.line = line if line is not None else LineSettings()
+        self.password = password
+        self.operator = operator
+        self.reply_timeout_s = reply_timeout_s
+        self.inter_byte_timeout_s = inter_byte_timeout_s
+        self.retries = retries
+        self.preamble = preamble
+        self.history: deque[Exchange] = deque(maxlen=256)
+        self._clock = clock
+        self._factory = port_factory
+        self._traffic = traffic
+        self._port: SerialPort | None = None
+        self._line_free_at = -1e18  # bench time the line is free of the last transmission
+
+    # ---- lifecycle
+
+    @property
+    def is_open(self) -> bool:
+        """True between open() and close()."""
+        return self._port is not None
+
+    def open(self) -> None:
+        """Open the port with the link's line settings; a second call is a no-op."""
+        if self._port is None:
+            self._port = self._factory(self.url, self.line)
+
+    def close(self) -> None:
+        """Close the port; safe to call when closed."""
+        port, self._port = self._port, None
+        if port is not None:
+            with contextlib.suppress(Exception):  # closing a dead port must not mask why we close it
+                port.close()
+
+    def _require(self) -> SerialPort:
+        if self._port is None:
+            raise NotOpenError(f"meter link {self.url} is not open: call open() first")
+        return self._port
+
+    def reconfigure(self, line: LineSettings) -> None:
+        """Change the host's line settings (the meter's stay as they are)."""
+        port = self._require()
+        try:
+            port.apply_settings(line.pyserial(self.url))
+        except Exception as exc:  # noqa: BLE001 - pyserial raises several types for a port that went away
+            raise InstrumentError(f"{self.url}: cannot set {line}: {exc}") from None
+        self.line = line
+
+    @property
+    def last(self) -> Exchange | None:
+        """The most recent exchange."""
+        return self.history[-1] if self.history else None
+
+    @property
+    def carries_parity(self) -> bool:
+        """False when the port silently drops parity (a pty, socket://, loop://)."""
+        return carries_parity(self.url)
+
+    @property
+    def carries_baud(self) -> bool:
+        """False when the port has no baud rate (socket://, loop://)."""
+        return carries_baud(self.url)
+
+    # ---- bytes on the line
+
+    def _read(self, port: SerialPort) -> bytes:
+        try:
+            data = port.read(max(1, port.in_waiting))
+        except Exception as exc:  # noqa: BLE001
+            raise InstrumentError(f"{self.url}: reading failed: {exc}") from None
+        if data and self._traffic is not None:
+            self._traffic(self.url, "<", data)
+        return data
+
+    def _drain(self, port: SerialPort) -> bytes:
+        """Bytes already waiting (a late reply, noise): taken without waiting."""
+        stray = b""
+        try:
+            while port.in_waiting:
+                stray += port.read(port.in_waiting)
+        except Exception as exc:  # noqa: BLE001
+            raise InstrumentError(f"{self.url}: reading failed: {exc}") from None
+        return stray
+
+    def _transmit(self, port: SerialPort, raw: bytes) -> float:
+        """Send `raw`; the bench time its last byte leaves the host (after anything still queued)."""
+        start = max(self._clock.now(), self._line_free_at)
+        if self._traffic is not None:
+            self._traffic(self.url, ">", raw)
+        try:
+            port.write(raw)
+        except Exception as exc:  # noqa: BLE001
+            raise InstrumentError(f"{self.url}: writing failed: {exc}") from None
+        self._line_free_at = start + self.line.wire_time_s(len(raw))
+        return self._line_free_at
+
+    def _collect(self, port: SerialPort, sent_at: float, *, expect_reply: bool, listen_s: float) -> Attempt:
+        """Read until a meter frame (or a malformed one) is complete, or the timeout passes, in bench time."""
+        reader = FrameReader()
+        chunks: list[tuple[float, bytes]] = []
+        frames: list[Dlt645Frame] = []
+        bad: list[BadFrame] = []
+        reply: Dlt645Frame | None = None
+        reply_at: float | None = None
+        frame_at: float | None = None  # when the read holding the first byte of the frame under way returned
+        wait_s = self.reply_timeout_s if expect_reply else listen_s
+        hard_end = sent_at + wait_s + self.inter_byte_timeout_s  # a trickle of noise cannot hold the link
+        idle_reads = 0
+        while True:
+            before = self._clock.now()
+            data = self._read(port)
+            now = self._clock.now()
+            if data:
+                idle_reads = 0
+                chunks.append((now, data))
+                frame_at = now if frame_at is None else frame_at
+                for item in reader.feed(data):
+                    if isinstance(item, BadFrame):
+                        bad.append(item)
+                    else:
+                        frames.append(item)
+                        if reply is None and item.is_reply:
+                            reply, reply_at = item, frame_at
+                if reply is None and not reader.pending:
+                    frame_at = None  # all heard so far was complete: an echo, another device, noise
+                if expect_reply and (reply is not None or (bad and not reader.pending)):
+                    break
+            else:
+                idle_reads += 1
+            # A frame under way may take the inter-byte timeout; otherwise the reply timeout counts.
+            deadline = chunks[-1][0] + self.inter_byte_timeout_s if reader.pending else sent_at + wait_s
+            deadline = min(deadline, hard_end)
+            if now >= deadline:
+                bad += [b for b in reader.flush() if isinstance(b, BadFrame)]
+                break
+            if not data and idle_reads > FIRST_WAIT_READS and now - before < POLL_WALL_S / 2:
+                # Bench time did not pass while the port was read (a clock that only moves when told to):
+                # let it pass, a step at a time, until bytes wait or the step is over.
+                step = min(BENCH_STEP_S, deadline - now)
+                self._clock.wait_until(lambda: port.in_waiting > 0, timeout_s=step, poll_s=step)
+        if reply_at is not None:
+            # The reply occupies the line for its wire time from its first byte.
+            nbytes = sum(len(d) for t, d in chunks if t >= reply_at)
+            self._line_free_at = max(self._line_free_at, reply_at + self.line.wire_time_s(nbytes))
+        return Attempt(sent_at_s=sent_at, chunks=tuple(chunks), frames=tuple(frames), bad_frames=tuple(bad),
+                       noise_bytes=reader.discarded, reply=reply, reply_at_s=reply_at)
+
+    # ---- requests
+
+    def exchange(self, frame: Dlt645Frame, *, preamble: int | None = None, retries: int | None = None,
+                 expect_reply: bool = True, listen_s: float = 0.0) -> Exchange:
+        """Send `frame` and collect what comes back; never raises for what the meter does (see
+        `Exchange.problems`). Retries (bounded) when no valid meter frame arrives in time.
+        `expect_reply=False` (broadcasts): send once and listen for `listen_s` of bench time."""
+        port = self._require()
+        preamble = self.preamble if preamble is None else preamble
+        raw = encode(frame, preamble=preamble)
+        stray = self._drain(port)
+        attempts: list[Attempt] = []
+        tries = 1 + (self.retries if retries is None else retries) if expect_reply else 1
+        for _ in range(tries):
+            sent_at = self._transmit(port, raw)
+            attempt = self._collect(port, sent_at, expect_reply=expect_reply, listen_s=listen_s)
+            attempts.append(attempt)
+            if attempt.reply is not None or not expect_reply:
+                break
+        exchange = Exchange(request=frame, preamble=preamble, attempts=tuple(attempts), stray=stray)
+        self.history.append(exchange)
+        return exchange
+
+    def request(self, frame: Dlt645Frame, *, preamble: int | None = None, retries: int | None = None,
+                reply_from: str | None = None) -> Exchange:
+        """`exchange`, then insist on a normal reply from this meter (or `reply_from`) to this function.
+
+        InstrumentTimeout: nothing came; FrameError: only malformed or foreign frames came, or the reply
+        breaks the frame rules; AbnormalReply: the meter refused (its error word attached).
+        """
+        exchange = self.exchange(frame, preamble=preamble, retries=retries)
+        what = f"{frame.function.name.lower().replace('_', ' ')} ({frame.function_code:02X}H)"
+        if _di_of(frame) is not None:
+            what += f" DI {_di_text(frame.data[:4])}"
+        meter = f"meter {self.address} on {self.url}"
+        reply = exchange.reply
+        attempts = len(exchange.attempts)
+        if reply is None:
+            bad = [b.reason for a in exchange.attempts for b in a.bad_frames]
+            if bad:
+                raise FrameError(f"{meter}: no valid reply to {what} in {attempts} attempt(s): {bad[-1]}")
+            heard = sum(len(a.received) for a in exchange.attempts)
+            raise InstrumentTimeout(
+                f"{meter}: no reply to {what} within {self.reply_timeout_s:g} s in {attempts} attempt(s) "
+                f"({heard} byte(s) heard, line {self.line}; is the meter powered and the line setting right?)"
+            )
+        expected_address = reply_from or (self.address if "A" not in frame.address else None)
+        if expected_address is not None and reply.address != expected_address:
+            swap = " (its address high byte first)" if _swapped(reply.address) == expected_address else ""
+            raise FrameError(f"{meter}: reply to {what} comes from address {reply.address}{swap}")
+        if reply.function_code != frame.function_code:
+            raise FrameError(f"{meter}: reply to {what} carries function {reply.function_code:02X}H")
+        if reply.is_abnormal:
+            try:
+                error = abnormal_error(reply)
+            except FrameError as exc:
+                raise FrameError(f"{meter}: abnormal reply to {what}: {exc}") from None
+            name = error.name or "unknown error bits"
+            raise AbnormalReply(f"{meter} refused {what}: {name} (error word 0x{int(error):02X})", error, reply)
+        if reply.has_follow_up:
+            raise FrameError(f"{meter}: reply to {what} announces follow-up frames (control 0x{reply.control:02X});"
+                             " no item this link reads spans frames")
+        return exchange
+
+    def read_frame(self, di: int, *, preamble: int | None = None) -> Dlt645Frame:
+        """The checked reply to a read of `di` (its data starts with the DI)."""
+        request = Dlt645Frame.request(self.address, Function.READ, encode_di(di))
+        reply = self.request(request, preamble=preamble).reply
+        assert reply is not None
+        if reply.data[:4] != encode_di(di):
+            offset = " (the +33H offset is missing)" if reply.data[:4].translate(_PLUS_33) == encode_di(di) else ""
+            raise FrameError(f"meter {self.address}: reply to read DI {di:08X} carries DI "
+                             f"{_di_text(reply.data[:4])}{offset}")
+        return reply
+
+    def read(self, di: int, *, preamble: int | None = None) -> Value:
+        """The value of data identifier `di` (unit: `drivers.dlt645.data_item(di).unit`)."""
+        reply = self.read_frame(di, preamble=preamble)
+        try:
+            return decode_value(di, reply.data[4:])
+        except FrameError as exc:
+            raise FrameError(f"meter {self.address}: {exc}") from None
+
+    def read_number(self, di: int) -> float:
+        """A numeric data item as a float (kWh, V, A, kW, Hz, ...)."""
+        value = self.read(di)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FrameError(f"DI {di:08X} is not a number: {value!r}")
+        return float(value)
+
+    def password_field(self, password: str | None = None) -> bytes:
+        """PA P0 P1 P2 of a write: level (2 hex digits) then 6 password digits, sent lowest byte first."""
+        text = self.password if password is None else password
+        if len(text) != 8 or not text.isalnum():
+            raise ValidationError(f"password {text!r} must be 8 characters: level (e.g. 02) and 6 digits")
+        try:
+            return bytes((int(text[:2], 16),)) + bytes.fromhex(text[2:])[::-1]
+        except ValueError:
+            raise ValidationError(f"password {text!r} must be hex digits") from None
+
+    def write(self, di: int, value: Value, *, password: str | None = None) -> Exchange:
+        """Write `value` to `di` (14H) with the link's (or the given) password and operator code."""
+        try:
+            operator = bytes.fromhex(self.operator)[::-1]
+        except ValueError:
+            raise ValidationError(f"operator code {self.operator!r} must be 8 hex digits") from None
+        data = encode_di(di) + self.password_field(password) + operator + encode_value(di, value)
+        return self.request(Dlt645Frame.request(self.address, Function.WRITE, data))
+
+    def read_address(self) -> str:
+        """The meter's address, asked with the all-AA wildcard (13H)."""
+        exchange = self.request(Dlt645Frame.request(WILDCARD_ADDRESS, Function.READ_ADDRESS))
+        reply = exchange.reply
+        assert reply is not None
+        address = address_from_wire(reply.data) if len(reply.data) == 6 else None
+        if address is None or address != reply.address:
+            raise FrameError(f"read-address reply from {reply.address} carries data {reply.data.hex(' ')}")
+        return address
+
+    def write_address(self, new_address: str, *, wildcard: bool = False) -> Exchange:
+        """Give the meter a new address (15H; it answers from the new one); the link uses it from then on."""
+        target = WILDCARD_ADDRESS if wildcard else self.address
+        exchange = self.request(Dlt645Frame.request(target, Function.WRITE_ADDRESS, address_to_wire(new_address)),
+                                reply_from=new_address)
+        self.address = new_address
+        return exchange
+
+    def change_baud(self, baud: int) -> Exchange:
+        """Ask the meter for a new baud rate (17H, one-hot word); after its reply the host follows."""
+        exchange = self.change_baud_word(baud_word(baud))
+        self.reconfigure(LineSettings(baud, self.line.bytesize, self.line.parity, self.line.stopbits))
+        return exchange
+
+    def change_baud_word(self, word: int) -> Exchange:
+        """Send a raw baud word (17H) and insist the meter echoes it; the host's settings stay."""
+        exchange = self.request(Dlt645Frame.request(self.address, Function.CHANGE_BAUD, bytes((word,))))
+        reply = exchange.reply
+        assert reply is not None
+        if reply.data != bytes((word,)):
+            raise FrameError(f"meter {self.address}: baud change reply carries {reply.data.hex(' ') or 'no data'}, "
+                             f"expected the word {word:02X}")
+        return exchange
+
+    def broadcast_time(self, moment: dt.datetime, *, listen_s: float = 0.0, data: bytes | None = None) -> Exchange:
+        """Broadcast time sync (08H to 999999999999); no meter replies. `listen_s`: bench time to listen
+        for (wrong) replies; `data`: a different data field, to test refusals."""
+        payload = encode_broadcast_time(moment) if data is None else data
+        frame = Dlt645Frame.request(BROADCAST_ADDRESS, Function.BROADCAST_TIME, payload)
+        return self.exchange(frame, expect_reply=False, listen_s=listen_s)
+
+    def read_datetime(self) -> dt.datetime:
+        """The meter's calendar time (date and time items; read again when the date rolled over)."""
+        for _ in range(3):
+            day = self.read(DATE_DI)
+            clock = self.read(TIME_DI)
+            if self.read(DATE_DI) == day and isinstance(day, dt.date) and isinstance(clock, dt.time):
+                return dt.datetime.combine(day, clock)
+        raise InstrumentError(f"meter {self.address}: date kept changing while reading the time")
+
+    def write_datetime(self, moment: dt.datetime | Callable[[], dt.datetime], *, password: str | None = None) -> None:
+        """Set the meter's date and time (14H, two writes). Given a callable (e.g. the clock's
+        `datetime_now`) it is asked again right before each write, and the time goes to the nearest second."""
+        now: Callable[[], dt.datetime] = moment if callable(moment) else (lambda: moment)
+        self.write(DATE_DI, now().date(), password=password)
+        nearest = now() + dt.timedelta(microseconds=500_000)
+        self.write(TIME_DI, nearest.time().replace(microsecond=0), password=password)
+
+
+# ------------------------------------------------------------------------------------ tapping a line
+
+
+@dataclass(frozen=True)
+class TapFrame:
+    """A frame (or malformed frame) heard on a tapped line, with the bench time it was read (an upper
+    bound of when it was sent: a UART adapter buffers)."""
+
+    at_s: float
+    frame: Dlt645Frame | BadFrame
+
+
+@dataclass
+class UartTap:
+    """A read-only UART adapter on a line between two devices (e.g. management and expansion module):
+    decodes every frame on it. Both directions arrive on one port, as a dual-input sniffer gives them."""
+
+    url: str
+    clock: Clock
+    line: LineSettings = field(default_factory=lambda: LineSettings(baud=9600))
+    port_factory: PortFactory = open_serial_port
+    traffic: TrafficHook | None = None
+    _port: SerialPort | None = field(default=None, init=False, repr=False)
+    _reader: FrameReader = field(default_factory=FrameReader, init=False, repr=False)
+
+    @property
+    def is_open(self) -> bool:
+        """True between open() and close()."""
+        return self._port is not None
+
+    @property
+    def noise_bytes(self) -> int:
+        """Bytes heard outside any frame since the tap was opened (FE wake-up bytes excluded)."""
+        return self._reader.discarded
+
+    def open(self) -> None:
+        """Open the adapter's port; a second call is a no-op."""
+        if self._port is None:
+            self._port = self.port_factory(self.url, self.line)
+            self._reader = FrameReader()
+
+    def close(self) -> None:
+        """Close the port; safe to call when closed."""
+        port, self._port = self._port, None
+        if port is not None:
+            with contextlib.suppress(Exception):
+                port.close()
+
+    def read(self) -> list[TapFrame]:
+        """Every frame completed by the bytes that arrived since the last read (waits until the line has
+        been quiet for a moment, so a frame in flight is not cut)."""
+        port = self._port
+        if port is None:
+            raise NotOpenError(f"UART tap {self.url} is not open: call open() first")
+        out: list[TapFrame] = []
+        quiet = 0
+        wall_limit = time.monotonic() + 5.0  # a line that never goes quiet still returns
+        while quiet < TAP_QUIET_READS and time.monotonic() < wall_limit:
+            try:
+                data = port.read(max(1, port.in_waiting))
+            except Exception as exc:  # noqa: BLE001
+                raise InstrumentError(f"UART tap {self.url}: reading failed: {exc}") from None
+            if not data:
+                quiet += 1
+                continue
+            quiet = 0
+            if self.traffic is not None:
+                self.traffic(self.url, "<", data)
+            now = self.clock.now()
+            out += [TapFrame(now, item) for item in self._reader.feed(data)]
+        return out

@@ -1,0 +1,424 @@
+"""The twin meter's management module: the MCU's DL/T 645-2007 server (RS-485 port and the internal
+link to the expansion module), its RTC, passwords, address, line settings and status words.
+
+Written from the meter's side and independently of the rig's host-side link: it shares only the codec
+in `drivers.dlt645` (pinned by golden vectors). Values come from the meter model: energy registers from
+the metering module, U/I/P/f from the World's terminals as this meter measures them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from drivers.dlt645 import (
+    BROADCAST_ADDRESS,
+    DATA_ITEMS,
+    STATUS1_CLOCK_BATTERY_LOW,
+    BadFrame,
+    Dlt645Frame,
+    ErrorCode,
+    FrameReader,
+    Function,
+    Value,
+    abnormal_reply,
+    address_from_wire,
+    address_to_wire,
+    baud_from_word,
+    decode_broadcast_time,
+    decode_value,
+    encode,
+    encode_di,
+    encode_value,
+    split_di,
+)
+from drivers.errors import FrameError
+from rig.config import MeterType, UartKnobs
+from rig.twin.meter import MIN_OPERATING_VOLTAGE_FRACTION, MeteringModule
+from rig.twin.serial_port import Line
+from rig.twin.world import Terminals, World
+
+# ---------------------------------------------------------------- the meter's factory settings (data)
+
+RS485_LINE: Final = Line(2400, 8, "E", 1)  # DL/T 645's usual default
+SUPPORTED_BAUDS: Final = (1200, 2400, 4800, 9600)  # what this meter's RS-485 port can switch to
+# Passwords by level (PA): level -> the 6 password digits as printed. 98/99 (ciphertext/MAC) need the
+# ESAM, which arrives with the security issue: refused as unauthorised until then.
+FACTORY_PASSWORDS: Final[Mapping[int, str]] = {0x02: "000000", 0x04: "000000"}
+REPLY_JITTER_S: Final = 0.04  # each reply's delay is the knob ± this, seeded
+REPLY_PREAMBLE: Final = 4  # FE bytes before each reply
+# A gap this long on the line ends a reception burst (the firmware's inter-frame timeout).
+INTER_FRAME_GAP_S: Final = 0.02
+
+# Broadcast time (08H) refusal rules (reference dlt645.md, "Broadcast time").
+BROADCAST_MAX_SHIFT_S: Final = 300.0
+BROADCAST_QUIET_WINDOW_S: Final = 300.0  # around midnight and around each billing moment
+BILLING_MOMENTS: Final = ((1, 0),)  # (day of month, hour): the monthly settlement
+BROADCAST_SYNCS_PER_DAY: Final = 1
+
+
+@dataclass
+class HousekeepingPlaceholder:
+    """Temperature and clock battery as plausible constants.
+
+    The battery model (drain on battery, low-battery alarm threshold, operating time) arrives with the
+    power/battery issue: it replaces this object and feeds `battery_voltage_v` and `minutes_on_battery`.
+    """
+
+    temperature_c: float = 25.0
+    battery_voltage_v: float = 3.60
+    battery_low_threshold_v: float = 3.00
+    minutes_on_battery: int = 0
+
+
+@dataclass
+class MeterRtc:
+    """The meter's clock: the bench's calendar time plus its own offset and drift."""
+
+    epoch: dt.datetime
+    offset_s: float
+    drift_ppm: float
+
+    def read(self, now_s: float) -> dt.datetime:
+        """The meter's calendar time at bench time `now_s` (whole seconds, as it counts them)."""
+        seconds = now_s * (1.0 + self.drift_ppm * 1e-6) + self.offset_s
+        return (self.epoch + dt.timedelta(seconds=math.floor(seconds)))
+
+    def set(self, moment: dt.datetime, now_s: float) -> None:
+        """Set the clock to `moment` at bench time `now_s`."""
+        self.offset_s = (moment - self.epoch).total_seconds() - now_s * (1.0 + self.drift_ppm * 1e-6)
+
+
+def broadcast_refusal(meter_time: dt.datetime, new_time: dt.datetime, last_sync: dt.date | None) -> str | None:
+    """Why a meter refuses a broadcast time sync, or None when it takes it."""
+    if abs((new_time - meter_time).total_seconds()) > BROADCAST_MAX_SHIFT_S:
+        return "shift beyond 5 min"
+    window = dt.timedelta(seconds=BROADCAST_QUIET_WINDOW_S)
+    for moment in (meter_time, new_time):
+        midnight = dt.datetime.combine(moment.date(), dt.time())
+        if moment - midnight < window or midnight + dt.timedelta(days=1) - moment < window:
+            return "near midnight"
+        for day, hour in BILLING_MOMENTS:
+            if moment.day == day and abs(moment - midnight - dt.timedelta(hours=hour)) < window:
+                return "near a billing moment"
+    if last_sync is not None and last_sync == meter_time.date():
+        return "daily quota used"
+    return None
+
+
+Reply = tuple[Dlt645Frame, Callable[[], None] | None]  # the reply, and what the meter does after sending it
+
+
+@dataclass
+class ManagementModule:
+    """The management MCU of one twin meter: DL/T 645 server, RTC, passwords, line settings."""
+
+    meter_type: MeterType
+    knobs: UartKnobs
+    address: str
+    metering: MeteringModule
+    world: World
+    rng: random.Random
+    line: Line = RS485_LINE
+    housekeeping: HousekeepingPlaceholder = field(default_factory=HousekeepingPlaceholder)
+    powered_since: float | None = None
+    last_broadcast_sync: dt.date | None = None
+    broadcasts_refused: list[str] = field(default_factory=list)
+    rtc: MeterRtc = field(init=False)
+    _gain: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        rng = self.rng
+        # As delivered: set within seconds, a crystal a few ppm off, measuring chains a little off.
+        self.rtc = MeterRtc(self.world.epoch, offset_s=rng.gauss(0.0, 4.0), drift_ppm=rng.uniform(-3.0, 3.0))
+        self._gain = {"voltage": rng.gauss(0.0, 0.05), "current": rng.gauss(0.0, 0.08),
+                      "frequency": rng.gauss(0.0, 0.005)}
+        self.housekeeping.temperature_c = round(25.0 + rng.uniform(-2.0, 2.0), 1)
+        self.housekeeping.battery_voltage_v = round(rng.uniform(3.55, 3.66), 2)
+        self.items: dict[int, Callable[[float], Value]] = self._served_items()
+
+    # ---- power
+
+    def _has_supply(self, terminals: Terminals) -> bool:
+        return terminals.voltage_v >= MIN_OPERATING_VOLTAGE_FRACTION * self.meter_type.un_v
+
+    def step(self, t0: float, dt_s: float, terminals: Terminals) -> None:
+        """Track the mains supply: the MCU starts when voltage comes and stops when it goes."""
+        if not self._has_supply(terminals):
+            self.powered_since = None
+        elif self.powered_since is None:
+            self.powered_since = t0
+
+    def answering(self, now_s: float) -> bool:
+        """True when the MCU has had mains for its start-up time (it does not talk on battery)."""
+        if not self._has_supply(self.world.terminals()):
+            self.powered_since = None
+            return False
+        if self.powered_since is None:
+            self.powered_since = now_s
+        return now_s - self.powered_since >= self.meter_type.start_up_time_s
+
+    # ---- measured values (this meter's view of the World)
+
+    def _measured(self) -> tuple[float, float, float, float]:
+        """Voltage V, signed current A, signed active power W, frequency Hz as this meter measures them."""
+        t = self.world.terminals()
+        power_w = self.metering.registered_power_w(t) if self._has_supply(t) else 0.0
+        voltage = t.voltage_v * (1.0 + self._gain["voltage"] / 100.0)
+        current = t.current_a * (1.0 + self._gain["current"] / 100.0)
+        frequency = t.frequency_hz * (1.0 + self._gain["frequency"] / 100.0) if t.voltage_v > 0 else 0.0
+        return voltage, math.copysign(current, power_w if power_w else 1.0), power_w, frequency
+
+    def _served_items(self) -> dict[int, Callable[[float], Value]]:
+        """DI -> value at bench time `now`: what this meter answers to a read (others: no such data)."""
+
+        def register(kwh: Callable[[], float]) -> Callable[[float], Value]:
+            # The register shows whole hundredths of a kWh (truncated, as a meter's display counts).
+            return lambda now: math.floor(kwh() * 100.0 + 1e-9) / 100.0
+
+        m = self.metering
+        items: dict[int, Callable[[float], Value]] = {
+            0x00000000: register(lambda: m.forward_kwh + m.reverse_kwh),  # combination word 05: fwd + rev
+            0x00010000: register(lambda: m.forward_kwh),
+            0x00020000: register(lambda: m.reverse_kwh),
+            0x02800002: lambda now: round(self._measured()[3], 2),
+            0x02800007: lambda now: self.housekeeping.temperature_c,
+            0x02800008: lambda now: self.housekeeping.battery_voltage_v,
+            0x0280000A: lambda now: self.housekeeping.minutes_on_battery,
+            0x03110000: lambda now: 0,  # power-down count: the power-loss issue fills these in
+            0x04000101: lambda now: self.rtc.read(now).date(),
+            0x04000102: lambda now: self.rtc.read(now).time(),
+            0x04000501: lambda now: self._status_word_1(),
+            0x02030000: lambda now: round(self._measured()[2] / 1000.0, 4),
+        }
+        phases = ("A",) if self.meter_type.wiring == "1P2W" else ("A", "B", "C")
+        for n, _ in enumerate(phases, 1):
+            # A rack feeds every element the same quantities (voltage in parallel, current in series).
+            items[0x02010000 + n * 0x100] = lambda now: round(self._measured()[0], 1)
+            items[0x02020000 + n * 0x100] = lambda now: round(self._measured()[1], 3)
+            items[0x02030000 + n * 0x100] = lambda now: round(self._measured()[2] / 1000.0 / len(phases), 4)
+        for n in range(1, 11):
+            items[0x03110000 + n] = lambda now: (None, None)  # no power-down recorded yet
+        for n in range(2, 8):
+            items[0x04000500 + n] = lambda now: 0
+        return items
+
+    def _status_word_1(self) -> int:
+        low = self.housekeeping.battery_voltage_v < self.housekeeping.battery_low_threshold_v
+        return STATUS1_CLOCK_BATTERY_LOW if low else 0
+
+    # ---- the server
+
+    def _addressed(self, address: str, function: int) -> bool:
+        """Own address, or abbreviated with AA wildcards for the reads and the address functions."""
+        if address == self.address:
+            return True
+        wildcard_ok = function in (Function.READ, Function.READ_FOLLOW_UP, Function.READ_ADDRESS,
+                                   Function.WRITE_ADDRESS)
+        return wildcard_ok and all(w in ("AA", o) for w, o in zip(
+            (address[i:i + 2] for i in range(0, 12, 2)), (self.address[i:i + 2] for i in range(0, 12, 2))))
+
+    def respond(self, frame: Dlt645Frame, now_s: float) -> Reply | None:
+        """The reply to `frame` (None: the meter says nothing), and what to do after sending it."""
+        if frame.is_reply:
+            return None  # another device's reply on the line
+        if frame.address == BROADCAST_ADDRESS:
+            if frame.function_code == Function.BROADCAST_TIME:
+                self._broadcast_time(frame, now_s)
+            return None  # nobody answers a broadcast
+        if not self._addressed(frame.address, frame.function_code) or frame.function_code == Function.BROADCAST_TIME:
+            return None  # not for this meter; a time sync not sent to all is ignored
+        handler = _HANDLERS.get(frame.function_code)
+        if handler is None:
+            return self._error(frame, ErrorCode.OTHER)
+        return handler(self, frame, now_s)
+
+    def _error(self, frame: Dlt645Frame, error: ErrorCode) -> Reply | None:
+        if self.knobs.silent_on_error:
+            return None
+        try:
+            return abnormal_reply(self.address, frame.function, int(error)), None
+        except FrameError:  # a function code the standard does not define
+            return Dlt645Frame(self.address, frame.function_code | 0xC0, bytes((int(error),))), None
+
+    def _read(self, frame: Dlt645Frame, now_s: float) -> Reply | None:
+        try:
+            di, _ = split_di(frame.data)
+        except FrameError:
+            return self._error(frame, ErrorCode.OTHER)
+        getter = self.items.get(di)
+        if getter is None:
+            return self._error(frame, ErrorCode.NO_DATA)
+        return frame.reply_to(encode_di(di) + encode_value(di, getter(now_s)), address=self.address), None
+
+    def _password_ok(self, field_bytes: bytes) -> bool:
+        level, digits = field_bytes[0], field_bytes[1:4][::-1].hex()
+        return FACTORY_PASSWORDS.get(level) == digits
+
+    def _write(self, frame: Dlt645Frame, now_s: float) -> Reply | None:
+        if len(frame.data) < 12:
+            return self._error(frame, ErrorCode.OTHER)
+        di = int.from_bytes(frame.data[:4], "little")
+        if not self._password_ok(frame.data[4:8]):
+            return self._error(frame, ErrorCode.UNAUTHORISED)
+        setter = _WRITABLE.get(di)
+        if setter is None:
+            return self._error(frame, ErrorCode.NO_DATA if di not in DATA_ITEMS else ErrorCode.UNAUTHORISED)
+        try:
+            value = decode_value(di, frame.data[12:])
+        except FrameError:
+            return self._error(frame, ErrorCode.OTHER)
+        setter(self, value, now_s)
+        return frame.reply_to(b"", address=self.address), None
+
+    def _set_date(self, value: Value, now_s: float) -> None:
+        assert isinstance(value, dt.date)
+        self.rtc.set(dt.datetime.combine(value, self.rtc.read(now_s).time()), now_s)
+
+    def _set_time(self, value: Value, now_s: float) -> None:
+        assert isinstance(value, dt.time)
+        self.rtc.set(dt.datetime.combine(self.rtc.read(now_s).date(), value), now_s)
+
+    def _read_address(self, frame: Dlt645Frame, now_s: float) -> Reply | None:
+        return frame.reply_to(address_to_wire(self.address), address=self.address), None
+
+    def _write_address(self, frame: Dlt645Frame, now_s: float) -> Reply | None:
+        try:
+            new = address_from_wire(frame.data)
+        except FrameError:
+            return self._error(frame, ErrorCode.OTHER)
+        if "A" in new or new == BROADCAST_ADDRESS:
+            return self._error(frame, ErrorCode.OTHER)
+        self.address = new
+        return frame.reply_to(b"", address=new), None
+
+    def _change_baud(self, frame: Dlt645Frame, now_s: float) -> Reply | None:
+        try:
+            baud = baud_from_word(frame.data[0]) if len(frame.data) == 1 else 0
+        except FrameError:
+            baud = 0
+        if baud not in SUPPORTED_BAUDS:
+            return self._error(frame, ErrorCode.BAUD_UNCHANGEABLE)
+
+        def switch() -> None:
+            # The reply goes out at the old rate; the port switches once it has been sent.
+            self.line = Line(baud, self.line.bytesize, self.line.parity, self.line.stopbits)
+
+        return frame.reply_to(frame.data, address=self.address), switch
+
+    def _broadcast_time(self, frame: Dlt645Frame, now_s: float) -> None:
+        if len(frame.data) != 6:
+            self.broadcasts_refused.append("length not 6")
+            return
+        try:
+            new_time = decode_broadcast_time(frame.data)
+        except FrameError:
+            self.broadcasts_refused.append("not a valid time")
+            return
+        meter_time = self.rtc.read(now_s)
+        reason = None if self.knobs.broadcast_time_always_accepted else broadcast_refusal(
+            meter_time, new_time, self.last_broadcast_sync)
+        if reason is not None:
+            self.broadcasts_refused.append(reason)
+            return
+        self.rtc.set(new_time, now_s)
+        self.last_broadcast_sync = new_time.date()
+
+    # ---- the bytes it sends
+
+    def reply_delay_s(self) -> float:
+        """Bench time from the end of a request to the first byte of the reply (seeded jitter)."""
+        return max(0.0, self.knobs.reply_delay_s + self.rng.uniform(-REPLY_JITTER_S, REPLY_JITTER_S))
+
+    def encode_reply(self, reply: Dlt645Frame) -> bytes:
+        """The wire bytes of a reply as this meter's firmware builds them (defect knobs applied)."""
+        knobs = self.knobs
+        address, control, data = reply.address, reply.control, reply.data
+        if knobs.address_high_byte_first:
+            address = "".join(address[i:i + 2] for i in range(10, -1, -2))
+            if reply.function_code == Function.READ_ADDRESS:
+                data = data[::-1]
+        if knobs.wrong_control_bits and not reply.is_abnormal:
+            control |= 0x20  # claims follow-up frames that never come
+        if knobs.no_data_offset:
+            data = bytes((b - 0x33) & 0xFF for b in data)  # the codec adds 33H back: the wire has it plain
+        raw = bytearray(encode(Dlt645Frame(address, control, data), preamble=REPLY_PREAMBLE))
+        if knobs.checksum_error:
+            raw[-2] = (raw[-2] + 1) & 0xFF
+        return bytes(raw)
+
+
+_HANDLERS: Final[Mapping[int, Callable[[ManagementModule, Dlt645Frame, float], Reply | None]]] = {
+    Function.READ: ManagementModule._read,
+    Function.WRITE: ManagementModule._write,
+    Function.READ_ADDRESS: ManagementModule._read_address,
+    Function.WRITE_ADDRESS: ManagementModule._write_address,
+    Function.CHANGE_BAUD: ManagementModule._change_baud,
+}
+_WRITABLE: Final[Mapping[int, Callable[[ManagementModule, Value, float], None]]] = {
+    0x04000101: ManagementModule._set_date,
+    0x04000102: ManagementModule._set_time,
+}
+
+
+class MeterUart:
+    """The management module's RS-485 port as the line sees it: reception takes the wire time of the
+    host's bytes, the reply waits the meter's delay, and the line stays busy while the reply is sent.
+
+    The World's lock is held from reception to the last byte sent, so the bench time a host reads
+    when the reply arrives is the time the meter sent it.
+    """
+
+    def __init__(self, management: ManagementModule) -> None:
+        self.management = management
+        self.world = management.world
+        self.reader = FrameReader()
+        self.busy_until = 0.0  # bench time the line is free again
+        self._last_rx_end = -1.0
+        self._skipping = False
+        self.frames_heard = 0
+        self.bad_frames_heard = 0
+
+    @property
+    def line(self) -> Line:
+        """The meter's line settings now."""
+        return self.management.line
+
+    def receive(self, data: bytes, host: Line, send: Callable[[bytes], None]) -> None:
+        """Bytes from the host (garbled already when the host's settings differ from the meter's)."""
+        management = self.management
+        with self.world.lock:
+            now = self.world.time_s
+            start = max(now, self.busy_until)
+            end = start + len(data) * host.char_time_s
+            self.world.advance(end - now)
+            self.busy_until = end
+            new_burst = start - self._last_rx_end > INTER_FRAME_GAP_S
+            self._last_rx_end = end
+            if not management.answering(self.world.time_s):
+                self.reader = FrameReader()
+                return
+            if new_burst:
+                self.reader.flush()  # the firmware's inter-frame timeout discards a half frame
+                self._skipping = management.knobs.ignores_preamble and data[:1] == b"\xfe"
+            if self._skipping:
+                return  # this firmware expects 68 first after an idle line and drops the burst
+            for item in self.reader.feed(data):
+                if isinstance(item, BadFrame):
+                    self.bad_frames_heard += 1
+                    continue
+                self.frames_heard += 1
+                result = management.respond(item, self.world.time_s)
+                if result is None:
+                    continue
+                reply, after = result
+                self.world.advance(management.reply_delay_s())
+                raw = management.encode_reply(reply)
+                send(raw)
+                self.busy_until = self.world.time_s + len(raw) * self.line.char_time_s
+                if after is not None:
+                    after()

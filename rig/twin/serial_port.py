@@ -1,0 +1,366 @@
+"""Serial ports of the twin: RFC 2217 over loopback TCP (carries baud, parity, data and stop bits, so a
+host with the wrong line settings gets what a wire gives it: garbage) and a pty (Linux drops parity on
+a pty without an error: only the baud reaches the twin there).
+
+Twin side (`rig.twin`): moves bytes between a host's pyserial port and a device of the twin; knows
+nothing of DL/T 645. A device's `receive` runs in the port's thread; `send` may be called from any
+thread (a tap emits while the World advances) and never blocks: bytes a host does not take are kept up
+to a limit, then dropped and counted, as a UART adapter overruns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import select
+import socket
+import termios
+import threading
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import serial.rfc2217 as rfc2217
+
+# What a host that never reads may leave queued on one port before bytes are dropped.
+OUTBOX_LIMIT_BYTES: Final = 256 * 1024
+_SELECT_S: Final = 0.02
+TWIN_SERIAL: Final = "twin"  # bench file: served over RFC 2217
+TWIN_SERIAL_PTY: Final = "twin+pty"  # bench file: served on a pty (parity is not carried)
+TWIN_SERIALS: Final = (TWIN_SERIAL, TWIN_SERIAL_PTY)
+
+
+@dataclass(frozen=True)
+class Line:
+    """Line settings as a UART has them: baud (bit/s), data bits, parity (N/E/O/M/S), stop bits."""
+
+    baud: int = 2400
+    bytesize: int = 8
+    parity: str = "E"
+    stopbits: float = 1
+
+    @property
+    def char_time_s(self) -> float:
+        """Time one character occupies the wire, s."""
+        return (1 + self.bytesize + (self.parity != "N") + self.stopbits) / self.baud
+
+    def __str__(self) -> str:
+        return f"{self.baud} {self.bytesize}{self.parity}{self.stopbits:g}"
+
+
+class SerialDevice(Protocol):
+    """What sits on the twin's end of a serial port."""
+
+    @property
+    def line(self) -> Line:
+        """The device's own line settings now (they may change, e.g. after a baud change)."""
+        ...
+
+    def receive(self, data: bytes, host: Line, send: Callable[[bytes], None]) -> None:
+        """Bytes from the host (already garbled if the host's settings differ); `send` writes back."""
+        ...
+
+
+def garble(data: bytes, rng: random.Random) -> bytes:
+    """What a UART receives when the sender uses other line settings: framing and parity errors, wrong
+    bits; here seeded random bytes of the same count."""
+    return bytes(rng.randrange(256) for _ in data)
+
+
+class _HostUart:
+    """The host's UART settings as RFC 2217 carries them (the object `PortManager` configures)."""
+
+    def __init__(self) -> None:
+        self.baudrate = 9600
+        self.bytesize = 8
+        self.parity = "N"
+        self.stopbits: float = 1
+        self.xonxoff = self.rtscts = self.break_condition = False
+        self.rts = self.dtr = True
+        self.cts = self.dsr = True
+        self.ri = self.cd = False
+
+    def line(self) -> Line:
+        return Line(int(self.baudrate), int(self.bytesize), str(self.parity), float(self.stopbits))
+
+    def reset_input_buffer(self) -> None:
+        """Nothing is buffered on the twin's side."""
+
+    def reset_output_buffer(self) -> None:
+        """Nothing is buffered on the twin's side."""
+
+
+class _Outbox:
+    """Bytes for one host: sent at once when the socket or pty takes them, else queued (bounded)."""
+
+    def __init__(self, write_nonblocking: Callable[[bytes], int]) -> None:
+        self._write = write_nonblocking
+        self._pending = bytearray()
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def put(self, data: bytes) -> None:
+        with self._lock:
+            if len(self._pending) + len(data) > OUTBOX_LIMIT_BYTES:
+                self.dropped += len(data)
+                return
+            self._pending += data
+            self._flush_locked()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._pending)
+
+    def _flush_locked(self) -> None:
+        while self._pending:
+            try:
+                sent = self._write(bytes(self._pending))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._pending.clear()  # the host went away: what it did not take is lost
+                return
+            if sent <= 0:
+                return
+            del self._pending[:sent]
+
+
+class _Rfc2217Client:
+    """One host connection: telnet/RFC 2217 state, the host's UART settings, and its outbox."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.host = _HostUart()
+        self.outbox = _Outbox(sock.send)
+        self.manager = rfc2217.PortManager(self.host, self)
+
+    def write(self, data: bytes) -> None:
+        """Telnet negotiation and escaped data to the host (what `PortManager` calls)."""
+        self.outbox.put(data)
+
+    def send_data(self, data: bytes) -> None:
+        """Serial data to the host (IAC escaped)."""
+        self.outbox.put(b"".join(self.manager.escape(data)))
+
+
+class _PortBase:
+    """Common to both port kinds: the device, the garbling of mismatched settings, start/stop."""
+
+    def __init__(self, device: SerialDevice | None, line: Line, name: str, rng: random.Random) -> None:
+        self.device = device
+        self.name = name
+        self._line = line
+        self._rng = rng
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def line(self) -> Line:
+        """The device side's line settings."""
+        return self.device.line if self.device is not None else self._line
+
+    def _matches(self, host: Line) -> bool:
+        return host == self.line
+
+    def _deliver(self, data: bytes, host: Line) -> None:
+        if self.device is None:
+            return  # a tap: what the host sends goes nowhere
+        if not self._matches(host):
+            data = garble(data, self._rng)
+        self.device.receive(data, host, lambda reply: self.send(reply, host))
+
+    def send(self, data: bytes, host: Line | None = None) -> None:
+        """Bytes to the host; garbled when the host's settings are not the device's."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._serve, name=f"serial:{self.name}", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None
+
+
+class Rfc2217Port(_PortBase):
+    """A serial port served over RFC 2217 on loopback TCP: `rfc2217://127.0.0.1:PORT`.
+
+    One host at a time, as a serial port: a new connection replaces the previous one.
+    """
+
+    def __init__(self, device: SerialDevice | None, *, line: Line, name: str, rng: random.Random) -> None:
+        super().__init__(device, line, name, rng)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(4)
+        self._client: _Rfc2217Client | None = None
+
+    @property
+    def url(self) -> str:
+        """The pyserial URL that reaches it."""
+        return f"rfc2217://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def host_line(self) -> Line | None:
+        """The connected host's settings (None: nobody connected)."""
+        client = self._client
+        return client.host.line() if client is not None else None
+
+    def send(self, data: bytes, host: Line | None = None) -> None:
+        """Bytes to the connected host (dropped when nobody is connected)."""
+        client = self._client
+        if client is None:
+            return
+        host = host if host is not None else client.host.line()
+        client.send_data(data if self._matches(host) else garble(data, self._rng))
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            sockets: list[Any] = [self._listener]
+            writers: list[Any] = []
+            client = self._client
+            if client is not None:
+                sockets.append(client.sock)
+                if client.outbox.waiting:
+                    writers.append(client.sock)
+            try:
+                readable, writable, _ = select.select(sockets, writers, [], _SELECT_S)
+            except (OSError, ValueError):
+                if client is not None:
+                    self._drop(client)
+                continue
+            if client is not None and client.sock in writable:
+                client.outbox.flush()
+            if self._listener in readable:
+                self._accept()
+            if client is not None and client.sock in readable:
+                self._read(client)
+        if self._client is not None:
+            self._drop(self._client)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self._listener.accept()
+        except OSError:
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else every reply waits ~40 ms
+        sock.setblocking(False)
+        if self._client is not None:
+            self._drop(self._client)
+        self._client = _Rfc2217Client(sock)
+
+    def _read(self, client: _Rfc2217Client) -> None:
+        try:
+            raw = client.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            raw = b""
+        if not raw:
+            self._drop(client)
+            return
+        data = b"".join(client.manager.filter(raw))
+        if data:
+            self._deliver(data, client.host.line())
+
+    def _drop(self, client: _Rfc2217Client) -> None:
+        if self._client is client:
+            self._client = None
+        with contextlib.suppress(OSError):
+            client.sock.close()
+
+
+# termios speed constants -> bit/s, for the ones a meter uses
+_SPEEDS: Final = {getattr(termios, f"B{baud}"): baud for baud in (300, 600, 1200, 2400, 4800, 9600, 19200, 38400,
+                                                                   57600, 115200) if hasattr(termios, f"B{baud}")}
+
+
+class PtyPort(_PortBase):
+    """A serial port served on a pseudo-terminal: the host opens `url` (/dev/pts/N) as a device.
+
+    Only the baud rate reaches the twin: Linux forces 8 data bits and drops parity on a pty silently,
+    so a parity mismatch cannot be seen here (use RFC 2217 for that).
+    """
+
+    def __init__(self, device: SerialDevice | None, *, line: Line, name: str, rng: random.Random) -> None:
+        super().__init__(device, line, name, rng)
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # no echo, no line editing before the host configures it
+        os.set_blocking(self._master, False)
+        self._path = os.ttyname(self._slave)
+        self._outbox = _Outbox(lambda data: os.write(self._master, data))
+
+    @property
+    def url(self) -> str:
+        """The device path the host opens."""
+        return self._path
+
+    def host_line(self) -> Line:
+        """The host's settings as far as a pty has them: the baud; data bits, parity, stop bits assumed."""
+        attrs = termios.tcgetattr(self._slave)
+        baud = _SPEEDS.get(attrs[4], 0)
+        own = self.line
+        return Line(baud, own.bytesize, own.parity, own.stopbits)
+
+    def send(self, data: bytes, host: Line | None = None) -> None:
+        """Bytes to the host."""
+        host = host if host is not None else self.host_line()
+        self._outbox.put(data if self._matches(host) else garble(data, self._rng))
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            writers = [self._master] if self._outbox.waiting else []
+            try:
+                readable, writable, _ = select.select([self._master], writers, [], _SELECT_S)
+            except (OSError, ValueError):
+                return
+            if writable:
+                self._outbox.flush()
+            if not readable:
+                continue
+            try:
+                data = os.read(self._master, 4096)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                continue  # EIO while no host has the slave open
+            if data:
+                self._deliver(data, self.host_line())
+
+    def stop(self) -> None:
+        """Stop serving and close the pty."""
+        super().stop()
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+SerialPortServer = Rfc2217Port | PtyPort
+
+
+def serve_port(kind: str, device: SerialDevice | None, *, line: Line, name: str,
+               rng: random.Random) -> SerialPortServer:
+    """A started port of `kind` ('twin' = RFC 2217, 'twin+pty' = pty) for `device`."""
+    port: SerialPortServer
+    if kind == TWIN_SERIAL_PTY:
+        port = PtyPort(device, line=line, name=name, rng=rng)
+    elif kind == TWIN_SERIAL:
+        port = Rfc2217Port(device, line=line, name=name, rng=rng)
+    else:
+        raise ValueError(f"unknown twin serial kind {kind!r}: use {' or '.join(TWIN_SERIALS)}")
+    port.start()
+    return port
