@@ -2,14 +2,17 @@
 
 An instrument driver speaks text messages through a `MessageTransport`. `PyVisaTransport` reaches a
 real instrument or the twin's SCPI server alike; `ScriptedTransport` replays a byte-exact script for a
-driver's unit tests.
+driver's unit tests; `LoggedTransport` wraps any of them and writes every message to a `TrafficLog`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
-from typing import Any, Protocol
+import contextvars
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, TextIO
 
 from drivers.errors import InstrumentError, InstrumentTimeout, NotOpenError
 
@@ -173,3 +176,129 @@ class ScriptedTransport:
         """Fail when part of the script was not used."""
         if self._pos != len(self._script):
             raise AssertionError(f"script not finished: next expected {self._script[self._pos][0]!r}")
+
+
+# ------------------------------------------------------------------------------------ traffic log
+
+
+class TrafficLog:
+    """Raw instrument and DUT traffic of a run, one line per message, for the run's attachment.
+
+    Line: `<bench s> <UTC> <resource> <dir> <text>`; dir `>` sent, `<` received, `!` failed, `#` note.
+    Bench time is `-` until a clock is attached (the bench's clock exists only once the bench is open).
+    Any line holding a registered secret (as text or hex) is replaced by a redaction note: key material
+    never reaches the log even if a driver were to send it.
+    """
+
+    def __init__(self, stream: TextIO, *, secrets: Iterable[bytes] = ()) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._now: Callable[[], float] | None = None
+        self._secrets: list[str] = []
+        self.lines = 0
+        for secret in secrets:
+            self.add_secret(secret)
+
+    def add_secret(self, secret: bytes) -> None:
+        """Never write a line containing `secret` (raw text, lower- or upper-case hex)."""
+        if len(secret) >= 4:
+            spaced = secret.hex(" ")  # how `data()` writes bytes
+            self._secrets += [secret.hex(), secret.hex().upper(), spaced, spaced.upper(), secret.decode("latin-1")]
+
+    def attach_clock(self, now: Callable[[], float]) -> None:
+        """Stamp lines with bench time from `now()` (seconds) from here on."""
+        self._now = now
+
+    def _bench_time(self) -> str:
+        if self._now is None:
+            return "-"
+        try:
+            return f"{self._now():.6f}"
+        except Exception:  # noqa: BLE001 - the log must never break the traffic it records
+            return "?"
+
+    def write(self, resource: str, direction: str, text: str) -> None:
+        """Append one line (text messages)."""
+        shown = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        if any(secret in shown or secret in text for secret in self._secrets):
+            shown = "<redacted: the message held key material>"
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        line = f"{self._bench_time()} {stamp} {resource} {direction} {shown}\n"
+        with self._lock:
+            if self._stream.closed:
+                return
+            self._stream.write(line)
+            self._stream.flush()
+            self.lines += 1
+
+    def data(self, resource: str, direction: str, payload: bytes) -> None:
+        """Append one line for a byte-stream transfer (UART, SPI), as hex."""
+        self.write(resource, direction, payload.hex(" "))
+
+    def close(self) -> None:
+        """Close the underlying file."""
+        with self._lock:
+            if not self._stream.closed:
+                self._stream.close()
+
+
+class LoggedTransport:
+    """A `MessageTransport` that passes everything through unchanged and logs it to a `TrafficLog`."""
+
+    def __init__(self, inner: MessageTransport, log: TrafficLog) -> None:
+        self.inner = inner
+        self.log = log
+        self.resource = inner.resource
+
+    def open(self) -> None:
+        """Open the wrapped transport."""
+        self.log.write(self.resource, "#", "open")
+        self._logged(self.inner.open)
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self.log.write(self.resource, "#", "close")
+        self.inner.close()
+
+    def write(self, message: str) -> None:
+        """Send and log `message`."""
+        self.log.write(self.resource, ">", message)
+        self._logged(lambda: self.inner.write(message))
+
+    def query(self, message: str) -> str:
+        """Send and log `message`, log and return the reply."""
+        self.log.write(self.resource, ">", message)
+        reply: str = self._logged(lambda: self.inner.query(message))
+        self.log.write(self.resource, "<", reply)
+        return reply
+
+    def _logged(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except Exception as exc:
+            self.log.write(self.resource, "!", f"{type(exc).__name__}: {exc}")
+            raise
+
+
+_ACTIVE_LOG: contextvars.ContextVar[TrafficLog | None] = contextvars.ContextVar("traffic_log", default=None)
+
+
+def active_traffic_log() -> TrafficLog | None:
+    """The log that transports built now should write to (see `recording_traffic`), if any."""
+    return _ACTIVE_LOG.get()
+
+
+def logged(transport: MessageTransport) -> MessageTransport:
+    """`transport` wrapped in a `LoggedTransport` while a traffic log is active, else unchanged."""
+    log = active_traffic_log()
+    return transport if log is None else LoggedTransport(transport, log)
+
+
+@contextlib.contextmanager
+def recording_traffic(log: TrafficLog) -> Iterator[TrafficLog]:
+    """`with recording_traffic(log): open_bench(...)`: transports built inside log to `log`."""
+    token = _ACTIVE_LOG.set(log)
+    try:
+        yield log
+    finally:
+        _ACTIVE_LOG.reset(token)

@@ -1,11 +1,15 @@
-"""The `rig` command line: run plans, serve the twin, list knobs, check a bench.
+"""The `rig` command line: run (and resume) plans, serve the twin, list knobs, check a bench, and the lab
+commands on finished runs: report (certificate), verify (tamper evidence), history (trends, drift).
 
-Exit codes: 0 all passed, 1 a test failed, 2 bad usage or bench file, 130 interrupted.
+Exit codes: 0 all passed, 1 a test failed (verify: something altered), 2 bad usage, bench file,
+database or run id, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import signal
 import sys
 import uuid
@@ -66,50 +70,319 @@ def new_run_id() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
+RUN_FILE = "run.json"  # what `rig run` was asked, so that `--resume` can ask the same
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("plans", nargs=-1)
 @bench_option
 @set_option
 @click.option("--reports", "reports_dir", type=click.Path(file_okay=False), default="reports", show_default=True,
               help="folder that receives reports/<run-id>/")
-def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ...], reports_dir: str) -> None:
+@click.option("--resume", "resume_id", default=None, metavar="RUN_ID",
+              help="continue an interrupted run: only items that did not complete run again, into the same "
+                   "run id, journal and reports (plans, bench and overrides are the run's own)")
+@click.option("--accept-expired-calibration", "accept_expired", default=None, metavar="REASON",
+              help="run although the reference standard's calibration has expired; the certificate states REASON")
+@click.option("--ambient", default=None, metavar="TEMP_C,RH_PCT",
+              help="ambient temperature and relative humidity for the certificate (else the operator is asked)")
+def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ...], reports_dir: str,
+        resume_id: str | None, accept_expired: str | None, ambient: str | None) -> None:
     """Run test plans (default: all) and write reports/<run-id>/ (report.html, junit.xml, results.json).
 
     Arguments after `--` go to pytest unchanged, e.g. `rig run testplans/smoke -- -k pulses`.
+    `rig run --resume RUN_ID` finishes a run that was interrupted or killed.
     """
     import pytest
 
     plan_args = [p for p in plans if not p.startswith("-")]
     pytest_extra = [p for p in plans if p.startswith("-")]
+    session_tag = ""
+    if resume_id is not None:
+        if plan_args or bench_file or overrides or pytest_extra:
+            console.print("[red]error:[/red] --resume runs the plans, bench file and overrides of the original run; "
+                          "give only the run id (and --reports)")
+            raise SystemExit(EXIT_USAGE)
+        run_id = resume_id
+        run_dir = Path(reports_dir) / run_id
+        asked = _read_run_file(run_dir, run_id)
+        plan_args, bench_file, overrides = asked["plans"], asked["bench_file"], tuple(asked["overrides"])
+        pytest_extra = asked["pytest_extra"]
+        asked["resumes"].append({"started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+        session_tag = f".s{len(asked['resumes'])}"
+    else:
+        run_id = new_run_id()
+        run_dir = Path(reports_dir) / run_id
+        asked = {"run_id": run_id, "plans": plan_args,
+                 "bench_file": str(Path(bench_file).resolve()) if bench_file else None,
+                 "overrides": list(overrides), "pytest_extra": pytest_extra, "resumes": []}
     config = _load(bench_file, overrides)
-    run_id = new_run_id()
-    run_dir = Path(reports_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_FILE).write_text(json.dumps(asked, indent=2))
     args = [
         *resolve_plans(tuple(plan_args)),
         # Node ids start with testplans/ wherever the package is installed (rig mutate relies on it).
         f"--rootdir={Path(testplans.__file__).resolve().parent.parent}",
         "-p", "fixtures.plugin", "-p", "fixtures.progress", "--rig-progress",
-        "-p", "no:cacheprovider", "-q", "--no-header",
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", "--no-header",
         f"--rig-run-dir={run_dir}", f"--rig-run-id={run_id}",
-        f"--html={run_dir / 'report.html'}", "--self-contained-html",
-        f"--junitxml={run_dir / 'junit.xml'}",
+        f"--html={run_dir / f'report{session_tag}.html'}", "--self-contained-html",
+        f"--junitxml={run_dir / f'junit{session_tag}.xml'}",
         "-o", "junit_family=xunit2",
     ]
+    if resume_id is not None:
+        args.append("--rig-resume")
+    if accept_expired:
+        args.append(f"--rig-accept-expired-calibration={accept_expired}")
+    if ambient:
+        args.append(f"--rig-ambient={ambient}")
     if bench_file:
         args.append(f"--bench={bench_file}")
     args += [f"--set={o}" for o in overrides]
     args += pytest_extra
-    console.print(f"rig run {run_id}: bench [bold]{config.name}[/bold], meter {config.meter.nameplate}, "
+    verb = "resuming" if resume_id else "run"
+    console.print(f"rig {verb} {run_id}: bench [bold]{config.name}[/bold], meter {config.meter.nameplate}, "
                   f"{len(config.positions)} position(s)")
-    code = pytest.main(args)
+    code = int(pytest.main(args))
     _link_latest(Path(reports_dir), run_dir)
-    console.print(f"report: {run_dir / 'report.html'}  results: {run_dir / 'results.json'}")
-    raise SystemExit(_exit_code(int(code)))
+    refused = _refusal(run_dir)
+    if refused:
+        console.print(f"[red]refused:[/red] {refused}")
+        raise SystemExit(EXIT_USAGE)
+    if resume_id is not None:
+        code = _finish_resume(run_dir, code, config.results_db)
+    else:
+        console.print(f"report: {run_dir / 'report.html'}  results: {run_dir / 'results.json'}")
+    raise SystemExit(_exit_code(code))
+
+
+def _refusal(run_dir: Path) -> str | None:
+    """Why the plugin refused to start the run (expired calibration, bench not reachable), if it did."""
+    try:
+        reason = json.loads((run_dir / "results.json").read_text()).get("refused_because")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(reason) if reason else None
+
+
+def _read_run_file(run_dir: Path, run_id: str) -> dict[str, Any]:
+    path = run_dir / RUN_FILE
+    try:
+        asked = json.loads(path.read_text())
+        if not isinstance(asked, dict) or asked.get("run_id") != run_id:
+            raise ValueError(f"it belongs to run {asked.get('run_id') if isinstance(asked, dict) else '?'}")
+        asked.setdefault("resumes", [])
+        for key in ("plans", "overrides", "pytest_extra"):
+            if not isinstance(asked.get(key), list):
+                raise ValueError(f"'{key}' is not a list")
+        return asked
+    except FileNotFoundError:
+        console.print(f"[red]error:[/red] cannot resume {run_id!r}: no {path} (is the run id right, and --reports?)")
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/red] cannot resume {run_id!r}: {path} is unreadable or damaged ({exc})")
+    raise SystemExit(EXIT_USAGE)
+
+
+def _finish_resume(run_dir: Path, pytest_code: int, db: str | None) -> int:
+    """After a resume: whole-run junit.xml and certificate.html; the exit code of the whole run."""
+    from rig.results import whole_run_junit
+
+    results_file = run_dir / "results.json"
+    if pytest_code not in (0, 1, 5) or not results_file.is_file():
+        return pytest_code
+    document = json.loads(results_file.read_text())
+    first_junit = run_dir / "junit.xml"
+    if first_junit.is_file() and not (run_dir / "junit.s0.xml").exists():
+        first_junit.rename(run_dir / "junit.s0.xml")
+    first_junit.write_text(whole_run_junit(document))
+    try:
+        journal, run_id, folder = _locate(str(run_dir), None, db)
+        from rig.certificate import certificate_data, render_html
+
+        (run_dir / "certificate.html").write_text(render_html(certificate_data(journal, run_id, folder)))
+    except SystemExit:
+        pass
+    console.print(f"whole run: {document['verdict']}; results: {results_file}  junit: {first_junit}  "
+                  f"certificate: {run_dir / 'certificate.html'}")
+    return {"pass": 0, "fail": 1, "interrupted": 2}.get(str(document["verdict"]), 4)
 
 
 def _exit_code(pytest_code: int) -> int:
     return {0: EXIT_OK, 1: EXIT_FAILED, 2: EXIT_INTERRUPTED, 5: EXIT_USAGE}.get(pytest_code, EXIT_USAGE)
+
+
+# ------------------------------------------------------------------- finished runs: where they are
+
+
+def _locate(run: str, reports_dir: str | None, db: str | None) -> tuple[Any, str, Path | None]:
+    """(journal, run id, run folder or None) for a run id or a results folder; exit 2 naming what is missing.
+
+    The journal is --db, else the folder's journal.sqlite, else RIG_DB.
+    """
+    from rig.results import Journal, JournalError
+
+    given = Path(run)
+    folder: Path | None
+    if given.is_dir():
+        folder = given
+        run_id = _run_id_of(folder)
+    else:
+        if "/" in run or os.sep in run:
+            console.print(f"[red]error:[/red] no results folder {run}")
+            raise SystemExit(EXIT_USAGE)
+        run_id = run
+        candidate = Path(reports_dir or "reports") / run
+        folder = candidate if candidate.is_dir() else None
+    try:
+        if db:
+            journal = Journal(db, create=False)
+        elif folder is not None and (folder / "journal.sqlite").is_file():
+            journal = Journal.in_folder(folder, create=False)
+        elif os.environ.get("RIG_DB"):
+            journal = Journal(os.environ["RIG_DB"], create=False)
+        else:
+            where = f"in {folder}" if folder is not None else f"for run {run_id!r} under {reports_dir or 'reports'}/"
+            console.print(f"[red]error:[/red] no journal {where}; give --db URL (or set RIG_DB) when the run "
+                          "was journaled to a lab database")
+            raise SystemExit(EXIT_USAGE)
+        journal.run(run_id)
+    except JournalError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(EXIT_USAGE) from None
+    return journal, run_id, folder
+
+
+def _run_id_of(folder: Path) -> str:
+    for name, key in (("results.json", "run_id"), (RUN_FILE, "run_id")):
+        path = folder / name
+        if path.is_file():
+            try:
+                value = json.loads(path.read_text()).get(key)
+            except (ValueError, AttributeError, OSError):
+                continue
+            if isinstance(value, str) and value:
+                return value
+    return folder.resolve().name
+
+
+db_option = click.option("--db", default=None, metavar="URL",
+                         help="results database (SQLAlchemy URL); default: the run folder's journal, else RIG_DB")
+reports_option = click.option("--reports", "reports_dir", type=click.Path(file_okay=False), default="reports",
+                              show_default=True, help="folder holding the run folders")
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN_ID|FOLDER")
+@click.option("--format", "fmt", type=click.Choice(["html", "pdf"]), default="html", show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="where to write it (default: certificate.<format> in the run folder)")
+@reports_option
+@db_option
+def report(run_ref: str, fmt: str, out_file: str | None, reports_dir: str, db: str | None) -> None:
+    """Write a run's certificate: per meter, identity, bench and traceability, every test, verdict."""
+    from rig.certificate import certificate_data, render_html, render_pdf
+
+    journal, run_id, folder = _locate(run_ref, reports_dir, db)
+    data = certificate_data(journal, run_id, folder)
+    target = Path(out_file) if out_file else (folder or Path(reports_dir) / run_id) / f"certificate.{fmt}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "html":
+        target.write_text(render_html(data))
+    else:
+        target.write_bytes(render_pdf(data))
+    console.print(f"certificate {data.number}: {target} (overall verdict: {data.overall_verdict})")
+    raise SystemExit(EXIT_OK)
+
+
+# ----------------------------------------------------------------------------------- verify
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN_ID|FOLDER")
+@click.option("--expect-key", default=None, metavar="PUBLIC_HEX",
+              help="the bench's SM2 public key (128 hex digits): fail unless the run was signed with it")
+@reports_option
+@db_option
+def verify(run_ref: str, expect_key: str | None, reports_dir: str, db: str | None) -> None:
+    """Check a run for alterations: SM3 record chain, SM2 signatures, attachments, results.json.
+
+    Exit 0 when nothing was altered and everything is covered by a signature, 1 otherwise.
+    """
+    import re
+
+    from rig.verify import verify_run
+
+    if expect_key is not None and not re.fullmatch(r"(04)?[0-9a-fA-F]{128}", expect_key):
+        console.print("[red]error:[/red] --expect-key must be the SM2 public key: 128 hex digits x||y (04 prefix "
+                      "allowed)")
+        raise SystemExit(EXIT_USAGE)
+    journal, run_id, folder = _locate(run_ref, reports_dir, db)
+    result = verify_run(journal, run_id, folder, expect_key=expect_key)
+    click.echo(result.text())
+    raise SystemExit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+# ---------------------------------------------------------------------------------- history
+
+
+@main.command()
+@click.option("--meter", default=None, metavar="ADDR", help="only this meter address")
+@click.option("--test", "test_id", default=None, metavar="ID", help="only tests whose node id contains ID")
+@click.option("--quantity", default=None, metavar="TEXT", help="only quantities containing TEXT")
+@click.option("--since", default=None, metavar="DATE", help="only records from DATE (YYYY-MM-DD) on")
+@click.option("--db", "dbs", multiple=True, metavar="URL",
+              help="results database(s) to read (repeatable); default: RIG_DB, else every run folder's journal")
+@reports_option
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
+              help="write a trend plot (PNG) of the selected points' values over time")
+@click.option("--horizon", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="flag a trend projected to cross its limit within this many runs")
+@click.option("--margin", default=80.0, show_default=True, type=click.FloatRange(1, 100),
+              help="flag a last value beyond this % of its limit")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def history(meter: str | None, test_id: str | None, quantity: str | None, since: str | None, dbs: tuple[str, ...],
+            reports_dir: str, plot_file: str | None, horizon: int, margin: float, as_json: bool) -> None:
+    """Results across runs and benches, per meter and point; flags drift towards a limit before it fails."""
+    import rig.history as hist
+    from rig.results import Journal, JournalError
+
+    since_utc = None
+    if since:
+        try:
+            since_utc = dt.date.fromisoformat(since).isoformat()
+        except ValueError:
+            console.print(f"[red]error:[/red] --since {since!r} is not a date (YYYY-MM-DD)")
+            raise SystemExit(EXIT_USAGE) from None
+    urls = list(dbs) or ([os.environ["RIG_DB"]] if os.environ.get("RIG_DB") else [])
+    try:
+        if urls:
+            journals = [Journal(url, create=False) for url in urls]
+        else:
+            found = sorted(Path(reports_dir).glob("*/journal.sqlite"))
+            if not found:
+                console.print(f"[red]error:[/red] no journals under {reports_dir}/ and no --db or RIG_DB given")
+                raise SystemExit(EXIT_USAGE)
+            journals = [Journal.in_folder(p.parent, create=False) for p in found]
+        points = hist.collect(journals, meter=meter, test=test_id, quantity=quantity, since_utc=since_utc)
+    except JournalError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(EXIT_USAGE) from None
+    series = hist.group(points)
+    flags = hist.assess(series, horizon_runs=horizon, margin=margin / 100.0)
+    if as_json:
+        click.echo(json.dumps(hist.to_json(series, flags), indent=2))
+    else:
+        click.echo(hist.table(series, flags))
+    if plot_file:
+        if not series:
+            console.print("[red]error:[/red] nothing selected to plot")
+            raise SystemExit(EXIT_USAGE)
+        Path(plot_file).write_bytes(hist.trend_png(series, flags))
+        console.print(f"trend plot: {plot_file}")
+    raise SystemExit(EXIT_OK)
 
 
 def _link_latest(reports: Path, run_dir: Path) -> None:

@@ -131,6 +131,85 @@ class BleConfig(_Strict):
 _ADDRESS_RE = re.compile(r"^[0-9]{12}$")
 
 
+# ---------------------------------------------------------------- SPI link of a position (issue 6)
+
+# Where the bench builder finds a position's SPI master / capture; 'twin' is replaced by Twin.resolve.
+SPI_MASTER_KINDS = ("spidev", TWIN_RESOURCE)
+SPI_TWIN_URL_PREFIXES = ("twin-spi://", "twin+tcp://")
+# Default scaling: URMS reads 2^21 counts at Un and IARMS 2^22 at Imax (headroom below 2^23).
+URMS_COUNTS_AT_UN = 2**21
+IARMS_COUNTS_AT_IMAX = 2**22
+
+
+class SpiSignals(_Strict):
+    """Names of the SPI signals in a logic-analyser capture, and the chip-select polarity."""
+
+    clk: str = "clk"
+    mosi: str = "mosi"
+    miso: str = "miso"
+    cs: str = "cs"
+    cs_active_low: bool = True
+
+
+class SpiPositionConfig(_Strict):
+    """The SPI bus between a meter's metering chip and its management MCU, as the rig reaches it."""
+
+    chip: Literal["RN8209"] = Field("RN8209", description="chip profile (register map) on the bus")
+    master: str | None = Field(
+        None, description="rig-driven SPI master to the chip: 'spidev' (/dev/spidev<bus>.<device>), 'twin', or none"
+    )
+    bus: int = Field(0, ge=0, description="spidev bus number")
+    device: int = Field(0, ge=0, description="spidev chip-select number")
+    speed_hz: int = Field(500_000, gt=0, description="SCLK of the bus, Hz (at most the chip's maximum)")
+    capture: str | None = Field(
+        None, description="VCD file or folder a logic analyser writes the bus into, or 'twin'; none: no sniffer"
+    )
+    decoder: Literal["builtin", "sigrok", "auto"] = Field(
+        "builtin", description="VCD decoder: builtin, sigrok (sigrok-cli) or auto (sigrok-cli when installed)"
+    )
+    signals: SpiSignals = SpiSignals()
+    kv_v_per_count: float | None = Field(
+        None, gt=0, description="URMS scale Kv, V per count (default: Un reads 2^21 counts)"
+    )
+    ki_a_per_count: float | None = Field(
+        None, gt=0, description="IARMS scale Ki, A per count (default: Imax reads 2^22 counts)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SpiPositionConfig:
+        if self.master is None and self.capture is None:
+            raise ValueError("give a 'master', a 'capture', or both (or leave the spi section out)")
+        if self.master is not None and self.master not in SPI_MASTER_KINDS and not self.master.startswith(
+            SPI_TWIN_URL_PREFIXES
+        ):
+            raise ValueError(f"master {self.master!r}: use 'spidev' (with bus and device) or 'twin'")
+        from drivers.spi.rn8209 import RN8209
+
+        if self.speed_hz > RN8209.max_clock_hz:
+            raise ValueError(
+                f"speed_hz {self.speed_hz} Hz is above the {self.chip}'s {RN8209.max_clock_hz} Hz maximum"
+            )
+        return self
+
+    def kv(self, meter: MeterType) -> float:
+        """URMS scale, V per count (given, or derived from Un)."""
+        return self.kv_v_per_count if self.kv_v_per_count is not None else meter.un_v / URMS_COUNTS_AT_UN
+
+    def ki(self, meter: MeterType) -> float:
+        """IARMS scale, A per count (given, or derived from Imax)."""
+        return self.ki_a_per_count if self.ki_a_per_count is not None else meter.imax_a / IARMS_COUNTS_AT_IMAX
+
+
+class UartTapConfig(_Strict):
+    """A UART adapter tapping the line between the management and expansion modules (read-only)."""
+
+    serial: str = Field(description="pyserial URL or device path of the adapter, or 'twin' ('twin+pty': a pty)")
+    line: SerialSettings = Field(SerialSettings(baud=9600), description="line settings of the tapped link")
+
+
+_PASSWORD_RE = re.compile(r"^[0-9A-Fa-f]{2}[0-9]{6}$")
+
+
 class PositionConfig(_Strict):
     """One meter position of the rack: its meter address, comms ports and pulse input."""
 
@@ -140,12 +219,26 @@ class PositionConfig(_Strict):
     line: SerialSettings = SerialSettings()
     ble: BleConfig | None = None
     pulse_channel: int = Field(ge=1, description="error-calculator channel of the reference standard")
+    expansion_tap: UartTapConfig | None = Field(
+        None, description="UART adapter on the management-expansion module link (issue 5), or none"
+    )
+    write_password: str = Field(
+        "02000000", description="level (2 hex digits) and 6-digit password of DL/T 645 writes (14H), e.g. '02000000'"
+    )
+    spi: SpiPositionConfig | None = Field(None, description="the metering chip's SPI bus: master and/or capture")
 
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
         if not _ADDRESS_RE.match(value):
             raise ValueError(f"address {value!r} must be 12 decimal digits, e.g. '000000000001'")
+        return value
+
+    @field_validator("write_password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        if not _PASSWORD_RE.match(value):
+            raise ValueError(f"write_password {value!r} must be a level (2 hex digits) and 6 digits, e.g. '02000000'")
         return value
 
 
@@ -213,10 +306,67 @@ class MeteringKnobs(_Strict):
     )
 
 
+class SpiKnobs(_Strict):
+    """Defects and realism of the metering chip's SPI side and of the management MCU that polls it."""
+
+    write_protect_ignored: bool = knob(
+        False, "the chip takes register writes while write-protected (0xEA lock ignored)", "SPI write protection"
+    )
+    rdata_not_updated: bool = knob(False, "RData keeps its old value after a read", "SPI RData echo")
+    wrong_device_id: bool = knob(False, "the chip reports a DeviceID other than the RN8209's", "SPI DeviceID")
+    msb_last: bool = knob(
+        False, "the chip sends and takes register data least significant byte first", "SPI byte order, DeviceID"
+    )
+    energy_scale_error_pct: float = knob(
+        0.0, "error of the chip's energy registers against the energy it measures, %", "chip energy vs reference"
+    )
+    mcu_poll_interval_s: float = knob(
+        1.0, "period at which the management MCU polls energy, power, Vrms and Irms, s", "MCU polling rate", gt=0
+    )
+    mcu_poll_jitter_s: float = knob(0.002, "jitter of the MCU's polling timer (1 sigma), s", "MCU polling rate", ge=0)
+    cs_glitch: float = knob(
+        0.0, "fraction of the MCU's SPI frames in which CS is released mid-frame", "SPI frame structure", ge=0, le=1
+    )
+    rms_noise_pct: float = knob(
+        0.02, "random error of the chip's Vrms/Irms, redrawn every second (1 sigma), %", "chip Vrms/Irms", ge=0
+    )
+
+
+class UartKnobs(_Strict):
+    """Defects and realism of the management module's DL/T 645 UART (RS-485 port and expansion link)."""
+
+    checksum_error: bool = knob(False, "replies carry a wrong checksum (CS + 1)", "frame conformance (checksum)")
+    address_high_byte_first: bool = knob(
+        False, "replies carry the meter address high byte first", "frame conformance (address order)"
+    )
+    no_data_offset: bool = knob(
+        False, "reply data goes out without the +33H offset", "frame conformance (+33H), every reading"
+    )
+    reply_delay_s: float = knob(
+        0.08, "mean delay from the end of a request to the reply, s (each reply adds seeded jitter of ±0.04 s)",
+        "reply latency (20..500 ms)", ge=0,
+    )
+    ignores_preamble: bool = knob(
+        False, "a request that starts with FE wake-up bytes is not recognised", "preamble handling"
+    )
+    silent_on_error: bool = knob(
+        False, "errors (no such data, unauthorised) get silence instead of an abnormal reply", "error replies"
+    )
+    wrong_control_bits: bool = knob(
+        False, "normal replies set D5 (follow-up frames exist) although none follow", "frame conformance (control)"
+    )
+    broadcast_time_always_accepted: bool = knob(
+        False, "broadcast time is applied whatever the refusal rules say (shift, midnight, billing, daily quota)",
+        "broadcast time refused outside the rules",
+    )
+
+
 class MeterKnobs(_Strict):
     """Every defect knob of one meter, by module."""
 
     metering: MeteringKnobs = MeteringKnobs()
+    uart: UartKnobs = UartKnobs()
+    spi: SpiKnobs = SpiKnobs()
 
 
 class SourceTwin(_Strict):

@@ -11,7 +11,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from testplans.comms import spec as comms_spec
 from testplans.specs import accuracy as spec
+from testplans.spi import spec as spi_spec
 
 ACCURACY = "testplans/accuracy/test_accuracy.py"
 
@@ -121,3 +123,99 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{METERING}.noise_pct", (f"{ACCURACY}::test_repeatability",), _noise(True), _noise(False),
              "readings scatter"),
 )
+
+
+# ---------------------------------------------------------------- SPI: metering chip and MCU (issue 6)
+
+SPI_BUS = "testplans/spi/test_bus.py"
+SPI_REGISTERS = "testplans/spi/test_registers.py"
+SPI_CONSISTENCY = "testplans/spi/test_consistency.py"
+SPI = "twin.meter.spi"
+
+
+def _flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # A defect that is there or not: on outside, off (the healthy chip) inside.
+    return lambda meter: 1.0 if violating else 0.0
+
+
+def _energy_scale(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # The dose runs at Imax, PF 1; one count is 0.1 % of it, the healthy chip adds its own small error.
+    def value(meter: spec.MeterTypeLike) -> float:
+        limit = spec.error_limit_pct(meter, meter.imax_a, spec.power_factor("1")).value_pct
+        return 1.5 * limit + 0.2 if violating else 0.5 * limit
+
+    return value
+
+
+def _poll_interval(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    return lambda meter: spi_spec.MAX_POLL_INTERVAL.value * (1.5 if violating else 0.75)
+
+
+def _cs_glitch(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # One frame in twenty: a dozen glitches in the plan's capture. Any glitch is a defect.
+    return lambda meter: 0.05 if violating else 0.0
+
+
+SPI_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(f"{SPI}.write_protect_ignored",
+             (f"{SPI_REGISTERS}::test_write_protection", f"{SPI_REGISTERS}::test_calibration_checksum_stable"),
+             _flag(True), _flag(False), "the chip takes writes while protected"),
+    Mutation(f"{SPI}.rdata_not_updated", (f"{SPI_REGISTERS}::test_rdata_wdata_echo",), _flag(True), _flag(False),
+             "RData does not echo the last read"),
+    Mutation(f"{SPI}.wrong_device_id", (f"{SPI_REGISTERS}::test_device_id",), _flag(True), _flag(False),
+             "the chip is not the RN8209 it claims to be"),
+    Mutation(f"{SPI}.msb_last", (f"{SPI_REGISTERS}::test_device_id",), _flag(True), _flag(False),
+             "register data least significant byte first"),
+    Mutation(f"{SPI}.energy_scale_error_pct", (f"{SPI_CONSISTENCY}::test_chip_energy_agrees_with_reference",),
+             _energy_scale(True), _energy_scale(False), "the energy register counts wrong"),
+    Mutation(f"{SPI}.mcu_poll_interval_s", (f"{SPI_BUS}::test_mcu_polling_rate",), _poll_interval(True),
+             _poll_interval(False), "the MCU polls the chip too rarely"),
+    Mutation(f"{SPI}.cs_glitch", (f"{SPI_BUS}::test_frame_structure",), _cs_glitch(True), _cs_glitch(False),
+             "CS released mid-frame"),
+)
+MUTATIONS = (*MUTATIONS, *SPI_MUTATIONS)
+
+
+# ---------------------------------------------------------------- UART: the management module's DL/T 645 (issue 5)
+
+COMMS_FRAMING = "testplans/comms/test_framing.py"
+COMMS_CLOCK = "testplans/comms/test_clock.py"
+UART = "twin.meter.uart"
+
+
+def _uart_flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # A firmware defect is there or not: on outside, off (the healthy meter) inside.
+    return lambda meter: 1.0 if violating else 0.0
+
+
+def _reply_delay(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # The twin adds ±0.04 s of jitter to the knob: 0.6 s is past the 500 ms limit for every reply, 0.4 s
+    # inside it for every reply.
+    def value(meter: spec.MeterTypeLike) -> float:
+        high = comms_spec.REPLY_LATENCY.high
+        assert high is not None
+        return high * (1.2 if violating else 0.8)
+
+    return value
+
+
+UART_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(f"{UART}.checksum_error", (f"{COMMS_FRAMING}::test_reply_frames_conform",), _uart_flag(True),
+             _uart_flag(False), "replies carry a wrong checksum"),
+    Mutation(f"{UART}.address_high_byte_first", (f"{COMMS_FRAMING}::test_reply_frames_conform",
+                                                 f"{COMMS_FRAMING}::test_wildcard_and_broadcast"),
+             _uart_flag(True), _uart_flag(False), "replies carry the address high byte first"),
+    Mutation(f"{UART}.no_data_offset", (f"{COMMS_FRAMING}::test_reply_frames_conform",), _uart_flag(True),
+             _uart_flag(False), "reply data without +33H"),
+    Mutation(f"{UART}.reply_delay_s", (f"{COMMS_FRAMING}::test_reply_latency",), _reply_delay(True),
+             _reply_delay(False), "replies come later than 500 ms"),
+    Mutation(f"{UART}.ignores_preamble", (f"{COMMS_FRAMING}::test_preamble_handling",), _uart_flag(True),
+             _uart_flag(False), "requests after FE wake-up bytes are not recognised"),
+    Mutation(f"{UART}.silent_on_error", (f"{COMMS_FRAMING}::test_error_replies",), _uart_flag(True),
+             _uart_flag(False), "no abnormal reply: errors get silence"),
+    Mutation(f"{UART}.wrong_control_bits", (f"{COMMS_FRAMING}::test_reply_frames_conform",), _uart_flag(True),
+             _uart_flag(False), "normal replies claim follow-up frames (D5)"),
+    Mutation(f"{UART}.broadcast_time_always_accepted", (f"{COMMS_CLOCK}::test_broadcast_time_refused_outside_rules",),
+             _uart_flag(True), _uart_flag(False), "broadcast time sync taken outside the rules"),
+)
+MUTATIONS = (*MUTATIONS, *UART_MUTATIONS)

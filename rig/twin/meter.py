@@ -1,5 +1,6 @@
 """The twin's meter: its metering module (energy integration with an error model, start threshold,
-creep, pulse output at the meter constant). Management and expansion modules attach here later.
+creep, pulse output at the meter constant), with the management module (rig.twin.management) and the
+expansion module (rig.twin.expansion) attached.
 
 Written from the meter's side: it reads only the World and its own knobs, never the rig's limits.
 """
@@ -10,9 +11,14 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rig.config import MeteringKnobs, MeterType
 from rig.twin.world import Terminals
+
+if TYPE_CHECKING:
+    from rig.twin.expansion import ExpansionModule
+    from rig.twin.management import ManagementModule
 
 # A meter's chip stops integrating below this voltage (no supply for the metering front end).
 MIN_OPERATING_VOLTAGE_FRACTION = 0.6
@@ -92,7 +98,13 @@ class MeterModel:
     index: int
     address: str
     metering: MeteringModule
+    management: ManagementModule | None = None  # MCU: DL/T 645 server on RS-485, RTC, status words
+    expansion: ExpansionModule | None = None  # polls the MCU over the internal UART
 
     def step(self, t0: float, dt: float, terminals: Terminals) -> None:
-        """Integrate every module over the step."""
+        """Integrate every module over the step (the expansion module's polls see the registers at t0)."""
+        if self.management is not None:
+            self.management.step(t0, dt, terminals)
+        if self.expansion is not None:
+            self.expansion.step(t0, dt, terminals)
         self.metering.step(t0, dt, terminals)

@@ -12,10 +12,15 @@ from typing import Any
 
 from rig.config import TWIN_RESOURCE, BenchConfig, TwinConfig
 from rig.twin.control import ControlServer, TwinControl
+from rig.twin.expansion import EXPANSION_LINE, ExpansionModule
+from rig.twin.management import ManagementModule, MeterUart
 from rig.twin.meter import MeteringModule, MeterModel
 from rig.twin.reference import ReferenceModel
 from rig.twin.scpi import ScpiTcpServer
+from rig.twin.serial_port import TWIN_SERIALS, serve_port
 from rig.twin.source import SourceModel
+from rig.twin.spi_bus import ChipBus, build_bus, register, resolve_positions, unregister
+from rig.twin.spi_served import SpiServer
 from rig.twin.world import VirtualClock, World
 
 
@@ -32,15 +37,30 @@ class Twin:
         self.source = SourceModel(self.world, config.source)
         self.reference = ReferenceModel(self.world, config.reference, random.Random(f"{config.seed}:reference"))
         self.meters: list[MeterModel] = []
+        self.uarts: list[MeterUart] = []
         self.world.models.append(self.reference)  # stepped first: meters' edges read its energy
         for index, position in enumerate(bench.positions):
             knobs = config.knobs_for(index)
             metering = MeteringModule(bench.meter, knobs.metering, random.Random(f"{config.seed}:meter:{index}"))
             metering.pulse_listeners.append(functools.partial(self.reference.pulse_edge, position.pulse_channel))
             self.world.on_second.append(metering.redraw)
-            meter = MeterModel(index=index, address=position.address, metering=metering)
+            # The management MCU (DL/T 645 on RS-485) and the expansion module polling it (issue 5).
+            management = ManagementModule(bench.meter, knobs.uart, position.address, metering, self.world,
+                                          random.Random(f"{config.seed}:uart:{index}"))
+            expansion = ExpansionModule(management, random.Random(f"{config.seed}:expansion:{index}"))
+            self.uarts.append(MeterUart(management))
+            meter = MeterModel(index=index, address=position.address, metering=metering, management=management,
+                               expansion=expansion)
             self.meters.append(meter)
             self.world.models.append(meter)
+        # Each meter's metering chip and the MCU task polling it over SPI (stepped after the meters).
+        self.spi_buses: list[ChipBus] = [
+            build_bus(self.world, bench.meter, meter.metering, config.knobs_for(meter.index).spi,
+                      bench.positions[meter.index].spi, f"{config.seed}:spi:{meter.index}")
+            for meter in self.meters
+        ]
+        self.world.models.extend(self.spi_buses)
+        self._spi_urls: list[str] = []
         self.control = TwinControl(self)
         self._servers: dict[str, Any] = {}
 
@@ -51,16 +71,42 @@ class Twin:
         source.start()
         reference.start()
         self._servers = {"source": source, "reference": reference}
+        self._serve_serial_ports()
+        self._spi_urls = register(self.spi_buses)
         if control:
             server = ControlServer(self.control)
             server.start()
             self._servers["control"] = server
+            spi_server = SpiServer(self.spi_buses)  # the chips' SPI buses for a rig in another process
+            spi_server.start()
+            self._servers["spi"] = spi_server
+
+    def _serve_serial_ports(self) -> None:
+        """Each position's RS-485 port and expansion-link tap whose bench entry says 'twin' or 'twin+pty'."""
+        for index, position in enumerate(self.bench.positions):
+            seed = f"{self.config.seed}:line:{index}"
+            if position.serial in TWIN_SERIALS:
+                uart = self.uarts[index]
+                self._servers[f"serial:{index}"] = serve_port(position.serial, uart, line=uart.line,
+                                                              name=f"P{index + 1}", rng=random.Random(seed))
+            tap = position.expansion_tap
+            expansion = self.meters[index].expansion
+            if tap is not None and tap.serial in TWIN_SERIALS and expansion is not None:
+                port = serve_port(tap.serial, None, line=EXPANSION_LINE, name=f"P{index + 1}-tap",
+                                  rng=random.Random(seed + ":tap"))
+                self._servers[f"tap:{index}"] = port
+                expansion.tap = port.send
 
     def stop(self) -> None:
         """Stop every server."""
+        for meter in self.meters:
+            if meter.expansion is not None:
+                meter.expansion.tap = None
         for server in self._servers.values():
             server.stop()
         self._servers = {}
+        unregister(self._spi_urls)
+        self._spi_urls = []
 
     def __enter__(self) -> Twin:
         self.start()
@@ -79,4 +125,12 @@ class Twin:
                 instrument["resource"] = self._servers[instrument["role"]].resource
         if served:
             data["clock"] = "twin+" + self._servers["control"].url
+        for index, position in enumerate(data["positions"]):
+            # serial: twin -> rfc2217://127.0.0.1:PORT (or the pty's /dev/pts/N for twin+pty)
+            if f"serial:{index}" in self._servers:
+                position["serial"] = self._servers[f"serial:{index}"].url
+            if f"tap:{index}" in self._servers:
+                position["expansion_tap"]["serial"] = self._servers[f"tap:{index}"].url
+        spi_server = self._servers.get("spi")
+        resolve_positions(data["positions"], spi_server.urls if served and spi_server else self._spi_urls)
         return BenchConfig.model_validate(data)

@@ -12,6 +12,15 @@ from rig.procedures import LoadPoint, count_pulses, energise, pulse_period_s
 pytestmark = pytest.mark.plan
 
 
+def test_meter_connected(position: Position, operator) -> None:
+    """A person confirms each meter is mounted and wired before the source is switched on (the twin answers itself)."""
+    operator.confirm(
+        f"Is meter {position.address} mounted at {position.name} with voltage, current, pulse output and RS-485 "
+        "wired, and is its display lit?",
+        topic="meter.connected", position=position, quantity="meter mounted and wired (operator)",
+    )
+
+
 def test_reference_calibration_valid(bench: Bench, record) -> None:
     """The reference standard's calibration is not past due."""
     calibration = bench.reference.calibration()

@@ -1,0 +1,239 @@
+"""History across runs and benches (composition layer): a point's values over time per meter, a trend
+plot, and drift flags raised before a point fails.
+
+Drift rule (per series = meter x test function x quantity, over the runs that measured it, oldest first):
+a value's *limit usage* u = (value - centre) / half-width of its limit band (|u| <= 1 inside; one-sided
+limits are not scaled and only flagged when they fail);
+- `fail`: the last value is outside its limits;
+- `near limit`: the last |u| >= margin (default 0.8, i.e. 80 % of the limit used);
+- `drift`: with at least MIN_TREND_RUNS runs, the least-squares line of u over the last TREND_WINDOW
+  runs, extrapolated `horizon` runs ahead (default 5), reaches |u| >= 1 while moving outwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rig.results import FAIL, Journal
+
+MIN_TREND_RUNS = 4
+TREND_WINDOW = 10
+
+
+@dataclass(frozen=True)
+class Point:
+    """One value of a series: which run, bench and meter, when, and its limits."""
+
+    run_id: str
+    bench: str
+    meter: str | None
+    position: str | None
+    test: str
+    quantity: str
+    value: float | None
+    unit: str
+    low: float | None
+    high: float | None
+    verdict: str
+    recorded_utc: str
+
+
+@dataclass
+class Series:
+    """A point's values across runs for one meter."""
+
+    meter: str
+    function: str
+    quantity: str
+    points: list[Point]
+
+    @property
+    def label(self) -> str:
+        """`000000000001 test_basic_error: error at Ib PF 1`."""
+        return f"{self.meter} {self.function}: {self.quantity}"
+
+    @property
+    def unit(self) -> str:
+        """The unit of the values."""
+        return self.points[-1].unit
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A drift or limit warning on a series."""
+
+    series: Series
+    kind: str  # fail / near limit / drift
+    message: str
+
+
+def collect(journals: Sequence[Journal], *, meter: str | None = None, test: str | None = None,
+            quantity: str | None = None, since_utc: str | None = None) -> list[Point]:
+    """The selected records of every run of every journal (superseded ones left out)."""
+    out: list[Point] = []
+    for journal in journals:
+        rows = journal.history(meter=meter, test=test, quantity=quantity, since_utc=since_utc)
+        effective: dict[str, set[int]] = {}
+        for run, stored in rows:
+            if run.run_id not in effective:
+                effective[run.run_id] = {s.seq for s in journal.effective_records(run.run_id)[0]}
+            if stored.seq not in effective[run.run_id]:
+                continue
+            r = stored.record
+            out.append(Point(run_id=run.run_id, bench=run.bench, meter=r.meter, position=r.position, test=r.test,
+                             quantity=r.quantity, value=r.value, unit=r.unit, low=r.low, high=r.high,
+                             verdict=r.verdict, recorded_utc=stored.recorded_utc))
+    out.sort(key=lambda p: (p.recorded_utc, p.run_id))
+    return out
+
+
+def group(points: Sequence[Point]) -> list[Series]:
+    """Series per meter (or position, for bench-wide records), test function and quantity."""
+    series: dict[tuple[str, str, str], Series] = {}
+    for point in points:
+        key = (point.meter or point.position or "bench", point.test.split("[", 1)[0].rpartition("::")[2],
+               point.quantity)
+        series.setdefault(key, Series(*key, points=[])).points.append(point)
+    return list(series.values())
+
+
+def usage(point: Point) -> float | None:
+    """Limit usage u of a value: 0 at the centre of a two-sided band, +-1 at its limits."""
+    if point.value is None or point.low is None or point.high is None or point.high <= point.low:
+        return None
+    centre, half = (point.high + point.low) / 2.0, (point.high - point.low) / 2.0
+    return (point.value - centre) / half
+
+
+def _slope(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares line (slope, intercept)."""
+    n = len(xs)
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    if sxx == 0:
+        return 0.0, mean_y
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sxx
+    return slope, mean_y - slope * mean_x
+
+
+def assess(series: Sequence[Series], *, horizon_runs: int = 5, margin: float = 0.8) -> list[Flag]:
+    """The flags of the module docstring's rule."""
+    flags: list[Flag] = []
+    for s in series:
+        last = s.points[-1]
+        if last.verdict == FAIL:
+            flags.append(Flag(s, "fail", f"last value {_fmt(last.value)} {last.unit} is outside its limits "
+                                         f"({_fmt(last.low)} .. {_fmt(last.high)}), run {last.run_id}"))
+            continue
+        u_last = usage(last)
+        if u_last is None:
+            continue
+        if abs(u_last) >= margin:
+            used, at = abs(u_last) * 100, margin * 100
+            flags.append(Flag(s, "near limit", f"last value {_fmt(last.value)} {last.unit} uses {used:.0f} % "
+                                               f"of its limit (flag at {at:.0f} %)"))
+        window = [(i, u) for i, p in enumerate(s.points) if (u := usage(p)) is not None][-TREND_WINDOW:]
+        if len(window) < MIN_TREND_RUNS:
+            continue
+        slope, intercept = _slope([float(i) for i, _ in window], [u for _, u in window])
+        now = window[-1][0]
+        projected = slope * (now + horizon_runs) + intercept
+        outwards = slope != 0 and math.copysign(1.0, slope) == math.copysign(1.0, projected)
+        if abs(projected) >= 1.0 and outwards:
+            fitted_now = slope * now + intercept
+            runs_left = max(0.0, (math.copysign(1.0, slope) - fitted_now) / slope)
+            flags.append(Flag(s, "drift", f"trend {slope * _half(last):+.3g} {last.unit} per run projects the limit "
+                                          f"in about {runs_left:.1f} run(s) (within the {horizon_runs}-run horizon)"))
+    return flags
+
+
+def _half(point: Point) -> float:
+    assert point.low is not None and point.high is not None
+    return (point.high - point.low) / 2.0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.5g}"
+
+
+def table(series: Sequence[Series], flags: Sequence[Flag]) -> str:
+    """Plain text: one block per series (its values run by run) and the flags first."""
+    if not series:
+        return "no records match"
+    lines = []
+    for flag in flags:
+        lines.append(f"{flag.kind.upper():<10} {flag.series.label}: {flag.message}")
+    if flags:
+        lines.append("")
+    for s in series:
+        lines.append(s.label)
+        for p in s.points:
+            lines.append(f"  {p.recorded_utc}  {p.run_id:<24} {p.bench:<16} {_fmt(p.value):>10} {p.unit:<6} "
+                         f"({_fmt(p.low)} .. {_fmt(p.high)}) {p.verdict}")
+    runs = {p.run_id for s in series for p in s.points}
+    benches = {p.bench for s in series for p in s.points}
+    lines.append(f"{len(series)} series, {len(runs)} run(s), {len(benches)} bench(es), {len(flags)} flag(s)")
+    return "\n".join(lines)
+
+
+def to_json(series: Sequence[Series], flags: Sequence[Flag]) -> dict[str, Any]:
+    """What `rig history --json` prints."""
+    return {
+        "series": [{"meter": s.meter, "test": s.function, "quantity": s.quantity, "unit": s.unit,
+                    "points": [{"run_id": p.run_id, "bench": p.bench, "recorded_utc": p.recorded_utc,
+                                "value": p.value, "low": p.low, "high": p.high, "verdict": p.verdict}
+                               for p in s.points]} for s in series],
+        "flags": [{"meter": f.series.meter, "test": f.series.function, "quantity": f.series.quantity,
+                   "kind": f.kind, "message": f.message} for f in flags],
+    }
+
+
+def trend_png(series: Sequence[Series], flags: Sequence[Flag], *, max_series: int = 8) -> bytes:
+    """Values over time (one line per series, limits dashed); flagged series marked in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import dates as _dates
+    from matplotlib.figure import Figure
+
+    mdates: Any = _dates  # matplotlib.dates has no type hints
+
+    flagged = {id(f.series): f.kind for f in flags}
+    fig = Figure(figsize=(8.0, 4.2), dpi=100)
+    ax = fig.subplots()
+    shown_series = list(series[:max_series])
+    units = sorted({s.unit for s in shown_series})
+    times = [[dt.datetime.fromisoformat(p.recorded_utc) for p in s.points] for s in shown_series]
+    # Runs journaled within the same second (imports, tests) have no usable time axis: plot by run order.
+    by_time = all(len(set(t)) == len(t) for t in times)
+    bounds: set[float] = set()
+    for s, when in zip(shown_series, times):
+        xs = mdates.date2num(when) if by_time else list(range(1, len(when) + 1))
+        values = [math.nan if p.value is None else p.value for p in s.points]
+        mark = f" [{flagged[id(s)]}]" if id(s) in flagged else ""
+        ax.plot(xs, values, "o-", markersize=3, label=f"{s.label}{mark}")
+        bounds |= {b for b in (s.points[-1].low, s.points[-1].high) if b is not None}
+    for bound in sorted(bounds):
+        ax.axhline(bound, color="tab:red", linestyle="--", linewidth=0.8)
+    if by_time:
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.set_xlabel("recorded (UTC)")
+    else:
+        ax.set_xlabel("run (oldest first)")
+    ax.set_ylabel(" / ".join(units) or "value")
+    ax.grid(True, linewidth=0.3)
+    ax.legend(fontsize=7, loc="best")
+    shown = f" (first {max_series} of {len(series)})" if len(series) > max_series else ""
+    ax.set_title(f"History{shown}: values and limits (red, dashed)", fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+

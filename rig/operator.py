@@ -1,0 +1,235 @@
+"""Operator prompts (composition layer): the one interface for steps that need a person at a real bench
+(connect the meters, replace a battery, read a display, state the ambient conditions).
+
+`TerminalOperator` asks on the terminal and waits on the bench clock with a timeout; `TwinOperator`
+answers from the twin's ground truth, so plans with such steps run unattended on the twin.
+Answers are recorded by the caller (fixtures.plugin's `operator` fixture journals each one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import select
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TextIO
+
+from drivers.clock import Clock, Deadline
+from drivers.errors import RigError
+
+Kind = Literal["confirm", "number", "text"]
+DEFAULT_TIMEOUT_S = 300.0
+_YES = ("y", "yes", "j", "ja", "1", "true", "ok", "是")
+_NO = ("n", "no", "nein", "0", "false", "否")
+
+
+class OperatorError(RigError):
+    """A question could not be answered (no terminal, the twin has no answer, terminal closed)."""
+
+
+class OperatorTimeout(OperatorError):
+    """Nobody answered within the question's timeout."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the rig asks a person; `topic` is the machine name the twin answers by."""
+
+    text: str
+    kind: Kind
+    topic: str
+    unit: str = ""
+    position: str | None = None  # the position's name, for the prompt
+    address: str | None = None  # the meter's address, for the twin's answer
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer: the parsed value, the text as given, who answered and after how long (bench s)."""
+
+    question: Question
+    value: bool | float | str
+    text: str
+    by: str
+    waited_s: float
+
+
+class Operator(Protocol):
+    """Asks one question and returns the answer (OperatorTimeout / OperatorError otherwise)."""
+
+    def ask(self, question: Question) -> Answer:
+        """Ask and wait for the answer."""
+        ...
+
+
+def parse_answer(question: Question, text: str) -> bool | float | str:
+    """The typed value of an answer; ValueError with a hint when it does not fit the question."""
+    cleaned = text.strip()
+    if question.kind == "confirm":
+        word = cleaned.lower()
+        if word in _YES:
+            return True
+        if word in _NO:
+            return False
+        raise ValueError("answer y (yes) or n (no)")
+    if question.kind == "number":
+        try:
+            number = float(cleaned.replace(",", ".").removesuffix(question.unit).strip())
+        except ValueError:
+            raise ValueError(f"answer a number{f' in {question.unit}' if question.unit else ''}") from None
+        return number
+    if not cleaned:
+        raise ValueError("answer something (an empty line is not an answer)")
+    return cleaned
+
+
+def _prompt_line(question: Question) -> str:
+    where = f"{question.position} " if question.position else ""
+    hint = {"confirm": "[y/n]", "number": f"[{question.unit or 'number'}]", "text": "[text]"}[question.kind]
+    return f"[operator] {where}{question.text} {hint} (within {question.timeout_s:g} s): "
+
+
+class TerminalOperator:
+    """A person at the bench's terminal. Waits on the injected clock (the wall clock on a bench).
+
+    `suspend` is a context that lifts output capture while asking (pytest's capture manager).
+    """
+
+    def __init__(self, clock: Clock, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
+                 suspend: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+                 who: str | None = None, poll_s: float = 0.1, max_tries: int = 3) -> None:
+        self.clock = clock
+        self._stdin = stdin
+        self._stdout = stdout
+        self._suspend = suspend or contextlib.nullcontext
+        self.who = who or _user()
+        self.poll_s = poll_s
+        self.max_tries = max_tries
+        self._pending = b""
+
+    def ask(self, question: Question) -> Answer:
+        """Print the prompt, wait for a line (re-ask on a malformed answer), until the timeout."""
+        with self._suspend():
+            stdin = self._stdin or sys.stdin
+            stdout = self._stdout or sys.stdout
+            start = self.clock.now()
+            deadline = Deadline(self.clock, question.timeout_s)
+            stdout.write(_prompt_line(question))
+            stdout.flush()
+            for _ in range(self.max_tries):
+                line = self._next_line(stdin, deadline)
+                if line is None:
+                    stdout.write("\n")
+                    raise OperatorTimeout(f"no answer to {question.text!r} within {question.timeout_s:g} s")
+                try:
+                    value = parse_answer(question, line)
+                except ValueError as exc:
+                    stdout.write(f"[operator] {exc}: ")
+                    stdout.flush()
+                    continue
+                return Answer(question, value, line.strip(), f"operator {self.who}", self.clock.now() - start)
+            raise OperatorError(f"no usable answer to {question.text!r} after {self.max_tries} tries")
+
+    def _next_line(self, stdin: TextIO, deadline: Deadline) -> str | None:
+        """The next line typed, None at the deadline; OperatorError when the terminal closes.
+
+        Reads the file descriptor itself (no Python-level buffering) so that waiting for readiness on
+        the descriptor never misses a line already read ahead.
+        """
+        try:
+            fd = stdin.fileno()
+        except (OSError, ValueError, AttributeError):
+            text = stdin.readline()  # an in-memory stream: reading never blocks
+            if text == "":
+                raise OperatorError("the terminal closed before an answer was given") from None
+            return text
+        while b"\n" not in self._pending:
+            if not self.clock.wait_until(lambda: _readable(fd), max(deadline.remaining_s(), 0.0), self.poll_s):
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                if self._pending:
+                    break
+                raise OperatorError("the terminal closed before an answer was given")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode("utf-8", errors="replace")
+
+
+def _readable(fd: int) -> bool:
+    ready, _, _ = select.select([fd], [], [], 0)
+    return bool(ready)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+# ------------------------------------------------------------------------------------------ twin
+
+
+class GroundTruth(Protocol):
+    """What the twin's control channel offers (TwinControl in process, RemoteTwinControl when served)."""
+
+    def state(self) -> dict[str, Any]:
+        """The source's real output and every meter's registers."""
+        ...
+
+
+def _meter(state: Mapping[str, Any], question: Question) -> Mapping[str, Any]:
+    for meter in state.get("meters", []):
+        if meter.get("address") == question.address:
+            return dict(meter)
+    raise OperatorError(f"the twin has no meter {question.address!r} to answer {question.text!r}")
+
+
+# What the twin answers, by topic. A display shows energy to 0.01 kWh; the twin's lab sits at the
+# reference conditions of IEC 62052-11 (23 °C, 45 % RH: within 23 ± 2 °C and 40-60 % RH).
+TWIN_ANSWERS: dict[str, Callable[[Mapping[str, Any], Question], bool | float | str]] = {
+    "meter.connected": lambda state, q: any(m.get("address") == q.address for m in state.get("meters", [])),
+    "meter.display.energy_kwh": lambda state, q: round(float(_meter(state, q)["forward_kwh"]), 2),
+    "ambient.temperature_c": lambda state, q: 23.0,
+    "ambient.humidity_pct": lambda state, q: 45.0,
+}
+
+
+class TwinOperator:
+    """The twin answering for the operator, from its ground truth (no person, no waiting)."""
+
+    def __init__(self, truth: GroundTruth, answers: Mapping[str, Callable[..., bool | float | str]] = TWIN_ANSWERS
+                 ) -> None:
+        self.truth = truth
+        self.answers = dict(answers)
+
+    def ask(self, question: Question) -> Answer:
+        """The twin's answer to `question`; OperatorError when it has none for the topic."""
+        answer = self.answers.get(question.topic)
+        if answer is None:
+            known = ", ".join(sorted(self.answers))
+            raise OperatorError(f"the twin cannot answer {question.text!r} (topic {question.topic!r}); "
+                                f"topics it answers: {known}")
+        value = answer(self.truth.state(), question)
+        if question.kind == "confirm":
+            text = "yes" if value else "no"
+        else:
+            text = f"{value:g}" if isinstance(value, float) else str(value)
+        return Answer(question, value, text, "twin", 0.0)
+
+
+class NoOperator:
+    """A real bench with no terminal to ask on: every question fails at once, saying why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def ask(self, question: Question) -> Answer:
+        """Raise OperatorError: nobody can be asked."""
+        raise OperatorError(f"{question.text!r} needs a person at the bench, but {self.reason}")
+
