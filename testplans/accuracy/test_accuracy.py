@@ -132,7 +132,12 @@ def test_influence(bench: Bench, rack: RackCache, position: Position, influence,
 
 
 def test_meter_constant(bench: Bench, position: Position, rack: RackCache, record) -> None:
-    """Pulses counted over a dosed energy agree with the reference's energy (the constant is right)."""
+    """Pulses counted over a dosed energy agree with the reference's energy (the constant is right).
+
+    The register side of the constant test (register advance against pulses and the reference over a
+    dose sized for the register's 0.01 kWh resolution) needs the meter's UART: it is
+    testplans/comms/test_consistency.py::test_energy_register_agrees_with_pulses_and_reference.
+    """
     meter = bench.meter
     # Enough energy for 1000 pulses: the count's resolution (0.1 %) is well inside every class limit.
     energy_wh = 1000 * 1000.0 / meter.constant_imp_per_kwh
