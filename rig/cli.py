@@ -84,10 +84,13 @@ RUN_FILE = "run.json"  # what `rig run` was asked, so that `--resume` can ask th
                    "run id, journal and reports (plans, bench and overrides are the run's own)")
 @click.option("--accept-expired-calibration", "accept_expired", default=None, metavar="REASON",
               help="run although the reference standard's calibration has expired; the certificate states REASON")
+@click.option("--operator-answers", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="YAML file of prepared operator answers by topic (unattended nightly runs on a bench)")
 @click.option("--ambient", default=None, metavar="TEMP_C,RH_PCT",
               help="ambient temperature and relative humidity for the certificate (else the operator is asked)")
 def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ...], reports_dir: str,
-        resume_id: str | None, accept_expired: str | None, ambient: str | None) -> None:
+        resume_id: str | None, accept_expired: str | None, ambient: str | None,
+        operator_answers: str | None) -> None:
     """Run test plans (default: all) and write reports/<run-id>/ (report.html, junit.xml, results.json).
 
     Arguments after `--` go to pytest unchanged, e.g. `rig run testplans/smoke -- -k pulses`.
@@ -136,6 +139,8 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
         args.append(f"--rig-accept-expired-calibration={accept_expired}")
     if ambient:
         args.append(f"--rig-ambient={ambient}")
+    if operator_answers:
+        args.append(f"--rig-operator-answers={operator_answers}")
     if bench_file:
         args.append(f"--bench={bench_file}")
     args += [f"--set={o}" for o in overrides]

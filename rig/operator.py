@@ -15,7 +15,10 @@ import select
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
+
+import yaml
 
 from drivers.clock import Clock, Deadline
 from drivers.errors import RigError
@@ -221,6 +224,33 @@ class TwinOperator:
         else:
             text = f"{value:g}" if isinstance(value, float) else str(value)
         return Answer(question, value, text, "twin", 0.0)
+
+
+class AnswersFileOperator:
+    """Unattended runs (nightly benches): answers prepared in a YAML file, by topic; anything else goes
+    to `fallback` (the terminal, or nobody). The record says the answer came from the file."""
+
+    def __init__(self, path: Path, fallback: Operator) -> None:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise OperatorError(f"operator answers file {path}: {exc}") from None
+        if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+            raise OperatorError(f"operator answers file {path} must map topics to answers, e.g. 'meter.connected: yes'")
+        self.path = path
+        self.answers = {k: "yes" if v is True else "no" if v is False else str(v) for k, v in data.items()}
+        self.fallback = fallback
+
+    def ask(self, question: Question) -> Answer:
+        """The prepared answer for the question's topic, else the fallback's."""
+        text = self.answers.get(question.topic)
+        if text is None:
+            return self.fallback.ask(question)
+        try:
+            value = parse_answer(question, text)
+        except ValueError as exc:
+            raise OperatorError(f"operator answers file {self.path}, topic {question.topic!r}: {exc}") from None
+        return Answer(question, value, text, f"answers file {self.path.name}", 0.0)
 
 
 class NoOperator:
