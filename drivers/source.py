@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from drivers.clock import Clock
 from drivers.errors import InstrumentError, RigError, SafetyLimitError
 from drivers.scpi import ScpiInstrument, Setting
+from drivers.transients import PHANTOM_LIST, TransientDialect, TransientSubsystem, WaveformProgram
 from drivers.transport import MessageTransport
 
 
@@ -30,6 +32,7 @@ class SourceDialect:
     measure_power: str
     measure_power_factor: str
     measure_frequency: str
+    transient: TransientDialect | None = None  # its LIST subsystem (dips, interruptions), if it has one
 
 
 # The generic phantom-load dialect the twin serves (voltage and current outputs with a phase angle
@@ -48,6 +51,7 @@ PHANTOM = SourceDialect(
     measure_power="MEAS:POW?",
     measure_power_factor="MEAS:PFAC?",
     measure_frequency="MEAS:FREQ?",
+    transient=PHANTOM_LIST,
 )
 
 DIALECTS = {PHANTOM.name: PHANTOM}
@@ -73,6 +77,7 @@ class PowerSource(ScpiInstrument):
         self.dialect = dialect
         self.max_voltage_v = max_voltage_v
         self.max_current_a = max_current_a
+        self._transients: TransientSubsystem | None = None
 
     def _guard(self, voltage_v: float | None = None, current_a: float | None = None) -> None:
         if voltage_v is not None and voltage_v > self.max_voltage_v:
@@ -117,6 +122,24 @@ class PowerSource(ScpiInstrument):
         self._guard(voltage_v=voltage_v, current_a=current_a)
         for message in messages:
             self.send(message)
+
+    @property
+    def transients(self) -> TransientSubsystem:
+        """The source's LIST subsystem (dips, interruptions, outages as waveform programs)."""
+        if self.dialect.transient is None:
+            raise InstrumentError(f"{self.resource}: the {self.dialect.name} dialect has no transient (LIST) "
+                                  "subsystem")
+        if self._transients is None or self._transients.dialect is not self.dialect.transient:
+            self._transients = TransientSubsystem(self, self.dialect.transient, self.max_voltage_v,
+                                                  on_failure=self.safe)
+        return self._transients
+
+    def run_transient(self, program: WaveformProgram, *, voltage_v: float, frequency_hz: float,
+                      clock: Clock) -> float:
+        """Run a waveform program at nominal `voltage_v`, `frequency_hz` and wait (bench time) for its end;
+        the bench time it took, s. Validated and limit-checked before anything is sent; the source is driven
+        safe when anything fails on the way."""
+        return self.transients.run(program, voltage_v=voltage_v, frequency_hz=frequency_hz, clock=clock)
 
     @property
     def voltage_v(self) -> float:

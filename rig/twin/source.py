@@ -1,22 +1,54 @@
 """The twin's phantom-load power source: the SCPI command set of the `scpi-phantom` dialect,
 acting on the World's set-points. Range violations go to the error queue as -222, as on a real source.
+
+Its LIST subsystem runs a waveform program (dips, interruptions) on the virtual clock: `INIT:TRAN` turns
+the lists into segments of bench time that the World steps through edge by edge.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 from rig.config import SourceTwin
-from rig.twin.scpi import Request, ScpiDevice
-from rig.twin.world import World
+from rig.twin.scpi import (
+    DATA_OUT_OF_RANGE,
+    DATA_TYPE_ERROR,
+    MISSING_PARAMETER,
+    SETTINGS_CONFLICT,
+    Request,
+    ScpiDevice,
+    ScpiFault,
+)
+from rig.twin.world import Segment, TransientRun, World
+
+MAX_LIST_POINTS = 100
+MAX_LIST_COUNT = 1000
+# A start phase reached within this fraction of a cycle counts as reached (float rounding of the edges).
+PHASE_TOLERANCE_CYCLES = 1e-9
+
+
+@dataclass
+class SourceLists:
+    """The LIST subsystem's settings: what `INIT:TRAN` runs."""
+
+    voltages_v: list[float] = field(default_factory=list)
+    frequencies_hz: list[float] = field(default_factory=list)
+    dwells: list[float] = field(default_factory=list)
+    base_cycles: bool = False  # dwell in cycles of the point's frequency, else seconds
+    start_phase_deg: float | None = None  # None: start wherever the waveform is
+    count: int = 1
 
 
 class SourceModel(ScpiDevice):
-    """Voltage and current outputs with a phase angle between them, output relay, measurements."""
+    """Voltage and current outputs with a phase angle between them, output relay, measurements, lists."""
 
     def __init__(self, world: World, config: SourceTwin) -> None:
         super().__init__(world, config.idn, config.latency_s)
         self.config = config
         world.source_noise_pct = config.amplitude_noise_pct
         sp = world.set_point
+        self.lists = SourceLists()
         self._setting("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", "voltage_v", 0.0, config.max_voltage_v)
         self._setting("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", "current_a", 0.0, config.max_current_a)
         self._setting("[SOURce:]PHASe[:ANGLe]", "phase_deg", -180.0, 180.0)
@@ -27,6 +59,16 @@ class SourceModel(ScpiDevice):
         self.command("MEASure[:SCALar]:POWer[:AC][:REAL]", lambda r: f"{self.world.terminals().active_power_w:.4f}")
         self.command("MEASure[:SCALar]:PFACtor", lambda r: f"{self.world.terminals().power_factor:.5f}")
         self.command("MEASure[:SCALar]:FREQuency", lambda r: f"{self.world.terminals().frequency_hz:.4f}")
+        self._list("[SOURce:]LIST:VOLTage[:LEVel]", "voltages_v", 0.0, config.max_voltage_v)
+        self._list("[SOURce:]LIST:FREQuency[:LEVel]", "frequencies_hz", 45.0, 65.0)
+        self._list("[SOURce:]LIST:DWELl", "dwells", 1e-6, 1e6)
+        self.command("[SOURce:]LIST:BASE", self._base)
+        self.command("[SOURce:]LIST:PHASe:STATe", self._phase_state)
+        self.command("[SOURce:]LIST:PHASe", self._phase)
+        self.command("[SOURce:]LIST:COUNt", self._count)
+        self.command("[SOURce:]LIST:RUNNing", self._running)
+        self.command("INITiate:TRANsient", self._initiate)
+        self.command("ABORt[:TRANsient]", self._abort)
         sp.frequency_hz = 50.0
 
     def _setting(self, pattern: str, attribute: str, low: float, high: float) -> None:
@@ -43,11 +85,125 @@ class SourceModel(ScpiDevice):
         if request.query:
             return "1" if self.world.output_on else "0"
         self.world.output_on = request.boolean()
+        if not self.world.output_on:
+            self.world.transient = None  # the output relay opened: the program is over
         return None
 
     def reset(self) -> None:
-        """Power-on state: output off, zero amplitude, 50 Hz."""
+        """Power-on state: output off, zero amplitude, 50 Hz, no lists."""
         self.world.output_on = False
+        self.world.transient = None
+        self.lists = SourceLists()
         sp = self.world.set_point
         sp.voltage_v = sp.current_a = sp.phase_deg = 0.0
         sp.frequency_hz = 50.0
+
+    # ---- the LIST subsystem
+
+    def _list(self, pattern: str, attribute: str, low: float, high: float) -> None:
+        def handler(request: Request) -> str | None:
+            if request.query:
+                request.no_args()
+                return ",".join(f"{v:.6f}" for v in getattr(self.lists, attribute))
+            if not request.args:
+                raise ScpiFault(*MISSING_PARAMETER)
+            if len(request.args) > MAX_LIST_POINTS:
+                raise ScpiFault(-223, "Too much data")
+            values = []
+            for arg in request.args:
+                try:
+                    value = float(arg)
+                except ValueError:
+                    raise ScpiFault(*DATA_TYPE_ERROR) from None
+                if not math.isfinite(value) or not low <= value <= high:
+                    raise ScpiFault(*DATA_OUT_OF_RANGE)
+                values.append(value)
+            setattr(self.lists, attribute, values)
+            return None
+
+        self.command(pattern, handler)
+
+    def _base(self, request: Request) -> str | None:
+        if request.query:
+            return "CYCL" if self.lists.base_cycles else "TIME"
+        word = request.args[0].upper() if len(request.args) == 1 else ""
+        if word not in ("TIME", "CYCL", "CYCLE"):
+            raise ScpiFault(-224, "Illegal parameter value")
+        self.lists.base_cycles = word != "TIME"
+        return None
+
+    def _phase(self, request: Request) -> str | None:
+        if request.query:
+            phase = self.lists.start_phase_deg
+            return "OFF" if phase is None else f"{phase:.1f}"
+        value = request.number(0.0, 360.0)
+        self.lists.start_phase_deg = value % 360.0
+        return None
+
+    def _phase_state(self, request: Request) -> str | None:
+        if request.query:
+            return "1" if self.lists.start_phase_deg is not None else "0"
+        if request.boolean():
+            self.lists.start_phase_deg = self.lists.start_phase_deg or 0.0
+        else:
+            self.lists.start_phase_deg = None
+        return None
+
+    def _count(self, request: Request) -> str | None:
+        if request.query:
+            return str(self.lists.count)
+        value = request.number(1, MAX_LIST_COUNT)
+        if value != int(value):
+            raise ScpiFault(*DATA_OUT_OF_RANGE)
+        self.lists.count = int(value)
+        return None
+
+    def _running(self, request: Request) -> str:
+        request.no_args()
+        run = self.world.transient
+        return "1" if run is not None and self.world.time_s < run.end_s else "0"
+
+    def _abort(self, request: Request) -> None:
+        self.world.transient = None
+
+    def _initiate(self, request: Request) -> None:
+        """Start the lists now (after the start phase, when one is set)."""
+        lists = self.lists
+        points = len(lists.voltages_v)
+        if not self.world.output_on or points == 0 or len(lists.dwells) not in (1, points) or len(
+                lists.frequencies_hz) not in (0, 1, points):
+            raise ScpiFault(*SETTINGS_CONFLICT)  # output off, no list, or lists of different lengths
+        self.world.transient = TransientRun(self.segments(self.world.time_s))
+
+    def segments(self, now_s: float) -> list[Segment]:
+        """The lists as segments of bench time from `now_s` (a single dwell or frequency applies to all)."""
+        lists = self.lists
+        nominal_hz = self.world.set_point.frequency_hz
+        t = now_s
+        if lists.start_phase_deg is not None:
+            t = next_phase(now_s, nominal_hz, lists.start_phase_deg)
+        out: list[Segment] = []
+        for _ in range(lists.count):
+            for i, voltage in enumerate(lists.voltages_v):
+                frequency = _pick(lists.frequencies_hz, i, nominal_hz)
+                dwell = _pick(lists.dwells, i, 0.0)
+                duration = dwell / frequency if lists.base_cycles else dwell
+                out.append(Segment(t, t + duration, voltage, frequency))
+                t = t + duration
+        return out
+
+
+def _pick(values: list[float], index: int, default: float) -> float:
+    if not values:
+        return default
+    return values[index] if len(values) > 1 else values[0]
+
+
+def next_phase(now_s: float, frequency_hz: float, phase_deg: float) -> float:
+    """The first bench time at or after `now_s` where the voltage waveform (phase 0 at bench time 0, at
+    `frequency_hz`) is at `phase_deg`."""
+    cycles = now_s * frequency_hz
+    target = math.floor(cycles) + phase_deg / 360.0
+    if target < cycles - PHASE_TOLERANCE_CYCLES:
+        target += 1.0
+    return max(now_s, target / frequency_hz)

@@ -6,6 +6,7 @@ bench time, so a healthy twin is realistic (not ideal) and reproducible from its
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 import random
@@ -45,6 +46,38 @@ class Stepped(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a running waveform program: the output voltage and frequency over [start_s, end_s)."""
+
+    start_s: float
+    end_s: float
+    voltage_v: float
+    frequency_hz: float
+
+
+class TransientRun:
+    """A waveform program the source executes on the virtual clock: back-to-back segments (bench time)."""
+
+    def __init__(self, segments: list[Segment]) -> None:
+        self.segments = segments
+        self._starts = [s.start_s for s in segments]
+        self.edges = sorted({s.start_s for s in segments} | {s.end_s for s in segments})
+        self.end_s = segments[-1].end_s if segments else 0.0
+
+    def segment_at(self, t: float) -> Segment | None:
+        """The segment in force at bench time `t` (None: before the start or after the end)."""
+        i = bisect.bisect_right(self._starts, t) - 1
+        if i < 0 or t >= self.segments[i].end_s:
+            return None
+        return self.segments[i]
+
+    def next_edge(self, t: float) -> float | None:
+        """The first program edge after `t` (None: no more)."""
+        i = bisect.bisect_right(self.edges, t)
+        return self.edges[i] if i < len(self.edges) else None
+
+
 # Noise and the source's ripple are redrawn at this period; steps never straddle a boundary while
 # something is energised, so a 5 s gate sees about five independent draws.
 NOISE_PERIOD_S = 1.0
@@ -63,20 +96,34 @@ class World:
         self.source_noise_pct = 0.0
         self._ripple = 0.0
         self._next_draw = 0.0
+        self.transient: TransientRun | None = None  # a waveform program the source runs (steps split at its edges)
         self.models: list[Stepped] = []
         self.on_second: list[Callable[[float], None]] = []  # called at each noise boundary
+        # Open contacts in the series current loop (a meter's tripped relay, issue 7): no load current flows.
+        self.loop_breakers: list[Callable[[], bool]] = []
 
     def terminals(self) -> Terminals:
         """The terminal quantities now, including the source's amplitude ripple."""
         if not self.output_on:
             return Terminals(frequency_hz=self.set_point.frequency_hz)
         scale = 1.0 + self._ripple / 100.0
+        voltage, frequency = self.set_point.voltage_v, self.set_point.frequency_hz
+        segment = self.transient.segment_at(self.time_s) if self.transient is not None else None
+        if segment is not None:  # a waveform program sets the voltage and frequency while it runs
+            voltage, frequency = segment.voltage_v, segment.frequency_hz
         return Terminals(
-            voltage_v=self.set_point.voltage_v * scale,
-            current_a=self.set_point.current_a * scale,
+            voltage_v=voltage * scale,
+            current_a=0.0 if any(is_open() for is_open in self.loop_breakers) else self.set_point.current_a * scale,
             phase_deg=self.set_point.phase_deg,
-            frequency_hz=self.set_point.frequency_hz,
+            frequency_hz=frequency,
         )
+
+    def _energised(self) -> bool:
+        """Something flows: the output is on, and not in a zero-volt, zero-current part of a program."""
+        if not self.output_on:
+            return False
+        segment = self.transient.segment_at(self.time_s) if self.transient is not None else None
+        return segment is None or segment.voltage_v > 0 or self.set_point.current_a > 0
 
     def advance(self, duration_s: float) -> None:
         """Let `duration_s` of bench time pass, integrating every model."""
@@ -87,13 +134,20 @@ class World:
             while self.time_s < end:
                 if self.time_s >= self._next_draw:
                     self._redraw()
-                step_end = min(end, self._next_draw) if self.output_on else end
+                energised = self._energised()
+                step_end = min(end, self._next_draw) if energised else end
+                if self.transient is not None:
+                    # A step never straddles a program edge: the models see each level for exactly its time.
+                    edge = self.transient.next_edge(self.time_s)
+                    step_end = min(step_end, edge) if edge is not None else step_end
                 dt = step_end - self.time_s
                 terminals = self.terminals()
                 for model in self.models:
                     model.step(self.time_s, dt, terminals)
                 self.time_s = step_end
-                if not self.output_on and self.time_s >= self._next_draw:
+                if self.transient is not None and self.time_s >= self.transient.end_s:
+                    self.transient = None
+                if not energised and self.time_s >= self._next_draw:
                     # Idle: jump the draw schedule forward instead of stepping every second.
                     self._next_draw = math.floor(self.time_s / NOISE_PERIOD_S) * NOISE_PERIOD_S
 
