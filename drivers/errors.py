@@ -33,3 +33,19 @@ class SafetyLimitError(RigError):
 
 class ValidationError(RigError, ValueError):
     """A value given to a driver setting is outside what the instrument accepts; nothing was sent."""
+
+
+class LinkError(InstrumentError):
+    """The connection to an instrument or a DUT port broke (reset, vanished, garbled): a bench problem that
+    reconnecting may cure (`drivers.retry`), never something the device under test did."""
+
+
+class BenchFault(InstrumentError):
+    """An instrument or link of the bench kept failing after the bounded retries (`drivers.retry`): the point
+    it served is not measured. Never a verdict on the meter."""
+
+    def __init__(self, message: str, *, instrument: str, what: str, attempts: int) -> None:
+        super().__init__(message)
+        self.instrument = instrument
+        self.what = what
+        self.attempts = attempts

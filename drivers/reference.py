@@ -11,9 +11,14 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
 
-from drivers.errors import InstrumentError
+from drivers.errors import InstrumentError, LinkError
 from drivers.scpi import ScpiInstrument, Setting
 from drivers.transport import MessageTransport
+
+
+class ReferenceRestarted(LinkError):
+    """The reference standard restarted (or dropped a gate) during a measurement: its settings and the
+    reading are lost. A bench fault: measure again after configuring it again."""
 
 
 class CalculatorState(Enum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from drivers.errors import InstrumentError, ValidationError
+from drivers.errors import InstrumentError, LinkError, ValidationError
 from drivers.transport import MessageTransport
 
 
@@ -67,6 +67,15 @@ def parse_error(reply: str, resource: str) -> tuple[int, str]:
     return code, message.strip().strip('"')
 
 
+ESR_POWER_ON = 0x80  # IEEE 488.2 standard event status register: power on
+DEVICE_SPECIFIC = range(-399, -299)  # SCPI-99 device-specific errors: the instrument is in trouble
+
+
+class DeviceError(LinkError):
+    """The instrument's error queue holds only device-specific errors (-3xx: system error, queue overflow):
+    the instrument is in trouble, not what it was asked; a bench fault, worth asking again."""
+
+
 class ScpiInstrument:
     """IEEE 488.2 basics shared by every SCPI instrument: identity, reset, error queue."""
 
@@ -103,14 +112,15 @@ class ScpiInstrument:
             if code == 0:
                 return found
             found.append((code, message))
-        raise InstrumentError(f"{self.resource}: error queue did not empty after {self.MAX_ERRORS_READ} reads")
+        raise DeviceError(f"{self.resource}: error queue did not empty after {self.MAX_ERRORS_READ} reads")
 
     def check(self, after: str) -> None:
         """Raise InstrumentError when the error queue holds anything (what was sent is named)."""
         found = self.errors()
         if found:
             listed = "; ".join(f"{code} {message}" for code, message in found)
-            raise InstrumentError(f"{self.resource}: instrument reported after {after!r}: {listed}")
+            kind = DeviceError if all(code in DEVICE_SPECIFIC for code, _ in found) else InstrumentError
+            raise kind(f"{self.resource}: instrument reported after {after!r}: {listed}")
 
     def send(self, message: str) -> None:
         """Send a command and read the error queue in the same program message (one round trip).
@@ -123,6 +133,16 @@ class ScpiInstrument:
             found = [(code, text), *self.errors()]
             listed = "; ".join(f"{c} {m}" for c, m in found)
             raise InstrumentError(f"{self.resource}: instrument reported after {message!r}: {listed}")
+
+    def restarted(self) -> bool:
+        """True when the instrument powered on since this was last asked or the session opened (IEEE 488.2
+        `*ESR?` power-on bit; reading clears it): whatever it was set up to do is lost."""
+        reply = self.transport.query("*ESR?")
+        try:
+            value = int(reply.strip())
+        except ValueError:
+            raise InstrumentError(f"{self.resource}: reply to *ESR? is not a number: {reply!r}") from None
+        return bool(value & ESR_POWER_ON)
 
     def query_float(self, message: str) -> float:
         """A numeric query."""

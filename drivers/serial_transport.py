@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from drivers.errors import InstrumentError, ValidationError
+from drivers.errors import LinkError, ValidationError
 
 _PARITIES: Final = ("N", "E", "O", "M", "S")
 
@@ -89,7 +89,7 @@ def open_port(url: str, line: LineSettings, *, timeout_s: float) -> SerialPort:
         port: SerialPort = serial.serial_for_url(url, timeout=timeout_s, **line.pyserial(url))
     except (serial.SerialException, OSError, ValueError) as exc:
         reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise InstrumentError(
+        raise LinkError(
             f"cannot open serial port {url} at {line}: {reason} (is the adapter plugged in and the URL right?)"
         ) from None
     return port

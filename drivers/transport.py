@@ -85,7 +85,10 @@ class PyVisaTransport:
         rm, self._rm = self._rm, None
         if rm is not None:
             with contextlib.suppress(Exception):
-                rm.close()
+                # pyvisa shares one ResourceManager per library: closing it would close every other
+                # instrument's session too (a reconnect of one instrument must not cut the others off).
+                if not rm.list_opened_resources():
+                    rm.close()
 
     def _require(self) -> Any:
         if self._inst is None:

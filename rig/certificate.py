@@ -19,7 +19,17 @@ from typing import Any
 
 from rig.integrity import key_fingerprint
 from rig.plots import CurvePoint, error_curves_png
-from rig.results import FAIL, INFO, PASS, ItemOutcome, Journal, SessionRow, StoredRecord
+from rig.results import (
+    BENCH_FAULT,
+    FAIL,
+    INFO,
+    PASS,
+    ItemOutcome,
+    Journal,
+    SessionRow,
+    StoredRecord,
+    latest_items,
+)
 from rig.verify import Verification, verify_run
 
 INCOMPLETE = "incomplete"
@@ -137,7 +147,7 @@ def _curves(records: Sequence[StoredRecord]) -> dict[str, list[CurvePoint]]:
 def _sheet_verdict(lines: Sequence[TestLine], items: Sequence[ItemOutcome], incomplete: Sequence[str]) -> str:
     if any(line.verdict == FAIL for line in lines) or any(i.outcome in ("failed", "error") for i in items):
         return FAIL
-    if incomplete:
+    if incomplete or any(i.outcome == BENCH_FAULT for i in items):  # a point the bench could not measure
         return INCOMPLETE
     return PASS
 
@@ -147,7 +157,7 @@ def certificate_data(journal: Journal, run_id: str, folder: Path | None = None) 
     run = journal.run(run_id)
     meta = run.meta or {}
     sessions = journal.sessions(run_id)
-    items = journal.items(run_id)
+    items = latest_items(journal.items(run_id))
     effective, _superseded = journal.effective_records(run_id)
     docs = {i.nodeid: i.doc or "" for i in items}
     completed = {i.nodeid for i in items}

@@ -32,6 +32,7 @@ class Row:
     override: str | None
     expected: tuple[str, ...]  # tests that must fail (empty for the healthy run)
     failed_tests: set[str] = field(default_factory=set)
+    bench_faults: set[str] = field(default_factory=set)  # tests the bench could not measure (never 'caught')
     exit_code: int = 0
     error: str = ""
 
@@ -41,8 +42,13 @@ class Row:
         if self.error:
             return "run error"
         if not self.expected:
-            return "clean" if not self.failed_tests else "false alarm"
-        return "caught" if set(self.expected) & self.failed_tests else "missed"
+            if self.failed_tests:
+                return "false alarm"
+            return "bench fault" if self.bench_faults else "clean"
+        if set(self.expected) & self.failed_tests:
+            return "caught"
+        # A test that could not measure proves nothing either way: neither caught nor missed.
+        return "bench fault" if set(self.expected) & self.bench_faults else "missed"
 
 
 @dataclass
@@ -64,7 +70,7 @@ class Matrix:
             "ok": self.ok,
             "rows": [
                 {"knob": r.name, "override": r.override, "expected": list(r.expected), "verdict": r.verdict,
-                 "failed": sorted(r.failed_tests), "error": r.error}
+                 "failed": sorted(r.failed_tests), "bench_faults": sorted(r.bench_faults), "error": r.error}
                 for r in self.rows
             ],
         }
@@ -149,6 +155,7 @@ def run_matrix(plans: Sequence[str], *, bench_file: str | None, overrides: Seque
             outcomes = results.get("tests", [])
             all_tests |= {_function(t["test"]) for t in outcomes}
             row.failed_tests = {_function(t["test"]) for t in outcomes if t["outcome"] in ("failed", "error")}
+            row.bench_faults = {_function(t["test"]) for t in outcomes if t["outcome"] == "bench-fault"}
             console.print(f"  {row.name}: {row.verdict}")
     matrix = Matrix(tests=sorted(all_tests), rows=rows)
     (out_dir / "matrix.json").write_text(json.dumps(matrix.to_json(), indent=2))

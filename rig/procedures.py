@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
-from drivers.reference import CalculatorState
+from drivers.errors import BenchFault, InstrumentError
+from drivers.reference import CalculatorState, ReferenceRestarted
+from drivers.retry import RetryPolicy, is_link_problem
 from rig.bench import Bench, Position
 
 T = TypeVar("T")
@@ -60,14 +62,21 @@ def measure_errors(bench: Bench, positions: Sequence[Position], *, power_w: floa
 
     A position whose meter gives no reading within three times the expected gate time gets NaN for
     that reading (it fails its own records) while the other positions carry on, as on a real rack.
+    A reading the reference standard lost (it restarted, a calculator went idle, its error queue reported
+    device trouble) is a bench fault, never the meter's: it is taken again (configured afresh after a
+    restart) within the bench's retry budget (BenchFault after).
     """
     constant = bench.meter.constant_imp_per_kwh
     pulses = pulses_for_gate(power_w, constant, min_gate_s)
     expected_s = (pulses + 1) * pulse_period_s(power_w, constant)
-    for p in positions:
-        p.calculator.configure(constant_imp_per_kwh=constant, pulses=pulses)
-    results: dict[int, list[float]] = {p.index: [] for p in positions}
-    for _ in range(readings):
+    configured = False
+
+    def one_reading() -> dict[int, float]:
+        nonlocal configured
+        if not configured:
+            for p in positions:
+                p.calculator.configure(constant_imp_per_kwh=constant, pulses=pulses)
+            configured = True
         for p in positions:
             p.calculator.start()
         bench.clock.sleep(expected_s)
@@ -75,24 +84,81 @@ def measure_errors(bench: Bench, positions: Sequence[Position], *, power_w: floa
         bench.clock.wait_until(pending.all_done, timeout_s=2 * expected_s + 1.0, poll_s=min(1.0, expected_s / 10))
         for p in pending.positions:
             p.calculator.abort()
+        idle = list(pending.idle)
+        values: dict[int, float] = {}
         for p in positions:
-            results[p.index].append(math.nan if p in pending.positions else p.calculator.error_pct())
+            if p in pending.positions:
+                values[p.index] = math.nan
+                continue
+            try:
+                values[p.index] = p.calculator.error_pct()
+            except BenchFault:
+                raise
+            except InstrumentError:
+                if p.calculator.state() is not CalculatorState.IDLE:
+                    raise
+                idle.append(p)  # the reading vanished between DONE and reading it: the reference restarted
+        try:
+            _check_reference(bench, f"an error gate at {power_w:g} W", idle)
+        except ReferenceRestarted:
+            configured = False
+            raise
+        return values
+
+    results: dict[int, list[float]] = {p.index: [] for p in positions}
+    for _ in range(readings):
+        values = _retry(bench).run(_who(bench), f"error reading at {power_w:g} W", one_reading,
+                                   transient=is_link_problem)
+        for p in positions:
+            results[p.index].append(values[p.index])
     return results
+
+
+def _retry(bench: Bench) -> RetryPolicy:
+    return bench.retry if bench.retry is not None else RetryPolicy(bench.clock)
+
+
+def _who(bench: Bench) -> str:
+    return f"reference ({bench.reference.resource})"
+
+
+def _check_reference(bench: Bench, during: str, idle: Sequence[Position] = ()) -> None:
+    """ReferenceRestarted when the reference standard restarted or dropped a calculator during `during`."""
+    if bench.reference.restarted():
+        raise ReferenceRestarted(f"{bench.reference.resource}: the reference standard restarted during {during} "
+                                 "(its calculators and settings were lost)")
+    if idle:
+        channels = ", ".join(str(p.calculator.channel) for p in idle)
+        raise ReferenceRestarted(f"{bench.reference.resource}: error calculator(s) {channels} went idle during "
+                                 f"{during} although armed")
 
 
 @dataclass
 class _Pending:
-    """Positions whose error calculator has not finished yet."""
+    """Positions whose error calculator has not finished yet (and those found idle: the gate was lost)."""
 
     positions: list[Position]
+    idle: list[Position] = field(default_factory=list)
 
     def all_done(self) -> bool:
-        self.positions = [p for p in self.positions if p.calculator.state() is not CalculatorState.DONE]
-        return not self.positions
+        states = {p.index: p.calculator.state() for p in self.positions}
+        self.positions = [p for p in self.positions if states[p.index] is not CalculatorState.DONE]
+        self.idle = [p for p in self.positions if states[p.index] is CalculatorState.IDLE]
+        return not self.positions or bool(self.idle)
 
 
 def count_pulses(bench: Bench, positions: Sequence[Position], duration_s: float) -> dict[int, int]:
-    """Meter pulses counted on every position over `duration_s` of bench time."""
+    """Meter pulses counted on every position over `duration_s` of bench time (counted again when the
+    reference standard restarted meanwhile: a bench fault, within the bench's retry budget)."""
+    def once() -> dict[int, int]:
+        counts = _count_once(bench, positions, duration_s)
+        _check_reference(bench, f"a {duration_s:g} s pulse count")
+        return counts
+
+    return _retry(bench).run(_who(bench), f"pulse count over {duration_s:g} s", once, transient=is_link_problem)
+
+
+def _count_once(bench: Bench, positions: Sequence[Position], duration_s: float) -> dict[int, int]:
     for p in positions:
         p.calculator.start_count()
     bench.clock.sleep(duration_s)
@@ -158,6 +224,9 @@ def dose_energy(bench: Bench, positions: Sequence[Position], point: LoadPoint,
     energise(bench, point)
     duration_s = energy_wh * 3600.0 / abs(point.active_power_w)
     bench.reference.start_energy()
-    counts = count_pulses(bench, positions, duration_s)
+    counts = _count_once(bench, positions, duration_s)
     bench.reference.stop_energy()
-    return counts, bench.reference.energy_wh()
+    energy_wh = bench.reference.energy_wh()
+    # A dose cannot be given again without moving the meters' registers: a restart fails the point instead.
+    _check_reference(bench, f"an energy dose of {energy_wh:g} Wh")
+    return counts, energy_wh

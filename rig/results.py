@@ -30,6 +30,9 @@ FAIL = "fail"
 INFO = "info"  # recorded without limits: context, not a verdict
 INTERRUPTED = "interrupted"
 REFUSED = "refused"  # the run did not start: e.g. the reference standard's calibration had expired
+# An instrument or link of the bench failed (after bounded retries): the point was not measured. Never a
+# verdict on the meter; a resume measures the point again.
+BENCH_FAULT = "bench-fault"
 
 metadata = sa.MetaData()
 
@@ -631,14 +634,23 @@ def stored_to_json(stored: StoredRecord) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- whole-run results
 
 
+def latest_items(item_outcomes: Iterable[ItemOutcome]) -> list[ItemOutcome]:
+    """Each item's latest completion (a bench-faulted item completes again when a resume measures it)."""
+    latest = {i.nodeid: i for i in item_outcomes}
+    return [i for i in item_outcomes if latest[i.nodeid] is i]
+
+
 def run_verdict(item_outcomes: Sequence[ItemOutcome], effective: Sequence[StoredRecord], *,
                 last_session: str | None) -> str:
-    """pass / fail / interrupted / refused for the whole run, from the journal."""
+    """pass / fail / bench-fault / interrupted / refused for the whole run, from the journal."""
     if last_session in (INTERRUPTED, REFUSED):
         return last_session
+    item_outcomes = latest_items(item_outcomes)
     if any(i.outcome in ("failed", "error") for i in item_outcomes) or any(
             s.record.verdict == FAIL for s in effective):
         return FAIL
+    if any(i.outcome == BENCH_FAULT for i in item_outcomes) or any(s.record.verdict == BENCH_FAULT for s in effective):
+        return BENCH_FAULT
     return PASS
 
 
@@ -649,13 +661,14 @@ def results_document(journal: Journal, run_id: str, *, open_items: Iterable[str]
     """
     run = journal.run(run_id)
     sessions = journal.sessions(run_id)
-    item_list = journal.items(run_id)
+    item_list = latest_items(journal.items(run_id))
     effective, superseded = journal.effective_records(run_id)
     meta = run.meta or {}
     last = sessions[-1] if sessions else None
     incomplete = sorted(({s.record.test for s in effective} - {i.nodeid for i in item_list}) | set(open_items or ()))
     verdict = run_verdict(item_list, effective, last_session=last.verdict if last else None)
-    tests = [{"test": i.nodeid, "outcome": i.outcome, "session": i.session} for i in item_list]
+    tests = [{"test": i.nodeid, "outcome": i.outcome, "session": i.session}
+             | ({"message": i.message} if i.outcome == BENCH_FAULT else {}) for i in item_list]
     tests += [{"test": nodeid, "outcome": "interrupted", "session": last.session if last else 0}
               for nodeid in incomplete]
     return {
@@ -676,6 +689,7 @@ def results_document(journal: Journal, run_id: str, *, open_items: Iterable[str]
         "wall_s": round(sum(s.wall_s or 0.0 for s in sessions), 3),
         "bench_s": round(sum(s.bench_s or 0.0 for s in sessions), 3),
         "verdict": verdict,
+        "bench_faults": sum(1 for i in item_list if i.outcome == BENCH_FAULT),
         "exit_status": last.exit_status if last else None,
         "tests": tests,
         "records": [stored_to_json(s) for s in effective],
@@ -693,9 +707,11 @@ def whole_run_junit(document: dict[str, Any]) -> str:
     for rec in document.get("records", []):
         by_test.setdefault(rec["test"], []).append(rec)
     tests = document.get("tests", [])
-    counts = {k: sum(1 for t in tests if t["outcome"] == k) for k in ("failed", "error", "skipped", "interrupted")}
+    counts = {k: sum(1 for t in tests if t["outcome"] == k)
+              for k in ("failed", "error", "skipped", "interrupted", BENCH_FAULT)}
     suite = ET.Element("testsuite", name=f"rig run {document['run_id']}", tests=str(len(tests)),
-                       failures=str(counts["failed"]), errors=str(counts["error"] + counts["interrupted"]),
+                       failures=str(counts["failed"]),
+                       errors=str(counts["error"] + counts["interrupted"] + counts[BENCH_FAULT]),
                        skipped=str(counts["skipped"]), time=f"{document.get('wall_s', 0.0):.3f}",
                        timestamp=str(document.get("started_utc", "")))
     for test in tests:
@@ -706,6 +722,10 @@ def whole_run_junit(document: dict[str, Any]) -> str:
         text = "\n".join(lines)
         if test["outcome"] == "failed":
             ET.SubElement(case, "failure", message="record(s) outside limits or assertion failed").text = text
+        elif test["outcome"] == BENCH_FAULT:
+            # An error, not a failure: the bench could not measure the point; the meter was not judged.
+            ET.SubElement(case, "error", type=BENCH_FAULT,
+                          message=f"bench fault: {test.get('message') or 'an instrument or link failed'}").text = text
         elif test["outcome"] in ("error", "interrupted"):
             ET.SubElement(case, "error", message=test["outcome"]).text = text
         elif test["outcome"] == "skipped":

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 
 from rig.config import ReferenceTwin
-from rig.twin.scpi import DATA_OUT_OF_RANGE, SETTINGS_CONFLICT, Request, ScpiDevice, ScpiFault
+from rig.twin.scpi import DATA_OUT_OF_RANGE, ESR_POWER_ON, SETTINGS_CONFLICT, Request, ScpiDevice, ScpiFault
 from rig.twin.world import Terminals, World
 
 
@@ -148,6 +148,15 @@ class ReferenceModel(ScpiDevice):
 
     def _energy_stop(self, request: Request) -> None:
         self._accumulating = False
+
+    def power_on_reset(self) -> None:
+        """The instrument restarted (bench fault `reference_reset`): every calculator back to its power-on
+        settings and idle, accumulation stopped and zeroed, the queue empty, *ESR? power-on bit set."""
+        with self.world.lock:
+            self.calculators = [CalculatorModel() for _ in self.calculators]
+            self._accumulating, self._accumulated_j = False, 0.0
+            self.errors.clear()
+            self.esr |= ESR_POWER_ON
 
     def reset(self) -> None:
         """Power-on state: calculators idle, accumulation stopped."""

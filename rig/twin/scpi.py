@@ -6,15 +6,21 @@ Twin side only; the rig's drivers reach it through pyvisa-py like any socket ins
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import socketserver
+import struct
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rig.twin.world import World
+
+if TYPE_CHECKING:
+    from rig.twin.faults import FaultSchedule
 
 
 class ScpiFault(Exception):
@@ -36,6 +42,10 @@ ILLEGAL_PARAMETER = (-224, "Illegal parameter value")
 SETTINGS_CONFLICT = (-221, "Settings conflict")
 QUEUE_OVERFLOW = (-350, "Queue overflow")
 QUERY_UNTERMINATED = (-420, "Query UNTERMINATED")
+SYSTEM_ERROR = (-310, "System error")  # device-specific: what a twin with a filling error queue reports
+# IEEE 488.2 standard event status register: power on (the instrument restarted since it was last read).
+ESR_POWER_ON = 0x80
+_STATUS_READS = ("*ESR?", "*STB?")
 
 _TOKEN = re.compile(r"\[|\]|:|[A-Za-z]+#?|\*[A-Za-z]+\??")
 
@@ -113,8 +123,10 @@ class ScpiDevice:
         self.idn = idn
         self.latency_s = latency_s
         self.errors: deque[tuple[int, str]] = deque()
+        self.esr = 0  # standard event status register (*ESR? reads and clears it; *CLS clears it)
         self._table: list[tuple[re.Pattern[str], Handler]] = []
         self.command("*IDN", lambda r: self.idn)
+        self.command("*ESR", self._read_esr)
         self.command("*CLS", self._cls)
         self.command("*RST", self._rst)
         self.command("*OPC", lambda r: "1" if r.query else None)
@@ -138,6 +150,11 @@ class ScpiDevice:
 
     def _cls(self, request: Request) -> None:
         self.errors.clear()
+        self.esr = 0
+
+    def _read_esr(self, request: Request) -> str:
+        value, self.esr = self.esr, 0
+        return str(value)
 
     def _rst(self, request: Request) -> None:
         self.reset()
@@ -149,7 +166,9 @@ class ScpiDevice:
         """Execute one line (units separated by ';'); the joined replies, or None when nothing is queried."""
         replies: list[str] = []
         with self.world.lock:
-            if self.latency_s:
+            # Status-register reads are answered by the interface at once, not by the measuring engine: the
+            # rig's restart checks (*ESR?) leave bench time, and so the twin's values, as they were.
+            if self.latency_s and line.strip().upper() not in _STATUS_READS:
                 self.world.advance(self.latency_s)
             for unit in line.split(";"):
                 unit = unit.strip()
@@ -189,19 +208,57 @@ class _LineHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         device = self.server.device
+        faults = self.server.faults
+        name = self.server.name
+        withheld = b""  # a delayed reply: it goes out before the next one, as a late reply would
         for raw in self.rfile:
             try:
                 line = raw.decode("ascii").strip()
             except UnicodeDecodeError:
                 device.push_error(-101, "Invalid character")
                 continue
-            reply = device.handle_line(line)
-            if reply is not None:
-                try:
-                    self.wfile.write(reply.encode("ascii") + b"\n")
-                    self.wfile.flush()
-                except OSError:
+            delayed = garbled = None
+            if faults is not None:
+                if faults.active("scpi_drop", name, note=f"connection reset at {line!r}"):
+                    self._reset_connection()
                     return
+                if faults.active("scpi_error_queue", name, note=f"device error queued at {line!r}"):
+                    with device.world.lock:
+                        device.push_error(*SYSTEM_ERROR)
+                delayed = faults.active("scpi_delay", name, note=f"reply to {line!r} delayed")
+                garbled = faults.active("scpi_garble", name, note=f"reply to {line!r} garbled")
+            reply = device.handle_line(line)
+            if reply is None:
+                continue
+            data = reply.encode("ascii")
+            if garbled is not None and data:
+                data = _garble(data, self.server.rng)
+            if delayed is not None:
+                withheld += data + b"\n"
+                continue
+            try:
+                self.wfile.write(withheld + data + b"\n")
+                self.wfile.flush()
+            except OSError:
+                return
+            withheld = b""
+
+    def _reset_connection(self) -> None:
+        """Drop the connection as a crashed instrument or a pulled cable does: a TCP reset, at once."""
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
+
+def _garble(data: bytes, rng: random.Random) -> bytes:
+    """A reply damaged on the way: some characters with their top bit set (never a valid ASCII reply)."""
+    out = bytearray(data)
+    hits = {rng.randrange(len(out))} | {i for i in range(len(out)) if rng.random() < 0.3}
+    for i in hits:
+        out[i] |= 0x80
+    return bytes(out)
 
 
 class ScpiTcpServer(socketserver.ThreadingTCPServer):
@@ -210,8 +267,12 @@ class ScpiTcpServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, device: ScpiDevice, port: int = 0) -> None:
+    def __init__(self, device: ScpiDevice, port: int = 0, *, faults: FaultSchedule | None = None,
+                 name: str = "", rng: random.Random | None = None) -> None:
         self.device = device
+        self.faults = faults  # bench faults of the twin (twin.faults), by instrument `name`
+        self.name = name
+        self.rng = rng if rng is not None else random.Random(name)
         super().__init__(("127.0.0.1", port), _LineHandler)
         self._thread: threading.Thread | None = None
 

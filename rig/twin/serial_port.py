@@ -20,9 +20,12 @@ import threading
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import serial.rfc2217 as rfc2217
+
+if TYPE_CHECKING:
+    from rig.twin.faults import FaultSchedule
 
 # What a host that never reads may leave queued on one port before bytes are dropped.
 OUTBOX_LIMIT_BYTES: Final = 256 * 1024
@@ -152,13 +155,20 @@ class _Rfc2217Client:
 class _PortBase:
     """Common to both port kinds: the device, the garbling of mismatched settings, start/stop."""
 
-    def __init__(self, device: SerialDevice | None, line: Line, name: str, rng: random.Random) -> None:
+    def __init__(self, device: SerialDevice | None, line: Line, name: str, rng: random.Random,
+                 faults: FaultSchedule | None = None, target: str = "") -> None:
         self.device = device
         self.name = name
         self._line = line
         self._rng = rng
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.faults = faults  # bench faults of the twin (twin.faults) on this port, as position `target`
+        self.target = target
+
+    def _on_line(self, data: bytes) -> bytes:
+        """`data` after the line faults in force (bytes dropped, bits flipped)."""
+        return data if self.faults is None else self.faults.corrupt(self.target, data)
 
     @property
     def line(self) -> Line:
@@ -171,6 +181,9 @@ class _PortBase:
     def _deliver(self, data: bytes, host: Line) -> None:
         if self.device is None:
             return  # a tap: what the host sends goes nowhere
+        data = self._on_line(data)
+        if not data:
+            return
         if not self._matches(host):
             data = garble(data, self._rng)
         self.device.receive(data, host, lambda reply: self.send(reply, host))
@@ -201,18 +214,42 @@ class Rfc2217Port(_PortBase):
     One host at a time, as a serial port: a new connection replaces the previous one.
     """
 
-    def __init__(self, device: SerialDevice | None, *, line: Line, name: str, rng: random.Random) -> None:
-        super().__init__(device, line, name, rng)
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(4)
+    def __init__(self, device: SerialDevice | None, *, line: Line, name: str, rng: random.Random,
+                 faults: FaultSchedule | None = None, target: str = "") -> None:
+        super().__init__(device, line, name, rng, faults, target)
+        self._listener: socket.socket | None = self._listen(0)
+        self._port_number = int(self._listener.getsockname()[1])
         self._client: _Rfc2217Client | None = None
+
+    @staticmethod
+    def _listen(port: int) -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("127.0.0.1", port))
+            listener.listen(4)
+        except OSError:
+            listener.close()
+            raise
+        return listener
 
     @property
     def url(self) -> str:
         """The pyserial URL that reaches it."""
-        return f"rfc2217://127.0.0.1:{self._listener.getsockname()[1]}"
+        return f"rfc2217://127.0.0.1:{self._port_number}"
+
+    def _vanish(self) -> None:
+        """The adapter is unplugged (bench fault serial_vanish): the host's connection and the port go away."""
+        if self._client is not None:
+            self._drop(self._client)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _reappear(self) -> None:
+        """The adapter is back, at the same URL."""
+        with contextlib.suppress(OSError):  # the port is not free yet: try again at the next turn
+            self._listener = self._listen(self._port_number)
 
     def host_line(self) -> Line | None:
         """The connected host's settings (None: nobody connected)."""
@@ -225,10 +262,21 @@ class Rfc2217Port(_PortBase):
         if client is None:
             return
         host = host if host is not None else client.host.line()
-        client.send_data(data if self._matches(host) else garble(data, self._rng))
+        data = self._on_line(data)
+        if data:
+            client.send_data(data if self._matches(host) else garble(data, self._rng))
 
     def _serve(self) -> None:
         while not self._stop.is_set():
+            if self.faults is not None and self.faults.vanished(self.target):
+                self._vanish()
+                self._stop.wait(_SELECT_S)
+                continue
+            if self._listener is None:
+                self._reappear()
+                if self._listener is None:
+                    self._stop.wait(_SELECT_S)
+                    continue
             sockets: list[Any] = [self._listener]
             writers: list[Any] = []
             client = self._client
@@ -250,9 +298,12 @@ class Rfc2217Port(_PortBase):
                 self._read(client)
         if self._client is not None:
             self._drop(self._client)
-        self._listener.close()
+        if self._listener is not None:
+            self._listener.close()
 
     def _accept(self) -> None:
+        if self._listener is None:
+            return
         try:
             sock, _ = self._listener.accept()
         except OSError:
@@ -296,8 +347,9 @@ class PtyPort(_PortBase):
     so a parity mismatch cannot be seen here (use RFC 2217 for that).
     """
 
-    def __init__(self, device: SerialDevice | None, *, line: Line, name: str, rng: random.Random) -> None:
-        super().__init__(device, line, name, rng)
+    def __init__(self, device: SerialDevice | None, *, line: Line, name: str, rng: random.Random,
+                 faults: FaultSchedule | None = None, target: str = "") -> None:
+        super().__init__(device, line, name, rng, faults, target)
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no line editing before the host configures it
         os.set_blocking(self._master, False)
@@ -319,7 +371,15 @@ class PtyPort(_PortBase):
     def send(self, data: bytes, host: Line | None = None) -> None:
         """Bytes to the host."""
         host = host if host is not None else self.host_line()
-        self._outbox.put(data if self._matches(host) else garble(data, self._rng))
+        data = self._on_line(data)
+        if data:
+            self._outbox.put(data if self._matches(host) else garble(data, self._rng))
+
+    def _on_line(self, data: bytes) -> bytes:
+        # A pty cannot be unplugged: while it has 'vanished' nothing crosses it, in either direction.
+        if self.faults is not None and self.faults.vanished(self.target):
+            return b""
+        return super()._on_line(data)
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -352,14 +412,15 @@ class PtyPort(_PortBase):
 SerialPortServer = Rfc2217Port | PtyPort
 
 
-def serve_port(kind: str, device: SerialDevice | None, *, line: Line, name: str,
-               rng: random.Random) -> SerialPortServer:
-    """A started port of `kind` ('twin' = RFC 2217, 'twin+pty' = pty) for `device`."""
+def serve_port(kind: str, device: SerialDevice | None, *, line: Line, name: str, rng: random.Random,
+               faults: FaultSchedule | None = None, target: str = "") -> SerialPortServer:
+    """A started port of `kind` ('twin' = RFC 2217, 'twin+pty' = pty) for `device`; `faults` (bench faults
+    of position `target`) act on it."""
     port: SerialPortServer
     if kind == TWIN_SERIAL_PTY:
-        port = PtyPort(device, line=line, name=name, rng=rng)
+        port = PtyPort(device, line=line, name=name, rng=rng, faults=faults, target=target)
     elif kind == TWIN_SERIAL:
-        port = Rfc2217Port(device, line=line, name=name, rng=rng)
+        port = Rfc2217Port(device, line=line, name=name, rng=rng, faults=faults, target=target)
     else:
         raise ValueError(f"unknown twin serial kind {kind!r}: use {' or '.join(TWIN_SERIALS)}")
     port.start()
