@@ -2,7 +2,7 @@
 commands on finished runs: report (certificate), verify (tamper evidence), history (trends, drift).
 
 Exit codes: 0 all passed, 1 a test failed (verify: something altered), 2 bad usage, bench file,
-database or run id, 130 interrupted.
+database or run id, 3 (run) nothing failed but the bench could not measure some points, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from rig.config import BenchConfig, ConfigError, MeterKnobs, dump_bench, load_be
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BENCH_FAULT = 3  # nothing failed for a meter, but the bench could not measure some points (resume them)
 
 bench_option = click.option("--bench", "bench_file", type=click.Path(dir_okay=False), default=None,
                             help="bench file (default: the embedded twin, benches/twin.yaml)")
@@ -158,7 +159,30 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
         code = _finish_resume(run_dir, code, config.results_db)
     else:
         console.print(f"report: {run_dir / 'report.html'}  results: {run_dir / 'results.json'}")
-    raise SystemExit(_exit_code(code))
+    raise SystemExit(_bench_faults(run_dir, _exit_code(code), resumed=resume_id is not None))
+
+
+def _bench_faults(run_dir: Path, exit_code: int, *, resumed: bool) -> int:
+    """After a run with bench faults: junit.xml from the journal (bench-fault points are errors of type
+    bench-fault, not meter failures), what to do next, and exit 3 when only the bench failed."""
+    from rig.results import BENCH_FAULT, whole_run_junit
+
+    try:
+        document = json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return exit_code
+    faults = int(document.get("bench_faults") or 0)
+    if not faults:
+        return exit_code
+    if not resumed:
+        (run_dir / "junit.xml").write_text(whole_run_junit(document))
+    stopped = document.get("stopped_because")
+    console.print(f"[yellow]bench faults:[/yellow] {faults} point(s) not measured because an instrument or link "
+                  f"failed{'; the run stopped: ' + stopped if stopped else ''}; measure them again with "
+                  f"rig run --resume {document.get('run_id')}")
+    if document.get("verdict") == BENCH_FAULT and exit_code == EXIT_FAILED:
+        return EXIT_BENCH_FAULT
+    return exit_code
 
 
 def _refusal(run_dir: Path) -> str | None:
@@ -209,7 +233,7 @@ def _finish_resume(run_dir: Path, pytest_code: int, db: str | None) -> int:
         pass
     console.print(f"whole run: {document['verdict']}; results: {results_file}  junit: {first_junit}  "
                   f"certificate: {run_dir / 'certificate.html'}")
-    return {"pass": 0, "fail": 1, "interrupted": 2}.get(str(document["verdict"]), 4)
+    return {"pass": 0, "fail": 1, "interrupted": 2, "bench-fault": 1}.get(str(document["verdict"]), 4)
 
 
 def _exit_code(pytest_code: int) -> int:
@@ -488,6 +512,10 @@ def twin_knobs() -> None:
     # Plain lines, so labs can grep and script it; twin.positions.<i>.<same path> overrides one position.
     for key, default, description, breaks in iter_knobs():
         click.echo(f"{key} = {default!r}\n    {description}\n    breaks: {breaks}")
+    from rig.config import FAULT_KINDS
+
+    click.echo("twin.faults.schedule = []\n    bench faults on the virtual clock: {kind, target, at_s, duration_s, "
+               f"rate}}; kind: {', '.join(FAULT_KINDS)}\n    breaks: the bench, not the meter (README 'Bench faults')")
 
 
 # ----------------------------------------------------------------------------------- bench

@@ -53,6 +53,9 @@ class MeterType(_Strict):
     constant_imp_per_kwh: float = Field(gt=0, description="meter constant, imp/kWh")
     frequency_hz: float = Field(default=50.0, gt=0, description="reference frequency, Hz")
     start_up_time_s: float = Field(default=5.0, ge=0, description="time after power-up before the meter answers, s")
+    min_logged_outage_s: float | None = Field(
+        default=60.0, ge=0, description="shortest outage the meter logs as a power-down event, s (None: the meter "
+        "type does not say; project reference power.md, check)")
 
     @model_validator(mode="after")
     def _check(self) -> MeterType:
@@ -121,11 +124,70 @@ class SerialSettings(_Strict):
     stopbits: Literal[1, 2] = 1
 
 
-class BleConfig(_Strict):
-    """How to find a meter over Bluetooth LE."""
+# ---------------------------------------------------------------- Bluetooth LE of a position (issue 8)
 
-    name: str | None = None
-    address: str | None = None
+# Where the bench builder finds a position's BLE stack: 'bleak' is the OS's (BlueZ on Linux); 'twin' is the
+# embedded twin's virtual controller (Twin.resolve turns it into twin-ble://N); 'bumble:<HCI transport>' a
+# bumble central on an HCI transport (a served twin's tcp-client:127.0.0.1:PORT, or a USB dongle usb:0).
+BLE_BACKEND_PREFIXES = ("twin-ble://", "bumble:")
+_BLE_ADDRESS_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def ble_uuid(text: str) -> str:
+    """A GATT UUID in bleak's form: 128-bit, lower case; 16- and 32-bit ones ('fff0') on the Bluetooth base."""
+    value = str(text).strip().lower().removeprefix("0x")
+    if re.fullmatch(r"[0-9a-f]{4}|[0-9a-f]{8}", value):
+        return f"{int(value, 16):08x}-0000-1000-8000-00805f9b34fb"
+    if not _UUID_RE.match(value):
+        raise ValueError(f"{text!r} is not a UUID: give 4 or 8 hex digits ('fff0') or the 128-bit form")
+    return value
+
+
+class BleConfig(_Strict):
+    """How to find a meter over Bluetooth LE and its transparent-UART GATT service (DL/T 645 frames)."""
+
+    name: str | None = Field(None, description="advertised local name of the meter, e.g. 'MTR-000000000001'")
+    address: str | None = Field(None, description="Bluetooth device address XX:XX:XX:XX:XX:XX (else found by name)")
+    backend: str = Field(
+        "bleak", description="'bleak' (the OS's Bluetooth stack), 'twin' (the embedded twin), or "
+                             "'bumble:<HCI transport>' (a bumble central, e.g. a served twin's tcp-client:HOST:PORT)"
+    )
+    service_uuid: str = Field("fff0", description="the transparent-UART service (16-bit or 128-bit UUID)",
+                              validate_default=True)
+    write_uuid: str = Field("fff2", description="its characteristic the rig writes requests to", validate_default=True)
+    notify_uuid: str = Field("fff1", description="its characteristic the meter notifies replies on",
+                             validate_default=True)
+    pairing: bool = Field(False, description="the meter requires pairing (encryption) before it takes requests")
+    scan_timeout_s: float = Field(10.0, gt=0, description="bench time to look for the meter's advertising, s")
+    connect_timeout_s: float = Field(10.0, gt=0, description="time the OS may take to connect, s")
+
+    @field_validator("service_uuid", "write_uuid", "notify_uuid")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        return ble_uuid(value)
+
+    @field_validator("address")
+    @classmethod
+    def _ble_address(cls, value: str | None) -> str | None:
+        if value is not None and not _BLE_ADDRESS_RE.match(value):
+            raise ValueError(f"address {value!r} must be a Bluetooth address XX:XX:XX:XX:XX:XX")
+        return value.upper() if value is not None else None
+
+    @model_validator(mode="after")
+    def _check(self) -> BleConfig:
+        if self.name is None and self.address is None:
+            raise ValueError("give the meter's advertised 'name', its 'address', or both")
+        if self.backend not in ("bleak", TWIN_RESOURCE) and not self.backend.startswith(BLE_BACKEND_PREFIXES):
+            raise ValueError(f"backend {self.backend!r}: use 'bleak', 'twin' or 'bumble:<HCI transport>'")
+        if self.service_uuid in (self.write_uuid, self.notify_uuid):  # write and notify may share one (HM-10)
+            raise ValueError("service_uuid must differ from the write and notify characteristics' UUIDs")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How messages name the meter's BLE side: its name, else its address."""
+        return self.name or str(self.address)
 
 
 _ADDRESS_RE = re.compile(r"^[0-9]{12}$")
@@ -240,6 +302,10 @@ class PositionConfig(_Strict):
         if not _PASSWORD_RE.match(value):
             raise ValueError(f"write_password {value!r} must be a level (2 hex digits) and 6 digits, e.g. '02000000'")
         return value
+
+
+# `keys.esam_master`: the ESAM master key of the meters (issue 7); on the twin, set up by the twin itself.
+ESAM_MASTER_KEY = "esam_master"
 
 
 class KeyRef(_Strict):
@@ -361,12 +427,96 @@ class UartKnobs(_Strict):
     )
 
 
+class SecurityKnobs(_Strict):
+    """Defects of the management module's ESAM-backed security (issue 7): the ESAM and the MCU's handling."""
+
+    mac_not_checked: bool = knob(
+        False, "the ESAM takes protected data whatever its MAC", "tampered MAC refused and counted"
+    )
+    replay_accepted: bool = knob(
+        False, "the ESAM takes a protected command whose counter is not above the last one accepted",
+        "replayed frame refused",
+    )
+    session_never_expires: bool = knob(
+        False, "an identity authentication stays open past its validity", "session expiry on the clock"
+    )
+    lockout_disabled: bool = knob(
+        False, "200 MAC errors in a day do not suspend the meter", "lockout after the threshold"
+    )
+    dispersion_not_checked: bool = knob(
+        False, "an identity authentication with another meter's dispersion factor is taken",
+        "wrong dispersion factor rejected",
+    )
+    deadline_not_checked: bool = knob(
+        False, "a remote-control command past its deadline is executed", "expired deadline refused (0x10)"
+    )
+    weak_random: bool = knob(
+        False, "the ESAM's random2 repeats from one authentication to the next", "fresh random2 per authentication"
+    )
+
+
+class BleKnobs(_Strict):
+    """Defects of the management module's Bluetooth LE side: the transparent-UART module (issue 8)."""
+
+    drops_notifications: bool = knob(
+        False, "the module loses the second notification of every reply that spans several",
+        "reply reassembly over BLE (every reading over BLE)",
+    )
+    wrong_service_uuid: bool = knob(
+        False, "the transparent-UART characteristics sit under another service UUID than the specification's",
+        "BLE service discovery (every exchange over BLE)",
+    )
+    ignores_mtu: bool = knob(
+        False, "each reply goes out in one notification, longer than the negotiated ATT MTU allows", "BLE MTU"
+    )
+    duplicate_on_reconnect: bool = knob(
+        False, "after a reconnect the module hands the MCU its last request again (the meter acts twice)",
+        "a command sent once acts once across a BLE reconnect",
+    )
+
+
+class PowerKnobs(_Strict):
+    """Defects and realism of the meter's power side (issue 9): supply, power-down handling, RTC on the battery,
+    the clock battery."""
+
+    energy_lost_on_power_down: float = knob(
+        0.0, "energy the forward register loses at each power-down that resets the MCU, kWh (a failing "
+        "power-down save: the register restarts from an older copy)", "energy registers unchanged across an outage",
+        ge=0,
+    )
+    no_power_down_event: bool = knob(False, "power-downs are not logged (count and records stay)",
+                                     "power-down event count and records")
+    event_end_time_wrong: bool = knob(False, "a power-down record is closed with its start time, not the "
+                                      "power-up time", "power-down event records (end time)")
+    rtc_drift_ppm_on_battery: float = knob(
+        1.5, "rate error of the RTC while it runs on the battery, ppm (each meter's crystal adds ±0.5 ppm)",
+        "RTC error after a 72 h outage (0.5 s/day)",
+    )
+    battery_alarm_threshold_v: float = knob(
+        2.10, "battery voltage below which the meter raises battery-low (status word 1 bit 2, Err-04), V; it "
+        "clears 0.20 V above", "battery-low alarm at the threshold", gt=0,
+    )
+    battery_drain_ua: float = knob(
+        6.0, "current the meter draws from the clock battery without mains (MCU asleep, RTC running), µA",
+        "battery drain without mains (5 years of outage on 1.2 Ah)", ge=0,
+    )
+    counts_during_dip: float = knob(
+        0.0, "power the meter registers while the voltage is dipped (above 0 and below 90 % Un), W (a front end "
+        "that counts its own transient)", "voltage dips: register change and pulses", ge=0,
+    )
+    slow_restart_s: float = knob(0.0, "extra time after power returns before the meter answers, s",
+                                 "meter answers within its start-up time", ge=0)
+
+
 class MeterKnobs(_Strict):
     """Every defect knob of one meter, by module."""
 
     metering: MeteringKnobs = MeteringKnobs()
     uart: UartKnobs = UartKnobs()
     spi: SpiKnobs = SpiKnobs()
+    security: SecurityKnobs = SecurityKnobs()  # ESAM-backed sessions (issue 7)
+    ble: BleKnobs = BleKnobs()  # the Bluetooth LE module (issue 8)
+    power: PowerKnobs = PowerKnobs()  # supply, power-down, RTC on battery, clock battery (issue 9)
 
 
 class SourceTwin(_Strict):
@@ -390,6 +540,48 @@ class ReferenceTwin(_Strict):
     latency_s: float = Field(0.002, ge=0, description="bench time a SCPI command takes, s")
 
 
+# ---------------------------------------------------------------- bench faults (issue 11)
+
+FAULT_KINDS = ("scpi_drop", "scpi_delay", "scpi_garble", "scpi_error_queue", "serial_vanish", "serial_drop",
+               "serial_flip", "ble_drop", "reference_reset")
+_FAULT_TARGETS = {"scpi_drop": "instrument", "scpi_delay": "instrument", "scpi_garble": "instrument",
+                  "scpi_error_queue": "instrument", "reference_reset": "reference", "serial_vanish": "position",
+                  "serial_drop": "position", "serial_flip": "position", "ble_drop": "position"}
+
+
+class FaultSpec(_Strict):
+    """One scheduled bench fault of the twin, on its virtual clock: from `at_s` for `duration_s`."""
+
+    kind: Literal["scpi_drop", "scpi_delay", "scpi_garble", "scpi_error_queue", "serial_vanish", "serial_drop",
+                  "serial_flip", "ble_drop", "reference_reset"] = Field(
+        description="scpi_drop (connection reset), scpi_delay (reply later than the timeout), scpi_garble, "
+                    "scpi_error_queue (device errors fill the queue), serial_vanish (port gone, then back), "
+                    "serial_drop / serial_flip (bytes lost / bits flipped on the line), ble_drop, "
+                    "reference_reset (the reference standard restarts: calculators and settings lost)")
+    target: str = Field(description="'source' or 'reference' (scpi_*, reference_reset), or a position index (0-based)")
+    at_s: float = Field(ge=0, description="bench time the fault starts, s")
+    duration_s: float = Field(0.0, ge=0, description="how long it lasts, s (0: one event / one message)")
+    rate: float = Field(1.0, gt=0, le=1, description="serial_drop / serial_flip: fraction of bytes hit")
+
+    @model_validator(mode="after")
+    def _target(self) -> FaultSpec:
+        want = _FAULT_TARGETS[self.kind]
+        if want == "instrument" and self.target not in ("source", "reference"):
+            raise ValueError(f"{self.kind}: target {self.target!r} must be 'source' or 'reference'")
+        if want == "reference" and self.target != "reference":
+            raise ValueError(f"{self.kind}: target {self.target!r} must be 'reference'")
+        if want == "position" and not self.target.isdigit():
+            raise ValueError(f"{self.kind}: target {self.target!r} must be a position index (0-based), e.g. '0'")
+        return self
+
+
+class FaultsConfig(_Strict):
+    """`twin.faults`: bench faults injected below the transports (in the twin's servers), on the virtual clock."""
+
+    schedule: list[FaultSpec] = Field(default_factory=list, description="faults: kind, target, at_s, duration_s")
+    delay_s: float = Field(5.0, gt=0, description="scpi_delay: bench time a delayed reply takes, s")
+
+
 class TwinConfig(_Strict):
     """The `twin:` section: seed, instruments, and defect knobs for all meters or one position."""
 
@@ -397,6 +589,7 @@ class TwinConfig(_Strict):
     epoch: dt.datetime = Field(dt.datetime(2026, 1, 1, 8, 0, 0), description="calendar time at bench time 0")
     source: SourceTwin = SourceTwin()
     reference: ReferenceTwin = ReferenceTwin()
+    faults: FaultsConfig = FaultsConfig()  # bench faults (issue 11)
     meter: MeterKnobs = MeterKnobs()
     positions: dict[int, dict[str, Any]] = Field(
         default_factory=dict, description="per-position overrides of `meter` knobs, by 0-based position index"
@@ -412,6 +605,16 @@ class TwinConfig(_Strict):
             return MeterKnobs.model_validate(merged)
         except ValidationError as exc:
             raise ConfigError(_describe(exc, prefix=f"twin.positions.{index}")) from None
+
+
+class RunPolicy(_Strict):
+    """`run:`: how the rig treats bench faults (an instrument or link failing, never the meter)."""
+
+    on_bench_fault: Literal["continue", "stop"] = Field(
+        "continue", description="after a point fails for a bench fault: go on with the next, or stop (resume later)"
+    )
+    retry_attempts: int = Field(3, ge=1, le=10, description="tries of one instrument operation before a bench fault")
+    retry_backoff_s: float = Field(0.5, ge=0, description="bench time before the second try, doubled each try, s")
 
 
 class BenchConfig(_Strict):
@@ -431,6 +634,7 @@ class BenchConfig(_Strict):
     results_db: str | None = Field(
         None, description="SQLAlchemy URL of the results journal (default: SQLite in the run folder)"
     )
+    run: RunPolicy = Field(default_factory=lambda: RunPolicy(), description="what a run does about bench faults")
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
@@ -540,6 +744,8 @@ def load_bench(path: str | Path | None = None, overrides: list[str] | tuple[str,
         text = source.read_text()
     except OSError as exc:
         raise ConfigError(f"bench file {source} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # found by fuzzing (issue 11): a damaged file is not a traceback
+        raise ConfigError(f"bench file {source} is not UTF-8 text (byte {exc.start}): is it the right file?") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -203,6 +203,38 @@ TWIN_ANSWERS: dict[str, Callable[[Mapping[str, Any], Question], bool | float | s
 }
 
 
+# ---- the power plans' steps (issue 9): a battery changed, a test cell fitted, a µA meter read, the display read
+
+def _power(state: Mapping[str, Any], question: Question) -> Mapping[str, Any]:
+    power = _meter(state, question).get("power")
+    if not power:
+        raise OperatorError(f"the twin's meter {question.address!r} has no power side to answer {question.text!r}")
+    return dict(power)
+
+
+BATTERY_CELLS = ("low", "between", "recovery")  # the twin lab's test cells (rig.twin.power.TEST_CELLS_V)
+TWIN_ANSWERS.update({
+    "meter.battery.replace": lambda state, q: True,
+    **{f"meter.battery.fit_cell.{cell}": (lambda state, q: round(float(_power(state, q)["battery_v"]), 2))
+       for cell in BATTERY_CELLS},
+    "meter.battery.current_ua": lambda state, q: round(float(_power(state, q)["battery_current_ua"]), 1),
+    "meter.display.battery_low": lambda state, q: bool(_power(state, q)["battery_low_shown"]),
+})
+
+
+def _fit_battery(cell: str) -> Callable[[Any, Question], object]:
+    """The twin's hands changing a meter's clock battery (TwinControl / RemoteTwinControl.replace_battery)."""
+    return lambda truth, question: truth.replace_battery(question.address, cell)
+
+
+# What the twin's hands do at the bench before it answers, by topic: a twin-only control operation below
+# the transports, like the control channel.
+TWIN_ACTIONS: dict[str, Callable[[Any, Question], object]] = {
+    "meter.battery.replace": _fit_battery("new"),
+    **{f"meter.battery.fit_cell.{cell}": _fit_battery(cell) for cell in BATTERY_CELLS},
+}
+
+
 class TwinOperator:
     """The twin answering for the operator, from its ground truth (no person, no waiting)."""
 
@@ -218,6 +250,9 @@ class TwinOperator:
             known = ", ".join(sorted(self.answers))
             raise OperatorError(f"the twin cannot answer {question.text!r} (topic {question.topic!r}); "
                                 f"topics it answers: {known}")
+        action = TWIN_ACTIONS.get(question.topic)
+        if action is not None:
+            action(self.truth, question)  # the step needs hands: the twin does it first (issue 9)
         value = answer(self.truth.state(), question)
         if question.kind == "confirm":
             text = "yes" if value else "no"

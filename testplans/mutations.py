@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from testplans.comms import spec as comms_spec
+from testplans.power import spec as power_spec
 from testplans.specs import accuracy as spec
 from testplans.spi import spec as spi_spec
 
@@ -219,3 +220,138 @@ UART_MUTATIONS: tuple[Mutation, ...] = (
              _uart_flag(True), _uart_flag(False), "broadcast time sync taken outside the rules"),
 )
 MUTATIONS = (*MUTATIONS, *UART_MUTATIONS)
+
+
+# ---------------------------------------------------------------- ESAM-backed security (issue 7)
+
+SECURITY_AUTHENTICATION = "testplans/security/test_authentication.py"
+SECURITY_PROTECTED = "testplans/security/test_protected.py"
+SECURITY_RELAY = "testplans/security/test_relay.py"
+SECURITY_SESSION = "testplans/security/test_session.py"
+SECURITY_LOCKOUT = "testplans/security/test_lockout.py"
+SECURITY = "twin.meter.security"
+
+
+def _security_flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # A firmware or ESAM defect is there or not: on outside, off (the healthy meter) inside.
+    return lambda meter: 1.0 if violating else 0.0
+
+
+SECURITY_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(f"{SECURITY}.mac_not_checked",
+             (f"{SECURITY_PROTECTED}::test_tampered_mac_refused",
+              f"{SECURITY_RELAY}::test_relay_unchanged_by_refused_commands"),
+             _security_flag(True), _security_flag(False), "protected data taken whatever its MAC"),
+    Mutation(f"{SECURITY}.replay_accepted",
+             (f"{SECURITY_PROTECTED}::test_replayed_frame_refused",
+              f"{SECURITY_LOCKOUT}::test_lockout_after_threshold_and_daily_reset"),
+             _security_flag(True), _security_flag(False), "a replayed protected command is taken"),
+    Mutation(f"{SECURITY}.session_never_expires", (f"{SECURITY_SESSION}::test_session_expires_on_the_clock",),
+             _security_flag(True), _security_flag(False), "the session outlives its validity"),
+    Mutation(f"{SECURITY}.lockout_disabled", (f"{SECURITY_LOCKOUT}::test_lockout_after_threshold_and_daily_reset",),
+             _security_flag(True), _security_flag(False), "200 MAC errors do not suspend the meter"),
+    Mutation(f"{SECURITY}.dispersion_not_checked",
+             (f"{SECURITY_AUTHENTICATION}::test_wrong_dispersion_factor_rejected",),
+             _security_flag(True), _security_flag(False), "another meter's keys open this one"),
+    Mutation(f"{SECURITY}.deadline_not_checked", (f"{SECURITY_PROTECTED}::test_expired_deadline_refused",),
+             _security_flag(True), _security_flag(False), "a command past its deadline is executed"),
+    Mutation(f"{SECURITY}.weak_random", (f"{SECURITY_AUTHENTICATION}::test_random2_fresh_each_authentication",),
+             _security_flag(True), _security_flag(False), "random2 repeats between authentications"),
+)
+MUTATIONS = (*MUTATIONS, *SECURITY_MUTATIONS)
+
+
+# ---------------------------------------------------------------- power: outages, RTC on battery, battery (issue 9)
+
+POWER_OUTAGE = "testplans/power/test_outage.py"
+POWER_BATTERY = "testplans/power/test_battery.py"
+POWER_TRANSIENTS = "testplans/power/test_transients.py"
+POWER = "twin.meter.power"
+_DIP_WITH_ENERGY = "50 % for 1 min"  # the dips program a meter that counts during a dip shows in
+
+
+def _power_flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # A firmware defect is there or not: on outside, off (the healthy meter) inside.
+    return lambda meter: 1.0 if violating else 0.0
+
+
+def _energy_lost(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # Five register steps lost at each power-down; the healthy meter loses nothing.
+    return lambda meter: 5 * power_spec.REGISTER_RESOLUTION_KWH if violating else 0.0
+
+
+def _rtc_ppm(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # 0.5 s/day is 5.8 ppm: outside runs at 1.75 times that, inside at half (each crystal adds ±0.5 ppm,
+    # the tick-timed offsets ±0.13 s/day over 72 h).
+    limit_ppm = power_spec.RTC_RATE_S_PER_DAY / 86400.0 * 1e6
+    return lambda meter: limit_ppm * (1.75 if violating else 0.5)
+
+
+def _alarm_threshold(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # Outside: alarms 0.2 V late (the 'low' test cell, below 2.05 V, raises nothing); inside: 0.02 V high.
+    return lambda meter: power_spec.BATTERY_ALARM_V + (-0.2 if violating else 0.02)
+
+
+def _drain(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    return lambda meter: power_spec.MAX_DRAIN_UA * (1.5 if violating else 0.75)
+
+
+def _dip_power(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # Power that registers x (the critical value) over the 1 min dip, three times over or a third of it.
+    def value(meter: spec.MeterTypeLike) -> float:
+        seconds = power_spec.DIPS[_DIP_WITH_ENERGY].program.duration_s(50.0)
+        watts_for_x = power_spec.critical_kwh(meter) * 3.6e6 / seconds
+        return watts_for_x * (3.0 if violating else 0.3)
+
+    return value
+
+
+def _slow_restart(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # The start-up time is the nameplate's: 0.6 of it more is beyond, a tenth of it within.
+    return lambda meter: getattr(meter, "start_up_time_s", 5.0) * (0.6 if violating else 0.1)
+
+
+POWER_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(f"{POWER}.energy_lost_on_power_down", (f"{POWER_OUTAGE}::test_registers_unchanged_across_outage",),
+             _energy_lost(True), _energy_lost(False), "the registers lose energy at each power-down"),
+    Mutation(f"{POWER}.no_power_down_event", (f"{POWER_OUTAGE}::test_power_down_event_recorded",),
+             _power_flag(True), _power_flag(False), "power-downs are not logged"),
+    Mutation(f"{POWER}.event_end_time_wrong", (f"{POWER_OUTAGE}::test_power_down_event_recorded",),
+             _power_flag(True), _power_flag(False), "power-down records end at their start time"),
+    Mutation(f"{POWER}.rtc_drift_ppm_on_battery", (f"{POWER_OUTAGE}::test_rtc_after_72h_outage",), _rtc_ppm(True),
+             _rtc_ppm(False), "the clock drifts beyond 0.5 s/day on the battery"),
+    Mutation(f"{POWER}.battery_alarm_threshold_v", (f"{POWER_BATTERY}::test_battery_low_alarm_and_hysteresis",),
+             _alarm_threshold(True), _alarm_threshold(False), "battery-low comes too late"),
+    Mutation(f"{POWER}.battery_drain_ua", (f"{POWER_BATTERY}::test_battery_drain_without_mains",), _drain(True),
+             _drain(False), "the battery would not last five years of outage"),
+    Mutation(f"{POWER}.counts_during_dip", (f"{POWER_TRANSIENTS}::test_voltage_dips_and_interruptions",),
+             _dip_power(True), _dip_power(False), "energy registered during a voltage dip"),
+    Mutation(f"{POWER}.slow_restart_s", (f"{POWER_OUTAGE}::test_meter_answers_within_start_up_time",),
+             _slow_restart(True), _slow_restart(False), "the meter answers later than its start-up time"),
+)
+MUTATIONS = (*MUTATIONS, *POWER_MUTATIONS)
+
+
+# ---------------------------------------------------------------- Bluetooth LE: the meter's BLE module (issue 8)
+
+COMMS_BLE = "testplans/comms/test_ble.py"
+BLE = "twin.meter.ble"
+
+
+def _ble_flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # A module defect is there or not: on outside, off (the healthy module) inside.
+    return lambda meter: 1.0 if violating else 0.0
+
+
+BLE_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(f"{BLE}.drops_notifications",
+             (f"{COMMS_BLE}::test_replies_longer_than_one_notification", f"{COMMS_FRAMING}::test_reply_frames_conform"),
+             _ble_flag(True), _ble_flag(False), "a reply spanning several notifications loses one"),
+    Mutation(f"{BLE}.wrong_service_uuid", (f"{COMMS_BLE}::test_advertising_and_service",), _ble_flag(True),
+             _ble_flag(False), "the transparent UART sits under another service UUID"),
+    Mutation(f"{BLE}.ignores_mtu", (f"{COMMS_BLE}::test_mtu_negotiation",), _ble_flag(True), _ble_flag(False),
+             "notifications longer than the negotiated ATT MTU"),
+    Mutation(f"{BLE}.duplicate_on_reconnect", (f"{COMMS_BLE}::test_reconnect_command_once",), _ble_flag(True),
+             _ble_flag(False), "a command acts again after a reconnect"),
+)
+MUTATIONS = (*MUTATIONS, *BLE_MUTATIONS)

@@ -98,6 +98,7 @@ _ITEMS: Final = (
     DataItem(0x02800008, "clock battery voltage", BATTERY_VOLTAGE_V),
     DataItem(0x0280000A, "battery operating time", DURATION_MIN),
     DataItem(0x03110000, "power-down count", COUNT),
+    DataItem(0x03300000, "programming count", COUNT),  # every parameter write the meter took
     *(DataItem(0x03110000 + n, f"power-down record, last {n}", START_END_RECORD) for n in range(1, 11)),
     DataItem(0x04000101, "date and weekday", DATE_WEEKDAY),
     DataItem(0x04000102, "time", TIME_OF_DAY),

@@ -32,7 +32,8 @@ from drivers.dlt645.frame import (
 from drivers.dlt645.identifiers import Value, decode_value, encode_di, encode_value
 from drivers.dlt645.payloads import baud_word, encode_broadcast_time
 from drivers.dlt645.reader import BadFrame, FrameReader
-from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, NotOpenError, ValidationError
+from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, NotOpenError, ValidationError
+from drivers.retry import RetryPolicy
 from drivers.serial_transport import LineSettings, SerialPort, carries_baud, carries_parity, open_port
 
 __all__ = ["AbnormalReply", "Attempt", "Exchange", "LineSettings", "MeterLink", "SerialPort", "TapFrame", "UartTap",
@@ -232,7 +233,8 @@ class MeterLink:
     def __init__(self, url: str, address: str, clock: Clock, *, line: LineSettings | None = None,
                  password: str = "02000000", operator: str = "00000000", reply_timeout_s: float = 1.0,
                  inter_byte_timeout_s: float = 0.5, retries: int = 1, preamble: int = 4,
-                 port_factory: PortFactory = open_serial_port, traffic: TrafficHook | None = None) -> None:
+                 port_factory: PortFactory = open_serial_port, traffic: TrafficHook | None = None,
+                 retry: RetryPolicy | None = None) -> None:
         Dlt645Frame(address, 0x11)  # FrameError now, not at the first request, for a bad address
         if retries < 0 or reply_timeout_s <= 0 or inter_byte_timeout_s <= 0:
             raise ValidationError("retries must be >= 0 and the timeouts positive")
@@ -249,6 +251,7 @@ class MeterLink:
         self._clock = clock
         self._factory = port_factory
         self._traffic = traffic
+        self.retry = retry  # reopens the port when it breaks (bench faults, issue 11)
         self._port: SerialPort | None = None
         self._line_free_at = -1e18  # bench time the line is free of the last transmission
 
@@ -306,7 +309,7 @@ class MeterLink:
         try:
             data = port.read(max(1, port.in_waiting))
         except Exception as exc:  # noqa: BLE001
-            raise InstrumentError(f"{self.url}: reading failed: {exc}") from None
+            raise LinkError(f"{self.url}: reading failed: {exc}") from None
         if data and self._traffic is not None:
             self._traffic(self.url, "<", data)
         return data
@@ -318,7 +321,7 @@ class MeterLink:
             while port.in_waiting:
                 stray += port.read(port.in_waiting)
         except Exception as exc:  # noqa: BLE001
-            raise InstrumentError(f"{self.url}: reading failed: {exc}") from None
+            raise LinkError(f"{self.url}: reading failed: {exc}") from None
         return stray
 
     def _transmit(self, port: SerialPort, raw: bytes) -> float:
@@ -328,8 +331,10 @@ class MeterLink:
             self._traffic(self.url, ">", raw)
         try:
             port.write(raw)
+        except InstrumentError:
+            raise  # the port's own verdict, already named (a BLE port: the meter's service is missing, issue 8)
         except Exception as exc:  # noqa: BLE001
-            raise InstrumentError(f"{self.url}: writing failed: {exc}") from None
+            raise LinkError(f"{self.url}: writing failed: {exc}") from None
         self._line_free_at = start + self.line.wire_time_s(len(raw))
         return self._line_free_at
 
@@ -388,6 +393,23 @@ class MeterLink:
 
     def exchange(self, frame: Dlt645Frame, *, preamble: int | None = None, retries: int | None = None,
                  expect_reply: bool = True, listen_s: float = 0.0) -> Exchange:
+        """`_exchange`; when the port itself breaks (vanished, reset) it is reopened and the request sent
+        again under the bench's `RetryPolicy` (BenchFault when that budget is spent)."""
+        def once() -> Exchange:
+            return self._exchange(frame, preamble=preamble, retries=retries, expect_reply=expect_reply,
+                                  listen_s=listen_s)
+
+        if self.retry is None:
+            return once()
+        what = f"{frame.function.name.lower().replace('_', ' ')} to meter {frame.address}"
+        return self.retry.run(f"meter link {self.url}", what, once, recover=self._reopen)
+
+    def _reopen(self) -> None:
+        self.close()
+        self.open()
+
+    def _exchange(self, frame: Dlt645Frame, *, preamble: int | None = None, retries: int | None = None,
+                  expect_reply: bool = True, listen_s: float = 0.0) -> Exchange:
         """Send `frame` and collect what comes back; never raises for what the meter does (see
         `Exchange.problems`). Retries (bounded) when no valid meter frame arrives in time.
         `expect_reply=False` (broadcasts): send once and listen for `listen_s` of bench time."""
@@ -423,6 +445,12 @@ class MeterLink:
         attempts = len(exchange.attempts)
         if reply is None:
             bad = [b.reason for a in exchange.attempts for b in a.bad_frames]
+            received = [a.received for a in exchange.attempts]
+            if len(received) > 1 and any(received) and len(set(received)) == len(received):
+                # A meter's fault repeats byte for byte; bytes that differ every time are the line's (bench fault).
+                raise LinkError(f"{meter}: no valid reply to {what} in {attempts} attempt(s) and different bytes "
+                                f"each time ({bad[-1] if bad else 'noise'}): line noise or a loose connection on "
+                                f"{self.url}, not the meter")
             if bad:
                 raise FrameError(f"{meter}: no valid reply to {what} in {attempts} attempt(s): {bad[-1]}")
             heard = sum(len(a.received) for a in exchange.attempts)

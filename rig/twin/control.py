@@ -53,10 +53,22 @@ class TwinControl:
                         "forward_kwh": m.metering.forward_kwh,
                         "reverse_kwh": m.metering.reverse_kwh,
                         "pulses": m.metering.pulses,
+                        # supply, battery, display codes (issue 9)
+                        "power": m.management.power.truth() if m.management and m.management.power else None,
                     }
                     for m in self.twin.meters
                 ],
             }
+
+    def replace_battery(self, address: str, cell: str = "new") -> float:
+        """Hands at the bench (issue 9): change the clock battery of meter `address` now, mains or not
+        (`cell`: 'new' or a test cell of the twin's stock); the fitted cell's open-circuit voltage, V."""
+        world = self.twin.world
+        with world.lock:
+            for meter in self.twin.meters:
+                if meter.address == address and meter.management is not None and meter.management.power:
+                    return meter.management.power.replace_battery(cell)
+        raise ValueError(f"the twin has no meter {address!r} with a clock battery")
 
     def call(self, op: str, args: dict[str, Any]) -> Any:
         """Dispatch one JSON request."""
@@ -68,6 +80,8 @@ class TwinControl:
             return self.state()
         if op == "datetime":
             return self.twin.clock.datetime_now().isoformat()
+        if op == "replace_battery":
+            return self.replace_battery(str(args["address"]), str(args.get("cell", "new")))
         raise ValueError(f"unknown control operation {op!r}")
 
 
@@ -160,6 +174,10 @@ class RemoteTwinControl:
         """Ground truth of the served twin."""
         result: dict[str, Any] = self._call("state")
         return result
+
+    def replace_battery(self, address: str, cell: str = "new") -> float:
+        """Change a meter's clock battery on the served twin; the fitted cell's voltage, V."""
+        return float(self._call("replace_battery", address=address, cell=cell))
 
     def close(self) -> None:
         """Close the connection."""

@@ -14,6 +14,7 @@ from typing import Final
 
 from drivers.dlt645 import Dlt645Frame, Function, encode, encode_di
 from rig.twin.management import ManagementModule
+from rig.twin.relay import Relay
 from rig.twin.serial_port import Line
 from rig.twin.world import Terminals
 
@@ -31,6 +32,7 @@ class ExpansionModule:
         self.management = management
         self.next_poll_s = rng.uniform(0.0, POLL_PERIOD_S)  # modules power up out of step
         self.tap: Callable[[bytes], None] | None = None
+        self.relay = Relay()  # the control function's load relay, switched by the MCU (issue 7)
         self.exchanges = 0
 
     def step(self, t0: float, dt_s: float, terminals: Terminals) -> None:

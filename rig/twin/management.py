@@ -13,7 +13,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from drivers.dlt645 import (
     BROADCAST_ADDRESS,
@@ -42,6 +42,10 @@ from rig.twin.meter import MIN_OPERATING_VOLTAGE_FRACTION, MeteringModule
 from rig.twin.serial_port import Line
 from rig.twin.world import Terminals, World
 
+if TYPE_CHECKING:
+    from rig.twin.power import MeterPower  # supply, battery, RTC on battery (issue 9)
+    from rig.twin.security import MeterSecurity  # ESAM-backed security (issue 7)
+
 # ---------------------------------------------------------------- the meter's factory settings (data)
 
 RS485_LINE: Final = Line(2400, 8, "E", 1)  # DL/T 645's usual default
@@ -65,8 +69,9 @@ BROADCAST_SYNCS_PER_DAY: Final = 1
 class HousekeepingPlaceholder:
     """Temperature and clock battery as plausible constants.
 
-    The battery model (drain on battery, low-battery alarm threshold, operating time) arrives with the
-    power/battery issue: it replaces this object and feeds `battery_voltage_v` and `minutes_on_battery`.
+    A twin meter's power side (rig.twin.power.MeterPower, `attach_power`) serves the battery voltage,
+    operating time and battery-low bit from its battery model instead; these constants remain for a
+    management module on its own.
     """
 
     temperature_c: float = 25.0
@@ -128,6 +133,9 @@ class ManagementModule:
     powered_since: float | None = None
     last_broadcast_sync: dt.date | None = None
     broadcasts_refused: list[str] = field(default_factory=list)
+    programming_count: int = 0  # parameter writes taken (DI 03300000), how a lab sees a command act once (issue 8)
+    security: MeterSecurity | None = None  # ESAM-backed security (issue 7): 03H, 1CH, levels 98/99
+    power: MeterPower | None = None  # supply, power-down events, RTC on the battery, battery (issue 9)
     rtc: MeterRtc = field(init=False)
     _gain: dict[str, float] = field(init=False)
 
@@ -146,8 +154,17 @@ class ManagementModule:
     def _has_supply(self, terminals: Terminals) -> bool:
         return terminals.voltage_v >= MIN_OPERATING_VOLTAGE_FRACTION * self.meter_type.un_v
 
+    def attach_power(self, power: MeterPower) -> None:
+        """Run the meter's power side (issue 9): it decides when the MCU talks and serves the battery,
+        power-down event and status-word items."""
+        self.power = power
+        self.items.update(power.items())
+
     def step(self, t0: float, dt_s: float, terminals: Terminals) -> None:
         """Track the mains supply: the MCU starts when voltage comes and stops when it goes."""
+        if self.power is not None:
+            self.power.step(t0, dt_s, terminals)
+            return
         if not self._has_supply(terminals):
             self.powered_since = None
         elif self.powered_since is None:
@@ -155,6 +172,8 @@ class ManagementModule:
 
     def answering(self, now_s: float) -> bool:
         """True when the MCU has had mains for its start-up time (it does not talk on battery)."""
+        if self.power is not None:
+            return self.power.answering(now_s)
         if not self._has_supply(self.world.terminals()):
             self.powered_since = None
             return False
@@ -190,6 +209,7 @@ class ManagementModule:
             0x02800008: lambda now: self.housekeeping.battery_voltage_v,
             0x0280000A: lambda now: self.housekeeping.minutes_on_battery,
             0x03110000: lambda now: 0,  # power-down count: the power-loss issue fills these in
+            0x03300000: lambda now: self.programming_count,  # programming count (issue 8)
             0x04000101: lambda now: self.rtc.read(now).date(),
             0x04000102: lambda now: self.rtc.read(now).time(),
             0x04000501: lambda now: self._status_word_1(),
@@ -263,6 +283,8 @@ class ManagementModule:
         if len(frame.data) < 12:
             return self._error(frame, ErrorCode.OTHER)
         di = int.from_bytes(frame.data[:4], "little")
+        if self.security is not None and frame.data[4] in SECURED_LEVELS:
+            return self.security.write(frame, now_s, _WRITABLE)  # levels 98/99: the ESAM checks (issue 7)
         if not self._password_ok(frame.data[4:8]):
             return self._error(frame, ErrorCode.UNAUTHORISED)
         setter = _WRITABLE.get(di)
@@ -273,6 +295,7 @@ class ManagementModule:
         except FrameError:
             return self._error(frame, ErrorCode.OTHER)
         setter(self, value, now_s)
+        self.programming_count += 1  # every parameter write taken is a programming event (issue 8)
         return frame.reply_to(b"", address=self.address), None
 
     def _set_date(self, value: Value, now_s: float) -> None:
@@ -332,7 +355,8 @@ class ManagementModule:
 
     def reply_delay_s(self) -> float:
         """Bench time from the end of a request to the first byte of the reply (seeded jitter)."""
-        return max(0.0, self.knobs.reply_delay_s + self.rng.uniform(-REPLY_JITTER_S, REPLY_JITTER_S))
+        esam_s = self.security.take_busy_s() if self.security is not None else 0.0  # the ESAM's APDUs (issue 7)
+        return max(0.0, self.knobs.reply_delay_s + self.rng.uniform(-REPLY_JITTER_S, REPLY_JITTER_S)) + esam_s
 
     def encode_reply(self, reply: Dlt645Frame) -> bytes:
         """The wire bytes of a reply as this meter's firmware builds them (defect knobs applied)."""
@@ -358,11 +382,29 @@ _HANDLERS: Final[Mapping[int, Callable[[ManagementModule, Dlt645Frame, float], R
     Function.READ_ADDRESS: ManagementModule._read_address,
     Function.WRITE_ADDRESS: ManagementModule._write_address,
     Function.CHANGE_BAUD: ManagementModule._change_baud,
+    Function.SECURITY: lambda meter, frame, now_s: _secured(meter, frame, now_s),  # issue 7
+    Function.CONTROL: lambda meter, frame, now_s: _secured(meter, frame, now_s),  # issue 7
 }
 _WRITABLE: Final[Mapping[int, Callable[[ManagementModule, Value, float], None]]] = {
     0x04000101: ManagementModule._set_date,
     0x04000102: ManagementModule._set_time,
 }
+
+
+# ---------------------------------------------------------------- ESAM-backed security (issue 7)
+# 03H and 1CH, and 14H at password levels 98 (ciphertext + MAC) / 99 (MAC), go to the MCU's security
+# firmware (rig.twin.security) and its ESAM; a meter built without them answers "other error".
+
+SECURED_LEVELS: Final = frozenset({0x98, 0x99})
+
+
+def _secured(meter: ManagementModule, frame: Dlt645Frame, now_s: float) -> Reply | None:
+    security = meter.security
+    if security is None:
+        return meter._error(frame, ErrorCode.OTHER)
+    if frame.function_code == Function.SECURITY:
+        return security.security(frame, now_s)
+    return security.control(frame, now_s)
 
 
 class MeterUart:

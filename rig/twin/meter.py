@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 # A meter's chip stops integrating below this voltage (no supply for the metering front end).
 MIN_OPERATING_VOLTAGE_FRACTION = 0.6
+# A voltage below this fraction of Un is a dip (IEC 61000-4-11 counts from 90 %).
+DIP_FRACTION = 0.9
 # A factory start threshold as a fraction of Ib when the knob is not set.
 DEFAULT_START_FRACTION_OF_IB = 0.0005
 
@@ -41,6 +43,7 @@ class MeteringModule:
     pulse_listeners: list[PulseListener] = field(default_factory=list)
     _pulse_accumulator: float = 0.0  # fraction of a pulse accumulated towards the next edge
     _noise_pct: float = 0.0
+    dip_power_w: float = 0.0  # issue 9 knob counts_during_dip: what it registers while the voltage is dipped
 
     def redraw(self, _t: float) -> None:
         """New random error for the next second of bench time."""
@@ -55,6 +58,8 @@ class MeteringModule:
     def registered_power_w(self, t: Terminals) -> float:
         """Active power as this meter measures it (signed), W."""
         un = self.meter_type.un_v
+        if self.dip_power_w and 0.0 < t.voltage_v < DIP_FRACTION * un:
+            return self.dip_power_w  # a defective front end counts its own transient during a dip
         if t.voltage_v < MIN_OPERATING_VOLTAGE_FRACTION * un:
             return 0.0
         if t.current_a < self.start_current_a:

@@ -10,13 +10,18 @@ import functools
 import random
 from typing import Any
 
-from rig.config import TWIN_RESOURCE, BenchConfig, TwinConfig
+from rig.config import ESAM_MASTER_KEY, TWIN_RESOURCE, BenchConfig, TwinConfig
+from rig.twin.ble import build_air, resolve_ble
 from rig.twin.control import ControlServer, TwinControl
 from rig.twin.expansion import EXPANSION_LINE, ExpansionModule
+from rig.twin.faults import FaultSchedule
+from rig.twin.keys import TwinEsamKey
 from rig.twin.management import ManagementModule, MeterUart
 from rig.twin.meter import MeteringModule, MeterModel
+from rig.twin.power import MeterPower
 from rig.twin.reference import ReferenceModel
 from rig.twin.scpi import ScpiTcpServer
+from rig.twin.security import build_security
 from rig.twin.serial_port import TWIN_SERIALS, serve_port
 from rig.twin.source import SourceModel
 from rig.twin.spi_bus import ChipBus, build_bus, register, resolve_positions, unregister
@@ -39,6 +44,11 @@ class Twin:
         self.meters: list[MeterModel] = []
         self.uarts: list[MeterUart] = []
         self.world.models.append(self.reference)  # stepped first: meters' edges read its energy
+        # Bench faults (issue 11): scheduled on the virtual clock, acting in the servers below the transports.
+        self.faults = FaultSchedule(self.world, config.faults, random.Random(f"{config.seed}:faults"))
+        self.faults.on_reference_reset.append(self.reference.power_on_reset)
+        self.world.models.append(self.faults)
+        self.esam_key = TwinEsamKey(bench, config.seed)  # ESAM master key (issue 7): the bench's or the seed's
         for index, position in enumerate(bench.positions):
             knobs = config.knobs_for(index)
             metering = MeteringModule(bench.meter, knobs.metering, random.Random(f"{config.seed}:meter:{index}"))
@@ -48,6 +58,13 @@ class Twin:
             management = ManagementModule(bench.meter, knobs.uart, position.address, metering, self.world,
                                           random.Random(f"{config.seed}:uart:{index}"))
             expansion = ExpansionModule(management, random.Random(f"{config.seed}:expansion:{index}"))
+            # Its ESAM and security firmware; the expansion module's relay in the series current loop (issue 7).
+            build_security(management, expansion.relay, self.world.loop_breakers, knobs.security,
+                           self.esam_key.key, f"{config.seed}:esam:{index}")
+            # Its power side: supply hold-up, power-down events, RTC on the battery, the battery (issue 9).
+            management.attach_power(MeterPower(bench.meter, knobs.power, metering, management.rtc, self.world,
+                                               random.Random(f"{config.seed}:power:{index}")))
+            metering.dip_power_w = knobs.power.counts_during_dip
             self.uarts.append(MeterUart(management))
             meter = MeterModel(index=index, address=position.address, metering=metering, management=management,
                                expansion=expansion)
@@ -60,18 +77,27 @@ class Twin:
             for meter in self.meters
         ]
         self.world.models.extend(self.spi_buses)
+        # Each meter's BLE module on a virtual controller, for positions whose bench entry says ble: twin (issue 8).
+        self.air = build_air([(m.index, bench.positions[m.index].ble, m.management, config.knobs_for(m.index).ble)
+                              for m in self.meters if m.management is not None], self.faults)
         self._spi_urls: list[str] = []
         self.control = TwinControl(self)
         self._servers: dict[str, Any] = {}
 
     def start(self, *, control: bool = False) -> None:
         """Serve the instruments (and the control channel when asked) on loopback ports."""
-        source = ScpiTcpServer(self.source)
-        reference = ScpiTcpServer(self.reference)
+        self.esam_key.publish(to_file=control)  # a derived ESAM key goes where the rig reads it (issue 7)
+        source = ScpiTcpServer(self.source, faults=self.faults, name="source")
+        reference = ScpiTcpServer(self.reference, faults=self.faults, name="reference")
         source.start()
         reference.start()
         self._servers = {"source": source, "reference": reference}
         self._serve_serial_ports()
+        if self.air is not None:  # the meters' BLE modules on the air; for another process an HCI controller (issue 8)
+            self.air.start()
+            self._servers["ble"] = self.air
+            if control:
+                self.air.serve_hci()
         self._spi_urls = register(self.spi_buses)
         if control:
             server = ControlServer(self.control)
@@ -88,7 +114,8 @@ class Twin:
             if position.serial in TWIN_SERIALS:
                 uart = self.uarts[index]
                 self._servers[f"serial:{index}"] = serve_port(position.serial, uart, line=uart.line,
-                                                              name=f"P{index + 1}", rng=random.Random(seed))
+                                                              name=f"P{index + 1}", rng=random.Random(seed),
+                                                              faults=self.faults, target=str(index))
             tap = position.expansion_tap
             expansion = self.meters[index].expansion
             if tap is not None and tap.serial in TWIN_SERIALS and expansion is not None:
@@ -107,6 +134,7 @@ class Twin:
         self._servers = {}
         unregister(self._spi_urls)
         self._spi_urls = []
+        self.esam_key.withdraw()  # issue 7
 
     def __enter__(self) -> Twin:
         self.start()
@@ -131,6 +159,11 @@ class Twin:
                 position["serial"] = self._servers[f"serial:{index}"].url
             if f"tap:{index}" in self._servers:
                 position["expansion_tap"]["serial"] = self._servers[f"tap:{index}"].url
+        if "ble" in self._servers:  # ble.backend: twin -> twin-ble://N (bumble:tcp-client:... when served) (issue 8)
+            resolve_ble(data["positions"], self._servers["ble"], served=served)
         spi_server = self._servers.get("spi")
         resolve_positions(data["positions"], spi_server.urls if served and spi_server else self._spi_urls)
+        esam_key = self.esam_key.reference()  # issue 7: the derived ESAM key, by reference
+        if esam_key is not None:
+            data.setdefault("keys", {})[ESAM_MASTER_KEY] = esam_key.model_dump(mode="python")
         return BenchConfig.model_validate(data)

@@ -1,6 +1,6 @@
-"""Fixtures and helpers of the communication plans: the position's meter link (with the meters
-powered: a meter does not talk on RS-485 without mains), load points, and putting a meter's line
-settings, address and clock back after a plan changed them."""
+"""Fixtures and helpers of the communication plans: the position's meter link over each transport (the
+UART and Bluetooth LE; with the meters powered: a meter does not talk without mains), load points, and
+putting a meter's line settings, address and clock back after a plan changed them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from drivers.errors import RigError
 from rig.bench import Bench, Position
 from rig.procedures import LoadPoint, RackCache, energise
 from testplans.comms import spec
+from testplans.transports import TRANSPORTS, meter_link, transport_fixture  # noqa: F401  (`transport`, issue 8)
+
+SCENARIO_DAYS_PER_TRANSPORT = 8  # clock scenarios get days 0..7 of their transport's block
 
 
 def power_meters(bench: Bench, rack: RackCache, point: LoadPoint | None = None) -> None:
@@ -34,12 +37,12 @@ def power_meters(bench: Bench, rack: RackCache, point: LoadPoint | None = None) 
 
 
 @pytest.fixture
-def link(bench: Bench, rack: RackCache, position: Position) -> MeterLink:
-    """The position's DL/T 645 link, its meter powered (skips a position without a serial port)."""
-    if position.link is None:
-        pytest.skip(f"{position.name}: the bench file gives no serial port for this position")
+def link(bench: Bench, rack: RackCache, position: Position, transport: str) -> MeterLink:
+    """The position's DL/T 645 link over this item's transport (UART or BLE), its meter powered; skips,
+    saying why, when the bench file gives the position no such port."""
+    chosen = meter_link(position, transport)
     power_meters(bench, rack)
-    return position.link
+    return chosen
 
 
 def _answers(link: MeterLink) -> bool:
@@ -87,9 +90,10 @@ def clock_offset_s(bench: Bench, link: MeterLink) -> float:
     return (meter_time - bench_time).total_seconds()
 
 
-def scenario_day(bench: Bench, number: int) -> dt.date:
+def scenario_day(bench: Bench, number: int, transport: str = "uart") -> dt.date:
     """A day of this month for a clock scenario: from the 11th on (clear of the billing day and of
-    each other), never today (a meter may have been synced today already)."""
+    each other), never today (a meter may have been synced today already); each transport has days of its
+    own (the daily sync quota of a scenario over the UART must not decide the same scenario over BLE)."""
     today = bench.clock.datetime_now().date()
     days = [d for d in range(11, 28) if d != today.day]
-    return today.replace(day=days[number])
+    return today.replace(day=days[number + SCENARIO_DAYS_PER_TRANSPORT * TRANSPORTS.index(transport)])

@@ -39,7 +39,8 @@ def _moved(bench: Bench, link: MeterLink, send: Callable[[Callable[[], dt.dateti
     return (after - before).total_seconds() - (at1 - at0)
 
 
-def test_broadcast_time_accepted_within_rules(bench: Bench, link: MeterLink, position: Position, record) -> None:
+def test_broadcast_time_accepted_within_rules(bench: Bench, link: MeterLink, position: Position, transport: str,
+                                              record) -> None:
     """A sync 90 s off the meter's clock, on a day without one yet, away from midnight: taken, and no
     meter answers it."""
     shift = 90.0
@@ -50,7 +51,7 @@ def test_broadcast_time_accepted_within_rules(bench: Bench, link: MeterLink, pos
         heard.append(sum(1 for a in exchange.attempts for f in a.frames if f.is_reply))
 
     try:
-        link.write_datetime(dt.datetime.combine(scenario_day(bench, 0), dt.time(10, 0, 0)))
+        link.write_datetime(dt.datetime.combine(scenario_day(bench, 0, transport), dt.time(10, 0, 0)))
         moved = _moved(bench, link, send)
     finally:
         restore_clock(bench, link)
@@ -82,7 +83,7 @@ REFUSALS = {
 
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_broadcast_time_refused_outside_rules(bench: Bench, link: MeterLink, position: Position, case: str,
-                                              record) -> None:
+                                              transport: str, record) -> None:
     """A sync outside the rules leaves the meter's clock where it was (and nobody answers)."""
     refusal = REFUSALS[case]
     limit = spec.CLOCK_UNMOVED
@@ -97,7 +98,7 @@ def test_broadcast_time_refused_outside_rules(bench: Bench, link: MeterLink, pos
             link.broadcast_time(moment, data=data)
 
     try:
-        day = scenario_day(bench, 1 + list(REFUSALS).index(case))
+        day = scenario_day(bench, 1 + list(REFUSALS).index(case), transport)
         link.write_datetime(dt.datetime.combine(day, refusal.start))
         if refusal.synced_first:
             first = _moved(bench, link, lambda meter_now: link.broadcast_time(

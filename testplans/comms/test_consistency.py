@@ -19,6 +19,7 @@ from rig.procedures import LoadPoint, RackCache
 from testplans.comms import spec
 from testplans.comms.conftest import power_meters
 from testplans.specs import accuracy as accuracy_spec
+from testplans.transports import TRANSPORT_NAMES, TRANSPORTS, UART, link_of
 
 pytestmark = pytest.mark.plan
 
@@ -33,21 +34,22 @@ class Dose:
     problem: str = ""
 
 
-def _read_energy(position: Position) -> tuple[float | None, str]:
-    if position.link is None:
-        return None, "no serial port"
+def _read_energy(position: Position, transport: str) -> tuple[float | None, str]:
+    link = link_of(position, transport)
+    if link is None:
+        return None, f"no {TRANSPORT_NAMES[transport]} link"
     try:
-        return position.link.read_number(spec.FORWARD_ENERGY), ""
+        return link.read_number(spec.FORWARD_ENERGY), ""
     except RigError as exc:
         return None, str(exc)
 
 
-def _dose(bench: Bench, rack: RackCache) -> tuple[dict[int, Dose], float]:
-    """Every position at once: registers read with no current flowing, then a dose at Imax, PF 1, with
-    the reference and every pulse counter running, then the registers again."""
+def _dose(bench: Bench, rack: RackCache) -> tuple[dict[tuple[int, str], Dose], float]:
+    """Every position at once: registers read (over every transport) with no current flowing, then a dose at
+    Imax, PF 1, with the reference and every pulse counter running, then the registers again."""
     meter = bench.meter
     power_meters(bench, rack, LoadPoint(voltage_v=meter.un_v, current_a=0.0))
-    before = {p.index: _read_energy(p) for p in bench.positions}
+    before = {(p.index, t): _read_energy(p, t) for p in bench.positions for t in TRANSPORTS}
     bench.reference.start_energy()
     for p in bench.positions:
         p.calculator.start_count()
@@ -57,20 +59,20 @@ def _dose(bench: Bench, rack: RackCache) -> tuple[dict[int, Dose], float]:
     bench.clock.sleep(1.0)  # the last pulses and the register settle with no current
     bench.reference.stop_energy()
     counts = {p.index: p.calculator.pulse_count() for p in bench.positions}
-    after = {p.index: _read_energy(p) for p in bench.positions}
+    after = {(p.index, t): _read_energy(p, t) for p in bench.positions for t in TRANSPORTS}
     rack.forget_load()
-    doses = {i: Dose(before[i][0], after[i][0], counts[i], before[i][1] or after[i][1]) for i in counts}
+    doses = {k: Dose(before[k][0], after[k][0], counts[k[0]], before[k][1] or after[k][1]) for k in before}
     return doses, bench.reference.energy_wh()
 
 
 def test_energy_register_agrees_with_pulses_and_reference(bench: Bench, rack: RackCache, link: MeterLink,
-                                                          position: Position, record) -> None:
-    """Over a dose of about 5 kWh at Imax, PF 1, the forward-energy register read over UART moves as much
+                                                          position: Position, transport: str, record) -> None:
+    """Over a dose of about 5 kWh at Imax, PF 1, the forward-energy register read over the link moves as much
     as the pulses say (within one register step and one pulse) and agrees with the reference within the
     class's limit (plus the register's resolution)."""
     meter = bench.meter
     doses, reference_wh = rack.cached("comms energy dose", lambda: _dose(bench, rack))
-    dose = doses[position.index]
+    dose = doses[(position.index, transport)]
     register_wh = (dose.after_kwh - dose.before_kwh) * 1000.0 if dose.after_kwh is not None and \
         dose.before_kwh is not None else None
     pulses_wh = dose.pulses * 1000.0 / meter.constant_imp_per_kwh
@@ -91,10 +93,11 @@ def test_energy_register_agrees_with_pulses_and_reference(bench: Bench, rack: Ra
 
 @pytest.mark.parametrize("pf_label", spec.READING_PFS)
 def test_readings_agree_with_reference(bench: Bench, rack: RackCache, link: MeterLink, position: Position,
-                                       pf_label: str, record) -> None:
-    """At Un, Ib and the power factor, the voltage, current, active power and frequency read over UART
+                                       pf_label: str, transport: str, record) -> None:
+    """At Un, Ib and the power factor, the voltage, current, active power and frequency read over the link
     agree with the reference standard."""
     meter = bench.meter
+    over = TRANSPORT_NAMES[transport]
     pf = accuracy_spec.power_factor(pf_label)
     power_meters(bench, rack, LoadPoint(voltage_v=meter.un_v, current_a=meter.ib_a, phase_deg=pf.angle_deg))
     reference = bench.reference.measure()
@@ -110,9 +113,9 @@ def test_readings_agree_with_reference(bench: Bench, rack: RackCache, link: Mete
         ("active power", power_w, reference.power_w, -limit.value_pct, limit.value_pct, limit.source),
     ):
         deviation = (value - ref) / ref * 100.0 if ref else None
-        record(f"{quantity} read over UART against the reference, PF {pf_label}", deviation, "%", low=lim_low,
+        record(f"{quantity} read over {over} against the reference, PF {pf_label}", deviation, "%", low=lim_low,
                high=lim_high, position=position, meter_value=value, reference=ref, source=source)
-    record(f"frequency read over UART against the reference, PF {pf_label}", frequency - reference.frequency_hz,
+    record(f"frequency read over {over} against the reference, PF {pf_label}", frequency - reference.frequency_hz,
            "Hz", low=f.low, high=f.high, position=position, meter_value=frequency, source=f.source)
 
 
@@ -128,13 +131,16 @@ def test_housekeeping_readings_plausible(link: MeterLink, position: Position, re
     record("clock battery low flag (status word 1)", low, "", low=0, high=0, position=position)
 
 
-def test_expansion_link_tap(bench: Bench, rack: RackCache, link: MeterLink, position: Position, record) -> None:
+def test_expansion_link_tap(bench: Bench, rack: RackCache, link: MeterLink, position: Position, transport: str,
+                            record) -> None:
     """The frames between the management and the expansion module (tapped): all well formed, every
     request answered by the meter with its own data item, the energy polled never decreases and lies
     between the RS-485 readings before and after, and the polls come on a steady timer."""
     tap = position.tap
     if tap is None:
         pytest.skip(f"{position.name}: the bench file gives no expansion_tap for this position")
+    if transport != UART and position.link is not None:
+        pytest.skip(f"{position.name}: the tap is checked once, against the readings over the UART")
     meter = bench.meter
     power_meters(bench, rack, LoadPoint(voltage_v=meter.un_v, current_a=meter.imax_a))
     tap.read()  # what came before the window

@@ -1,0 +1,564 @@
+"""A meter's Bluetooth LE transparent-UART service as a byte stream (drivers layer), over bleak.
+
+`BleUartPort` finds the meter by its advertised name or address, connects, discovers the service (a write
+characteristic the host writes requests to, a notify characteristic the meter answers on), writes in pieces
+that fit the negotiated ATT MTU, keeps the notified bytes in order for the reader, and reconnects (bounded)
+when the link drops. It has the part of pyserial's interface the DL/T 645 link uses (`in_waiting`, `read`,
+`write`, `apply_settings`, `close`), so the request/reply logic is the UART's (`drivers.dlt645.ble_link`).
+
+One asyncio loop in a background thread per port runs bleak; the caller sees a synchronous interface. Time
+limits that belong to the meter (finding its advertising) run in bench time on the injected clock; a call
+into the OS's Bluetooth stack that hangs is cut off after a wall-time guard. The Bluetooth stack is bleak's
+default (BlueZ on Linux) unless a `BleBackend` names custom bleak backend classes (the twin's, chosen in the
+bench builder). Nothing opens at import; never imports the rig or pytest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from drivers.clock import Clock, Deadline
+from drivers.errors import InstrumentError, InstrumentTimeout, LinkError, NotOpenError, RigError, ValidationError
+
+if TYPE_CHECKING:
+    from bleak import BleakClient
+    from bleak.backends.characteristic import BleakGATTCharacteristic
+    from bleak.backends.device import BLEDevice
+    from bleak.backends.scanner import AdvertisementData
+    from bleak.backends.service import BleakGATTServiceCollection
+
+T = TypeVar("T")
+
+# A read waits this long (wall time) for bytes, as a pyserial port's read timeout does.
+POLL_WALL_S: Final = 0.01
+# While waiting for advertising: wall polls before bench time is let pass on a clock that does not move by
+# itself (the twin's), and the bench-time step taken then.
+FIRST_WAIT_POLLS: Final = 5
+BENCH_STEP_S: Final = 0.25
+ATT_DEFAULT_MTU: Final = 23  # Bluetooth Core Vol 3 Part F 3.2.8: every LE link starts (and may stay) at 23
+ATT_HEADER_BYTES: Final = 3  # opcode + handle before a write's or a notification's value
+# A call into the OS's Bluetooth stack that has not returned after this (wall) is a dead link.
+WALL_GUARD_S: Final = 30.0
+WRITE_PROPERTIES: Final = ("write", "write-without-response")
+NOTIFY_PROPERTIES: Final = ("notify", "indicate")
+
+
+# ------------------------------------------------------------------------------------ what to reach, and how
+
+
+@dataclass(frozen=True)
+class BleTarget:
+    """The meter to reach (advertised name and/or address) and its transparent-UART service. UUIDs are the
+    128-bit lower-case form bleak uses (16-bit ones on the Bluetooth base: 0000fff0-0000-1000-8000-00805f9b34fb)."""
+
+    name: str | None
+    address: str | None
+    service_uuid: str
+    write_uuid: str
+    notify_uuid: str
+    pairing: bool = False  # pair (encrypt) on connecting: the meter refuses requests otherwise
+    scan_timeout_s: float = 10.0  # bench time to look for the advertising
+    connect_timeout_s: float = 10.0  # what the OS may take to connect and discover
+
+    def __post_init__(self) -> None:
+        if not self.name and not self.address:
+            raise ValidationError("a BLE target needs an advertised name or an address")
+        if self.scan_timeout_s <= 0 or self.connect_timeout_s <= 0:
+            raise ValidationError("BLE scan and connect timeouts must be positive")
+
+    @property
+    def label(self) -> str:
+        """The name, else the address."""
+        return self.name or str(self.address)
+
+    @property
+    def url(self) -> str:
+        """How traffic logs and messages name the link: ble://<name or address>."""
+        return f"ble://{self.label}"
+
+    def matches(self, address: str, local_name: str | None) -> bool:
+        """True for the advertising of this meter: its address when given, else its name."""
+        if self.address:
+            return address.upper() == self.address.upper()
+        return local_name == self.name
+
+
+@dataclass(frozen=True)
+class BleBackend:
+    """The Bluetooth stack bleak drives: bleak's default for this OS (BlueZ on Linux) when both classes are None,
+    else custom bleak backend classes (`BleakClient(..., backend=client)`, `BleakScanner(..., backend=scanner)`)."""
+
+    client: type[Any] | None = None
+    scanner: type[Any] | None = None
+    name: str = "bleak"
+
+
+@dataclass(frozen=True)
+class Advertisement:
+    """One advertising report of the meter: who, what it says, and the bench time it was heard."""
+
+    address: str
+    local_name: str | None
+    service_uuids: tuple[str, ...]
+    rssi: int
+    seen_at_s: float
+
+
+@dataclass(frozen=True)
+class GattCharacteristicInfo:
+    """A characteristic as discovered: UUID, handle, properties (bleak's names: 'write', 'notify', ...)."""
+
+    uuid: str
+    handle: int
+    properties: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GattServiceInfo:
+    """A service as discovered, with its characteristics."""
+
+    uuid: str
+    characteristics: tuple[GattCharacteristicInfo, ...]
+
+
+@dataclass
+class LinkStats:
+    """Counters of one port since it was opened (the plans read them around an exchange)."""
+
+    connections: int = 0  # connections made (the first and every reconnect)
+    drops: int = 0  # connections lost (the rig's drop() included)
+    failed_connects: int = 0
+    writes: int = 0  # GATT writes (a frame longer than one write takes several)
+    largest_write: int = 0  # bytes
+    notifications: int = 0
+    largest_notification: int = 0  # bytes
+    oversized_notifications: int = 0  # longer than the negotiated ATT MTU allows (MTU - 3)
+    mtu: int | None = None  # negotiated ATT MTU of the current (or last) connection
+
+
+class _LinkDropped(LinkError):
+    """The connection went away under a write (reconnecting may cure it)."""
+
+
+@dataclass
+class _Connection:
+    client: BleakClient
+    write_char: BleakGATTCharacteristic
+    with_response: bool
+    payload: int  # bytes per write and per notification: negotiated ATT MTU - 3
+    services: tuple[GattServiceInfo, ...] = field(default_factory=tuple)
+
+
+# ------------------------------------------------------------------------------------ the port
+
+
+class BleUartPort:
+    """A meter's transparent-UART GATT service as a byte stream (pyserial's reading interface).
+
+    `open()` starts the port's event loop; the meter is found and connected at the first `write` (or an
+    explicit `connect()`) and again, up to `reconnect_attempts` times, when the link has dropped. Bytes the
+    meter notifies are kept in order until read.
+    """
+
+    def __init__(self, target: BleTarget, clock: Clock, *, backend: BleBackend | None = None,
+                 reconnect_attempts: int = 3, reconnect_backoff_s: float = 0.5,
+                 read_timeout_s: float = POLL_WALL_S) -> None:
+        if reconnect_attempts < 1 or reconnect_backoff_s < 0 or read_timeout_s < 0:
+            raise ValidationError("reconnect_attempts must be >= 1, the backoff and read timeout >= 0")
+        self.target = target
+        self.backend = backend if backend is not None else BleBackend()
+        self.reconnect_attempts = reconnect_attempts
+        self.reconnect_backoff_s = reconnect_backoff_s
+        self.stats = LinkStats()
+        self.events: list[tuple[float, str]] = []  # (bench time, what happened to the link)
+        self.advertisement: Advertisement | None = None  # the meter's last advertising heard
+        self.seen: dict[str, Advertisement] = {}  # every device heard by the last scan, by address
+        self._clock = clock
+        self._read_timeout_s = read_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._conn: _Connection | None = None
+        self._services: tuple[GattServiceInfo, ...] = ()
+        self._payload: int | None = None  # bytes per notification allowed on the connection being set up
+        self._rx = bytearray()
+        self._cond = threading.Condition()
+        self._disconnecting = False
+
+    # ---- lifecycle
+
+    @property
+    def is_open(self) -> bool:
+        """True between open() and close()."""
+        return self._loop is not None
+
+    def open(self) -> None:
+        """Start the port's event loop (nothing is sent over the air yet); a second call is a no-op."""
+        if self._loop is not None:
+            return
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(started.set)
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, name=f"ble:{self.target.label}", daemon=True)
+        thread.start()
+        started.wait(5.0)
+        self._loop, self._thread = loop, thread
+
+    def close(self) -> None:
+        """Disconnect and stop the event loop; safe to call when closed."""
+        loop, thread = self._loop, self._thread
+        if loop is None:
+            return
+        with contextlib.suppress(RigError):
+            self._disconnect()
+        self._loop = self._thread = None
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(5.0)
+        if not loop.is_running():
+            loop.close()
+
+    def _require(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise NotOpenError(f"BLE link {self.target.url} is not open: call open() first")
+        return self._loop
+
+    def _run(self, coro: Coroutine[Any, Any, T], what: str, guard_s: float = WALL_GUARD_S) -> T:
+        """Run `coro` on the port's loop and wait for it; what bleak or the OS raise becomes a LinkError."""
+        loop = self._require()
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result(guard_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise LinkError(f"{self.target.url}: {what} did not complete within {guard_s:g} s (the Bluetooth "
+                            "stack stopped answering)") from None
+        except RigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - bleak and the OS stacks raise many types; name it and go on
+            raise LinkError(f"{self.target.url}: {what} failed: {type(exc).__name__}: {exc}") from None
+
+    def _note(self, text: str) -> None:
+        if len(self.events) < 10_000:
+            self.events.append((self._clock.now(), text))
+
+    # ---- what is known about the link
+
+    @property
+    def is_connected(self) -> bool:
+        """True while connected with the service discovered and replies subscribed."""
+        return self._conn is not None
+
+    @property
+    def services(self) -> tuple[GattServiceInfo, ...]:
+        """The GATT services of the last connection (empty before the first)."""
+        return self._services
+
+    @property
+    def mtu(self) -> int | None:
+        """Negotiated ATT MTU of the current or last connection, bytes (None before the first)."""
+        return self.stats.mtu
+
+    @property
+    def payload_size(self) -> int | None:
+        """Bytes one write or one notification may carry now: negotiated ATT MTU - 3 (None before connecting)."""
+        return None if self.stats.mtu is None else self.stats.mtu - ATT_HEADER_BYTES
+
+    # ---- finding the meter
+
+    def _wait(self, ready: Callable[[], bool], event: threading.Event, timeout_s: float) -> bool:
+        """Wait for `ready()` up to `timeout_s` of bench time: wall polls, and on a clock that does not move by
+        itself (the twin's) bench time let pass a step at a time."""
+        deadline = Deadline(self._clock, timeout_s)
+        polls = 0
+        while not ready():
+            remaining = deadline.remaining_s()
+            if remaining <= 0:
+                return ready()
+            before = self._clock.now()
+            event.wait(POLL_WALL_S)
+            polls += 1
+            if not ready() and polls > FIRST_WAIT_POLLS and self._clock.now() - before < POLL_WALL_S / 2:
+                step = min(BENCH_STEP_S, max(deadline.remaining_s(), 0.0))
+                if step > 0:
+                    self._clock.wait_until(ready, timeout_s=step, poll_s=step)
+        return True
+
+    def scan(self) -> tuple[BLEDevice, Advertisement] | None:
+        """Listen for the meter's advertising until heard or `scan_timeout_s` of bench time has passed."""
+        found = threading.Event()
+        hits: list[tuple[BLEDevice, Advertisement]] = []
+        self.seen = {}
+
+        def heard(device: BLEDevice, data: AdvertisementData) -> None:  # on the port's loop
+            adv = Advertisement(device.address, data.local_name, tuple(u.lower() for u in data.service_uuids),
+                                int(data.rssi), self._clock.now())
+            self.seen[device.address] = adv
+            if not hits and self.target.matches(device.address, data.local_name):
+                hits.append((device, adv))
+                found.set()
+
+        scanner = self._run(self._start_scanner(heard), "starting a scan")
+        try:
+            self._wait(found.is_set, found, self.target.scan_timeout_s)
+        finally:
+            with contextlib.suppress(RigError):
+                self._run(scanner.stop(), "stopping the scan")
+        if not hits:
+            return None
+        self.advertisement = hits[0][1]
+        return hits[0]
+
+    async def _start_scanner(self, callback: Callable[[BLEDevice, AdvertisementData], None]) -> Any:
+        from bleak import BleakScanner
+
+        options: dict[str, Any] = {} if self.backend.scanner is None else {"backend": self.backend.scanner}
+        scanner = BleakScanner(detection_callback=callback, **options)
+        await scanner.start()
+        return scanner
+
+    def _not_found(self) -> str:
+        others = ", ".join(sorted(f"{a.local_name or '?'} ({a.address})" for a in self.seen.values())) or "none"
+        return (f"no BLE device {self.target.label} advertised within {self.target.scan_timeout_s:g} s of bench time "
+                f"(devices heard: {others}); is the meter powered and in range, and the name/address in the bench "
+                "file right?")
+
+    # ---- connecting
+
+    def connect(self) -> None:
+        """Find the meter, connect (pairing first when the target asks), discover the transparent-UART service,
+        check its characteristics and subscribe to the replies. InstrumentTimeout: not advertising;
+        InstrumentError: service or characteristic missing; LinkError: the connection failed."""
+        self._require()
+        if self._conn is not None:
+            return
+        hit = self.scan()
+        if hit is None:
+            self.stats.failed_connects += 1
+            raise InstrumentTimeout(f"{self.target.url}: {self._not_found()}")
+        try:
+            conn = self._run(self._connect(hit[0]), f"connecting to {hit[1].address}",
+                             self.target.connect_timeout_s + WALL_GUARD_S)
+        except RigError:
+            self.stats.failed_connects += 1
+            raise
+        # Bytes notified while the subscription was set up stay: they are the meter's (an unasked reply shows
+        # as stray bytes before the next request).
+        self._conn = conn
+        self.stats.connections += 1
+        self.stats.mtu = conn.payload + ATT_HEADER_BYTES
+        self._note(f"connected to {hit[1].address}, ATT MTU {self.stats.mtu}")
+
+    async def _connect(self, device: BLEDevice) -> _Connection:
+        from bleak import BleakClient
+
+        target = self.target
+        options: dict[str, Any] = {} if self.backend.client is None else {"backend": self.backend.client}
+        client = BleakClient(device, disconnected_callback=self._on_disconnected, timeout=target.connect_timeout_s,
+                             pair=target.pairing, **options)
+        try:
+            await client.connect()
+        except (TimeoutError, OSError, EOFError) as exc:
+            raise LinkError(f"{target.url}: cannot connect to {device.address}: {type(exc).__name__} {exc}") from None
+        try:
+            return await self._discover(client)
+        except BaseException:
+            self._disconnecting = True
+            try:
+                with contextlib.suppress(Exception):
+                    await client.disconnect()
+            finally:
+                self._disconnecting = False
+            raise
+
+    async def _discover(self, client: BleakClient) -> _Connection:
+        target = self.target
+        collection = client.services
+        self._services = _describe(collection)
+        service = collection.get_service(target.service_uuid)
+        if service is None:
+            offered = ", ".join(s.uuid for s in self._services) or "none"
+            raise InstrumentError(f"{target.url}: no GATT service {target.service_uuid} (the bench file's "
+                                  f"ble.service_uuid, the transparent UART); the meter offers: {offered}")
+        write_char = service.get_characteristic(target.write_uuid)
+        notify_char = service.get_characteristic(target.notify_uuid)
+        for char, uuid, wanted, role in ((write_char, target.write_uuid, WRITE_PROPERTIES, "write"),
+                                         (notify_char, target.notify_uuid, NOTIFY_PROPERTIES, "notify")):
+            if char is None:
+                raise InstrumentError(f"{target.url}: service {target.service_uuid} has no characteristic {uuid} "
+                                      f"(the bench file's ble.{role}_uuid)")
+            if not set(char.properties) & set(wanted):
+                raise InstrumentError(f"{target.url}: characteristic {uuid} cannot {role} (its properties: "
+                                      f"{', '.join(char.properties) or 'none'})")
+        assert write_char is not None and notify_char is not None
+        # BlueZ reports 23 for mtu_size but the real limit per characteristic; other stacks the negotiated MTU.
+        payload = max(client.mtu_size - ATT_HEADER_BYTES, write_char.max_write_without_response_size,
+                      ATT_DEFAULT_MTU - ATT_HEADER_BYTES)
+        self._payload = payload
+        await client.start_notify(notify_char, self._on_notification)
+        return _Connection(client, write_char, "write" in write_char.properties, payload, self._services)
+
+    def _on_disconnected(self, client: Any) -> None:  # on the port's loop
+        conn = self._conn
+        if self._disconnecting or conn is None or client is not conn.client:
+            return  # asked for by the rig, or an earlier connection
+        self._conn = None
+        self.stats.drops += 1
+        self._note("link lost")
+
+    def _on_notification(self, _char: Any, data: bytearray) -> None:  # on the port's loop
+        size = len(data)
+        self.stats.notifications += 1
+        self.stats.largest_notification = max(self.stats.largest_notification, size)
+        if self._payload is not None and size > self._payload:
+            self.stats.oversized_notifications += 1
+        with self._cond:
+            self._rx += data
+            self._cond.notify_all()
+
+    def drop(self) -> None:
+        """Lose the link as a radio does (the meter sees the connection end); the next write reconnects."""
+        if self._conn is None:
+            return
+        self._disconnect()
+        self.stats.drops += 1
+        self._note("link dropped by the rig")
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None or self._loop is None:
+            return
+        self._disconnecting = True
+        try:
+            self._run(conn.client.disconnect(), "disconnecting")
+        finally:
+            self._disconnecting = False
+
+    # ---- pyserial's interface (what the DL/T 645 link uses)
+
+    @property
+    def in_waiting(self) -> int:
+        """Bytes notified and not yet read."""
+        with self._cond:
+            return len(self._rx)
+
+    def read(self, size: int = 1) -> bytes:
+        """Up to `size` notified bytes; waits up to the read timeout (wall) when none are there.
+        LinkError when none are there and the link has dropped since the last write."""
+        with self._cond:
+            if not self._rx:
+                if self._loop is not None and self._conn is None and self.stats.connections:
+                    raise LinkError(f"{self.target.url}: BLE link lost while waiting for the meter's reply")
+                self._cond.wait(self._read_timeout_s)
+            out = bytes(self._rx[:size])
+            del self._rx[:size]
+            return out
+
+    def write(self, data: bytes) -> int:
+        """Send `data` to the write characteristic in pieces of at most ATT MTU - 3 bytes; connect first (and
+        reconnect, bounded, with a backoff in bench time) when the link is down."""
+        self._require()
+        problems: list[str] = []
+        for attempt in range(1, self.reconnect_attempts + 1):
+            if self._conn is None:
+                if attempt > 1:
+                    self._clock.sleep(self.reconnect_backoff_s * 2 ** (attempt - 2))
+                try:
+                    self.connect()
+                except InstrumentTimeout as exc:
+                    if not self.stats.connections:
+                        raise  # never seen on this bench: the meter, not the link
+                    problems.append(str(exc))
+                    continue
+                except LinkError as exc:
+                    problems.append(str(exc))
+                    continue
+                if attempt > 1 or problems:
+                    self._note(f"reconnected after {attempt} attempt(s)")
+            conn = self._conn
+            assert conn is not None
+            try:
+                self._run(self._write(conn, bytes(data)), "writing")
+                return len(data)
+            except _LinkDropped as exc:
+                self._conn = None
+                self.stats.drops += 1
+                self._note("link lost under a write")
+                problems.append(str(exc))
+        raise LinkError(f"{self.target.url}: BLE link down; {self.reconnect_attempts} attempt(s) to reconnect and "
+                        f"send failed (last: {problems[-1] if problems else 'unknown'})")
+
+    async def _write(self, conn: _Connection, data: bytes) -> None:
+        from bleak.exc import BleakError, BleakGATTProtocolError
+
+        for start in range(0, len(data), conn.payload):
+            piece = data[start:start + conn.payload]
+            try:
+                await conn.client.write_gatt_char(conn.write_char, piece, response=conn.with_response)
+            except BleakGATTProtocolError as exc:
+                hint = " (pair first: the bench file's ble.pairing)" if exc.code in (0x05, 0x0F) else ""
+                raise InstrumentError(f"{self.target.url}: the meter refused the GATT write: "
+                                      f"{exc.code.name}{hint}") from None
+            except (BleakError, EOFError, OSError, TimeoutError) as exc:
+                if not conn.client.is_connected:
+                    raise _LinkDropped(f"{self.target.url}: link lost during a write: {exc}") from None
+                raise LinkError(f"{self.target.url}: GATT write failed: {type(exc).__name__} {exc}") from None
+            self.stats.writes += 1
+            self.stats.largest_write = max(self.stats.largest_write, len(piece))
+
+    def apply_settings(self, d: dict[str, Any]) -> None:
+        """A BLE link has no baud rate or parity: nothing to apply."""
+
+    # ---- pairing
+
+    def write_without_pairing(self, data: bytes) -> str | None:
+        """Connect once more without pairing and write `data` (the main link is dropped first: a meter takes
+        one central at a time): the meter's refusal (ATT error name), or None when it took the write.
+        On BlueZ remove an existing bond first, or the OS encrypts the link by itself."""
+        self._require()
+        self.drop()
+        hit = self.scan()
+        if hit is None:
+            raise InstrumentTimeout(f"{self.target.url}: {self._not_found()}")
+        return self._run(self._unpaired_write(hit[0], data), "an unpaired write",
+                         self.target.connect_timeout_s + WALL_GUARD_S)
+
+    async def _unpaired_write(self, device: BLEDevice, data: bytes) -> str | None:
+        from bleak import BleakClient
+        from bleak.exc import BleakGATTProtocolError
+
+        options: dict[str, Any] = {} if self.backend.client is None else {"backend": self.backend.client}
+        client = BleakClient(device, timeout=self.target.connect_timeout_s, pair=False, **options)
+        self._disconnecting = True
+        try:
+            await client.connect()
+            char = client.services.get_characteristic(self.target.write_uuid)
+            if char is None:
+                raise InstrumentError(f"{self.target.url}: no characteristic {self.target.write_uuid} to write")
+            try:
+                await client.write_gatt_char(char, data, response=True)
+            except BleakGATTProtocolError as exc:
+                return exc.code.name
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+            self._disconnecting = False
+
+
+def _describe(collection: BleakGATTServiceCollection) -> tuple[GattServiceInfo, ...]:
+    return tuple(
+        GattServiceInfo(service.uuid, tuple(GattCharacteristicInfo(c.uuid, c.handle, tuple(c.properties))
+                                            for c in service.characteristics))
+        for service in collection
+    )
