@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 from drivers.clock import Clock
+from drivers.dlt645.link import MeterLink
 from drivers.security import EsamSession, KeySource, MeterSecurityClient, SoftwareKeySource
 from rig.bench import Position
 from rig.config import ESAM_MASTER_KEY, BenchConfig, ConfigError
@@ -26,9 +27,11 @@ def key_source_for(config: BenchConfig) -> KeySource:
 
 
 def secure_client(position: Position, keys: KeySource, clock: Clock, *, operator: str = "00000000",
-                  rng: random.Random | None = None) -> MeterSecurityClient:
-    """A secure-session client for the position's meter over its DL/T 645 link (meter number = address)."""
-    if position.link is None:
+                  rng: random.Random | None = None, link: MeterLink | None = None) -> MeterSecurityClient:
+    """A secure-session client for the position's meter over its DL/T 645 link (meter number = address);
+    `link`: another of its links (its BLE link, issue 8) instead of the UART's."""
+    chosen = link if link is not None else position.link
+    if chosen is None:
         raise ConfigError(f"{position.name}: the bench file gives no serial port for this position")
     session = EsamSession(position.address, keys, operator=operator, rng=rng)
-    return MeterSecurityClient(position.link, session, clock)
+    return MeterSecurityClient(chosen, session, clock)

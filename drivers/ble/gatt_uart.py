@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class Advertisement:
     local_name: str | None
     service_uuids: tuple[str, ...]
     rssi: int
-    seen_at_s: float
+    seen_at_s: float  # bench time (when the scan that heard it ended; the scan started earlier)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ class BleUartPort:
         self._rx = bytearray()
         self._cond = threading.Condition()
         self._disconnecting = False
+        self._seen: list[str] = []  # what the loop saw happen, not yet stamped with bench time
 
     # ---- lifecycle
 
@@ -249,8 +251,13 @@ class BleUartPort:
             raise LinkError(f"{self.target.url}: {what} failed: {type(exc).__name__}: {exc}") from None
 
     def _note(self, text: str) -> None:
-        if len(self.events) < 10_000:
-            self.events.append((self._clock.now(), text))
+        """Record what happened to the link (caller's thread only: the clock may be a remote twin's, not
+        thread-safe; what the loop saw waits in `_seen` and is stamped here)."""
+        now = self._clock.now()
+        seen, self._seen = self._seen, []
+        for item in [*seen, text]:
+            if len(self.events) < 10_000:
+                self.events.append((now, item))
 
     # ---- what is known about the link
 
@@ -299,10 +306,11 @@ class BleUartPort:
         found = threading.Event()
         hits: list[tuple[BLEDevice, Advertisement]] = []
         self.seen = {}
+        started = self._clock.now()
 
-        def heard(device: BLEDevice, data: AdvertisementData) -> None:  # on the port's loop
-            adv = Advertisement(device.address, data.local_name, tuple(u.lower() for u in data.service_uuids),
-                                int(data.rssi), self._clock.now())
+        def heard(device: BLEDevice, data: AdvertisementData) -> None:  # on the port's loop: no clock here
+            uuids = tuple(dict.fromkeys(u.lower() for u in data.service_uuids))
+            adv = Advertisement(device.address, data.local_name, uuids, int(data.rssi), started)
             self.seen[device.address] = adv
             if not hits and self.target.matches(device.address, data.local_name):
                 hits.append((device, adv))
@@ -316,8 +324,9 @@ class BleUartPort:
                 self._run(scanner.stop(), "stopping the scan")
         if not hits:
             return None
-        self.advertisement = hits[0][1]
-        return hits[0]
+        device, adv = hits[0]
+        self.advertisement = adv = dataclasses.replace(adv, seen_at_s=self._clock.now())
+        return device, adv
 
     async def _start_scanner(self, callback: Callable[[BLEDevice, AdvertisementData], None]) -> Any:
         from bleak import BleakScanner
@@ -414,7 +423,7 @@ class BleUartPort:
             return  # asked for by the rig, or an earlier connection
         self._conn = None
         self.stats.drops += 1
-        self._note("link lost")
+        self._seen.append("link lost")  # stamped by the next note: the clock is not called from the loop
 
     def _on_notification(self, _char: Any, data: bytearray) -> None:  # on the port's loop
         size = len(data)

@@ -146,8 +146,8 @@ class BumbleCentral:
         for kind in _UUID_LISTS:
             for value in data.get_all(kind):
                 uuids += [bleak_uuid(u) for u in (value if isinstance(value, list) else [value])]
-        report = (str(advertisement.address).split("/")[0], name if isinstance(name, str) else None, uuids,
-                  int(advertisement.rssi))
+        report = (str(advertisement.address).split("/")[0], name if isinstance(name, str) else None,
+                  list(dict.fromkeys(uuids)), int(advertisement.rssi))
         for scanner in list(self._scanners):
             scanner.deliver(report)
 

@@ -20,6 +20,7 @@ from rig.config import ConfigError
 from rig.procedures import LoadPoint, RackCache, energise
 from rig.security import key_source_for, secure_client
 from testplans.security import spec
+from testplans.transports import meter_link, transport_fixture  # noqa: F401  (`transport`: UART and BLE, issue 8)
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +46,13 @@ def power_meters(bench: Bench, rack: RackCache) -> None:
 
 
 @pytest.fixture
-def secure(bench: Bench, rack: RackCache, position: Position, esam_keys: KeySource) -> Iterator[MeterSecurityClient]:
-    """The position's secure-session client (a fresh session), its meter powered; put back afterwards."""
-    if position.link is None:
-        pytest.skip(f"{position.name}: the bench file gives no serial port for this position")
+def secure(bench: Bench, rack: RackCache, position: Position, esam_keys: KeySource,
+           transport: str) -> Iterator[MeterSecurityClient]:
+    """The position's secure-session client (a fresh session) over this item's transport (UART or BLE; skips,
+    saying why, when the bench file gives no such port), its meter powered; put back afterwards."""
+    link = meter_link(position, transport)
     power_meters(bench, rack)
-    client = secure_client(position, esam_keys, bench.clock)
+    client = secure_client(position, esam_keys, bench.clock, link=link)
     yield client
     put_back(bench, client)
 

@@ -24,6 +24,6 @@ def test_no_key_material_in_traffic_or_run_folder(request: pytest.FixtureRequest
     secure.authenticate()
     secure.control(RemoteControl.ALARM_OFF)
     run_dir = request.config.getoption("rig_run_dir")
-    links = [p.link for p in bench.positions if p.link is not None]
+    links = [link for p in bench.positions for link in (p.link, p.ble) if link is not None]  # UART and BLE
     found = key_material_found(esam_keys, links, Path(run_dir) if run_dir else None)
     record("places holding key material", len(found), "places", low=0, high=0, position=position, places=found)

@@ -1,7 +1,8 @@
 """The comms plans over BLE catch every BLE knob: on a rack of twin meters where each knob is set outside its
 spec on one position, the plan test named in its Mutation row fails there; the healthy position passes every
 comms test over both transports, and a position whose bench entry asks for pairing passes the pairing check.
-A bench without BLE skips the BLE items, saying why. Real `rig run` processes (as `rig mutate` makes them),
+A bench without BLE skips the BLE items, saying why; the security plan runs over BLE too and its knob fails
+it there. Real `rig run` processes (as `rig mutate` makes them),
 started together."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from rig.config import BENCHES_DIR, load_bench
-from testplans.mutations import BLE_MUTATIONS, Mutation
+from testplans.mutations import BLE_MUTATIONS, SECURITY_MUTATIONS, Mutation
 
 ROOT = Path(__file__).resolve().parents[2]
 RACK = BENCHES_DIR / "twin-rack.yaml"
@@ -68,15 +69,34 @@ def _rig_run(plan: str, bench: Path, reports: Path, *extra: str) -> dict[str, An
     return results
 
 
+SECURITY_KNOB = next(m for m in SECURITY_MUTATIONS if m.knob.endswith(".mac_not_checked"))
+
+
+def _security_bench(path: Path) -> str:
+    """Two BLE positions for the security plan: a healthy meter and one that does not check MACs."""
+    data = yaml.safe_load(RACK.read_text())
+    data["name"] = "twin-ble-security"
+    data["positions"] = [{"name": name, "address": f"{i + 1:012d}", "serial": "twin", "pulse_channel": i + 1,
+                          "ble": {"name": f"MTR-{i + 1:012d}", "backend": "twin"}}
+                         for i, name in enumerate((HEALTHY, "mac_not_checked"))]
+    data["twin"] = {"seed": 1, "reference": {"channels": 2}, "positions": {1: {"security": {"mac_not_checked": True}}}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    catches = " or ".join(c.split("::")[-1] for c in SECURITY_KNOB.catches)
+    return f"-k({HEALTHY} and ble) or (mac_not_checked and ble and ({catches}))"
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("ble-knobs")
     rows = _knob_bench(root / "knobs.yaml")
+    selection = _security_bench(root / "security.yaml")
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         knobs = pool.submit(_rig_run, "testplans/comms", root / "knobs.yaml", root / "knobs", "--",
                             f"-k{_selection(rows)}")
         no_ble = pool.submit(_rig_run, "testplans/comms/test_ble.py", NO_BLE, root / "no-ble")
-        return {"rows": rows, "knobs": knobs.result(), "no_ble": no_ble.result()}
+        security = pool.submit(_rig_run, "testplans/security", root / "security.yaml", root / "security", "--",
+                               selection)
+        return {"rows": rows, "knobs": knobs.result(), "no_ble": no_ble.result(), "security": security.result()}
 
 
 def _outcomes(results: dict[str, Any], position: str) -> dict[str, str]:
@@ -120,3 +140,14 @@ def test_a_bench_without_ble_skips_the_ble_items_saying_why(runs: dict[str, Any]
     assert no_ble["exit_code"] == 0
     assert no_ble["tests"] and {t["outcome"] for t in no_ble["tests"]} == {"skipped"}
     assert "the bench file gives no ble entry (Bluetooth LE) for this position" in no_ble["stdout"]
+
+
+def test_the_security_plan_runs_over_ble_and_catches_its_knob_there(runs: dict[str, Any]) -> None:
+    security = runs["security"]
+    healthy = _outcomes(security, HEALTHY)
+    assert len(healthy) >= 15 and set(healthy.values()) == {"passed"}, healthy
+    assert all("[ble-" in test for test in healthy), "only the BLE items were selected"
+    defective = _outcomes(security, "mac_not_checked")
+    for test in SECURITY_KNOB.catches:
+        items = {k: v for k, v in defective.items() if k.startswith(test + "[ble-")}
+        assert items and "failed" in items.values(), (test, defective)
