@@ -98,6 +98,25 @@ def _function(nodeid: str) -> str:
     return nodeid.split("[", 1)[0]
 
 
+def position_outcomes(results: dict[str, Any], position: str, *, exclude_params: Sequence[str] = (),
+                      exclude_tests: Sequence[str] = ()) -> dict[str, str]:
+    """Outcome per test item of one position in a results.json document (by the item's parameters).
+
+    Items carrying any of `exclude_params` (e.g. the transport "ble") or whose node id contains any of
+    `exclude_tests` are left out.
+    """
+    out: dict[str, str] = {}
+    for test in results["tests"]:
+        nodeid = str(test["test"])
+        params = nodeid.rsplit("[", 1)[-1].rstrip("]").split("-")
+        if position not in params or any(p in params for p in exclude_params):
+            continue
+        if any(t in nodeid for t in exclude_tests):
+            continue
+        out[nodeid] = str(test["outcome"])
+    return out
+
+
 def _in_plans(test: str, plans: Sequence[str]) -> bool:
     return any(test.startswith(_relative(p)) for p in plans)
 

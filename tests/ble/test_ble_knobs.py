@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from rig.config import BENCHES_DIR, load_bench
+from rig.mutate import position_outcomes
 from testplans.mutations import BLE_MUTATIONS, SECURITY_MUTATIONS, Mutation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,12 +101,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _outcomes(results: dict[str, Any], position: str) -> dict[str, str]:
-    out = {}
-    for test in results["tests"]:
-        params = test["test"].rsplit("[", 1)[-1].rstrip("]").split("-")
-        if position in params:
-            out[test["test"]] = test["outcome"]
-    return out
+    return position_outcomes(results, position)
 
 
 @pytest.mark.parametrize("mutation", BLE_MUTATIONS, ids=[m.knob.rsplit(".", 1)[-1] for m in BLE_MUTATIONS])

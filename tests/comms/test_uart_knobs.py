@@ -19,6 +19,7 @@ import yaml
 
 from rig.cli import iter_knobs
 from rig.config import BENCHES_DIR, UartKnobs, load_bench
+from rig.mutate import position_outcomes
 from testplans.mutations import MUTATIONS, UART_MUTATIONS, Mutation
 
 RACK = BENCHES_DIR / "twin-rack.yaml"
@@ -93,12 +94,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _outcomes(results: dict[str, Any], position: str) -> dict[str, str]:
     """Outcome per test item (node id) of one position, over the UART (the BLE items are tests/ble's)."""
-    out = {}
-    for test in results["tests"]:
-        params = test["test"].rsplit("[", 1)[-1].rstrip("]").split("-")
-        if position in params and "ble" not in params and "test_ble.py::" not in test["test"]:
-            out[test["test"]] = test["outcome"]
-    return out
+    return position_outcomes(results, position, exclude_params=("ble",), exclude_tests=("test_ble.py::",))
 
 
 def test_every_uart_knob_has_a_mutation_row_and_is_listed() -> None:

@@ -19,6 +19,7 @@ import yaml
 
 from rig.cli import iter_knobs
 from rig.config import BENCHES_DIR, DEFAULT_BENCH, PowerKnobs, load_bench
+from rig.mutate import position_outcomes
 from testplans.mutations import MUTATIONS, POWER_MUTATIONS, Mutation
 
 RACK = BENCHES_DIR / "twin-rack.yaml"
@@ -93,12 +94,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _outcomes(results: dict[str, Any], position: str) -> dict[str, str]:
     """Outcome per test item (node id) of one position."""
-    out = {}
-    for test in results["tests"]:
-        params = test["test"].rsplit("[", 1)[-1].rstrip("]").split("-")
-        if position in params:
-            out[test["test"]] = test["outcome"]
-    return out
+    return position_outcomes(results, position)
 
 
 def test_every_power_knob_has_a_mutation_row_and_is_listed() -> None:

@@ -23,6 +23,7 @@ from drivers.crypto import pad_iso9797_m2, sm4_ecb_encrypt
 from drivers.dlt645 import Dlt645Frame, FrameReader, Function
 from rig.cli import iter_knobs
 from rig.config import BENCHES_DIR, SecurityKnobs, load_bench
+from rig.mutate import position_outcomes
 from rig.twin.esam import twin_master_key
 from testplans.mutations import MUTATIONS, SECURITY_MUTATIONS, Mutation
 
@@ -79,12 +80,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _outcomes(results: dict[str, Any], position: str) -> dict[str, str]:
-    out = {}
-    for test in results["tests"]:
-        params = test["test"].rsplit("[", 1)[-1].rstrip("]").split("-")
-        if position in params and "ble" not in params:  # the knob rack has no BLE: tests/ble runs those
-            out[test["test"]] = test["outcome"]
-    return out
+    # the knob rack has no BLE: tests/ble runs those items
+    return position_outcomes(results, position, exclude_params=("ble",))
 
 
 def test_every_security_knob_has_a_mutation_row_and_is_listed() -> None:
