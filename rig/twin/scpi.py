@@ -1,5 +1,7 @@
 """A small SCPI instrument server for the twin: header matching (short/long forms, optional nodes,
-numeric suffixes), an IEEE 488.2 error queue, and a loopback TCP server (one line in, one line out).
+numeric suffixes), numbers with unit suffixes, the IEEE 488.2 mandatory common commands and status
+reporting (error queue, standard event status register, status byte, enable registers), and a loopback
+TCP server (one line in, one line out).
 
 Twin side only; the rig's drivers reach it through pyvisa-py like any socket instrument.
 """
@@ -43,9 +45,64 @@ SETTINGS_CONFLICT = (-221, "Settings conflict")
 QUEUE_OVERFLOW = (-350, "Queue overflow")
 QUERY_UNTERMINATED = (-420, "Query UNTERMINATED")
 SYSTEM_ERROR = (-310, "System error")  # device-specific: what a twin with a filling error queue reports
-# IEEE 488.2 standard event status register: power on (the instrument restarted since it was last read).
-ESR_POWER_ON = 0x80
-_STATUS_READS = ("*ESR?", "*STB?")
+INVALID_SUFFIX = (-131, "Invalid suffix")
+SUFFIX_NOT_ALLOWED = (-138, "Suffix not allowed")
+
+# IEEE 488.2 standard event status register (*ESR?), bit by bit (IEEE 488.2 11.5.1).
+ESR_OPERATION_COMPLETE = 0x01
+ESR_QUERY_ERROR = 0x04
+ESR_DEVICE_ERROR = 0x08
+ESR_EXECUTION_ERROR = 0x10
+ESR_COMMAND_ERROR = 0x20
+ESR_POWER_ON = 0x80  # the instrument restarted since the register was last read
+# Status byte (*STB?): SCPI error/event queue not empty, message available, standard event summary,
+# master summary status (IEEE 488.2 11.2; SCPI-99 vol. 1, 9.1).
+STB_ERROR_QUEUE = 0x04
+STB_MESSAGE_AVAILABLE = 0x10
+STB_EVENT_SUMMARY = 0x20
+STB_MASTER_SUMMARY = 0x40
+_STATUS_READS = ("*ESR?", "*STB?", "*ESE?", "*SRE?")
+
+# SCPI error code ranges and the event status bit each one sets (SCPI-99 vol. 2, 21.8).
+_ERROR_CLASSES = ((-199, -100, ESR_COMMAND_ERROR), (-299, -200, ESR_EXECUTION_ERROR),
+                  (-399, -300, ESR_DEVICE_ERROR), (-499, -400, ESR_QUERY_ERROR))
+
+# Unit-suffix multipliers (IEEE 488.2 7.7.3.3): MA is mega, M is milli; MHZ and MOHM are the two exceptions.
+_MULTIPLIERS = {"EX": 1e18, "PE": 1e15, "T": 1e12, "G": 1e9, "MA": 1e6, "K": 1e3, "M": 1e-3, "U": 1e-6,
+                "N": 1e-9, "P": 1e-12, "F": 1e-15, "A": 1e-18}
+_MEGA_UNITS = {"MHZ": ("HZ", 1e6), "MOHM": ("OHM", 1e6)}
+_NUMBER = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_number(text: str, unit: str | None = None) -> float:
+    """A <decimal numeric program data> with an optional unit suffix (`unit`: the base unit the
+    setting takes, e.g. 'V'; None: no suffix allowed). ScpiFault -104/-131/-138 when it is not one."""
+    match = _NUMBER.match(text)
+    if match is None:
+        raise ScpiFault(*DATA_TYPE_ERROR)
+    value = float(match.group(1))
+    suffix = match.group(2).upper()
+    if not suffix:
+        return value
+    if unit is None:
+        raise ScpiFault(*SUFFIX_NOT_ALLOWED)
+    base = unit.upper()
+    if suffix in _MEGA_UNITS and _MEGA_UNITS[suffix][0] == base:
+        return value * _MEGA_UNITS[suffix][1]
+    if suffix == base:
+        return value
+    prefix = suffix.removesuffix(base) if suffix.endswith(base) else None
+    if prefix and prefix in _MULTIPLIERS:
+        return value * _MULTIPLIERS[prefix]
+    raise ScpiFault(*INVALID_SUFFIX)
+
+
+def event_bit(code: int) -> int:
+    """The standard event status bit an error code sets (device-specific for positive codes)."""
+    for low, high, bit in _ERROR_CLASSES:
+        if low <= code <= high:
+            return bit
+    return ESR_DEVICE_ERROR if code > 0 else 0
 
 _TOKEN = re.compile(r"\[|\]|:|[A-Za-z]+#?|\*[A-Za-z]+\??")
 
@@ -81,14 +138,11 @@ class Request:
     args: list[str]
     suffix: int | None
 
-    def number(self, low: float | None = None, high: float | None = None) -> float:
-        """The single numeric argument, range-checked."""
+    def number(self, low: float | None = None, high: float | None = None, unit: str | None = None) -> float:
+        """The single numeric argument (with a suffix in `unit` or a multiple of it), range-checked."""
         if len(self.args) != 1:
             raise ScpiFault(*(MISSING_PARAMETER if not self.args else PARAMETER_NOT_ALLOWED))
-        try:
-            value = float(self.args[0])
-        except ValueError:
-            raise ScpiFault(*DATA_TYPE_ERROR) from None
+        value = parse_number(self.args[0], unit)
         if (low is not None and value < low) or (high is not None and value > high):
             raise ScpiFault(*DATA_OUT_OF_RANGE)
         return value
@@ -114,7 +168,8 @@ Handler = Callable[[Request], str | None]
 
 
 class ScpiDevice:
-    """A command table plus the IEEE 488.2 common commands and an error queue of 10 entries."""
+    """A command table plus the IEEE 488.2 mandatory common commands, status reporting and an error
+    queue of 10 entries."""
 
     QUEUE_DEPTH = 10
 
@@ -123,13 +178,22 @@ class ScpiDevice:
         self.idn = idn
         self.latency_s = latency_s
         self.errors: deque[tuple[int, str]] = deque()
-        self.esr = 0  # standard event status register (*ESR? reads and clears it; *CLS clears it)
+        # Standard event status register (*ESR? reads and clears it; *CLS clears it); set at power-on.
+        self.esr = ESR_POWER_ON
+        self.ese = 0  # standard event status enable (*ESE): which events make the ESB summary bit
+        self.sre = 0  # service request enable (*SRE): which status byte bits make the MSS bit
         self._table: list[tuple[re.Pattern[str], Handler]] = []
+        self._pending_replies: list[str] = []  # replies of the line being executed (the output queue)
         self.command("*IDN", lambda r: self.idn)
         self.command("*ESR", self._read_esr)
+        self.command("*ESE", lambda r: self._register(r, "ese"))
+        self.command("*SRE", lambda r: self._register(r, "sre"))
+        self.command("*STB", self._read_stb)
         self.command("*CLS", self._cls)
         self.command("*RST", self._rst)
-        self.command("*OPC", lambda r: "1" if r.query else None)
+        self.command("*OPC", self._opc)
+        self.command("*WAI", lambda r: r.no_args())  # every command runs to completion before the next
+        self.command("*TST", self._self_test)
         self.command("SYSTem:ERRor[:NEXT]", self._next_error)
         self.command("SYSTem:ERRor:COUNt", lambda r: str(len(self.errors)))
 
@@ -138,7 +202,8 @@ class ScpiDevice:
         self._table.append((compile_header(pattern), handler))
 
     def push_error(self, code: int, message: str) -> None:
-        """Queue an error; a full queue keeps the oldest and ends with -350."""
+        """Queue an error and set its event status bit; a full queue keeps the oldest and ends with -350."""
+        self.esr |= event_bit(code)
         if len(self.errors) >= self.QUEUE_DEPTH:
             self.errors[-1] = QUEUE_OVERFLOW
             return
@@ -153,8 +218,55 @@ class ScpiDevice:
         self.esr = 0
 
     def _read_esr(self, request: Request) -> str:
+        self._query_only(request)
         value, self.esr = self.esr, 0
         return str(value)
+
+    def status_byte(self) -> int:
+        """The status byte as *STB? reads it (reading does not clear it)."""
+        stb = STB_ERROR_QUEUE if self.errors else 0
+        if self._pending_replies:
+            stb |= STB_MESSAGE_AVAILABLE
+        if self.esr & self.ese:
+            stb |= STB_EVENT_SUMMARY
+        if stb & self.sre & ~STB_MASTER_SUMMARY:
+            stb |= STB_MASTER_SUMMARY
+        return stb
+
+    def _read_stb(self, request: Request) -> str:
+        self._query_only(request)
+        return str(self.status_byte())
+
+    def _register(self, request: Request, name: str) -> str | None:
+        if request.query:
+            request.no_args()
+            return str(getattr(self, name))
+        value = request.number(0, 255)
+        if value != int(value):
+            raise ScpiFault(*DATA_OUT_OF_RANGE)
+        setattr(self, name, int(value) & ~(STB_MASTER_SUMMARY if name == "sre" else 0))
+        return None
+
+    def _opc(self, request: Request) -> str | None:
+        request.no_args()
+        if request.query:
+            return "1"
+        self.esr |= ESR_OPERATION_COMPLETE  # nothing runs in the background: complete at once
+        return None
+
+    def _self_test(self, request: Request) -> str:
+        self._query_only(request)
+        return str(self.self_test())
+
+    def self_test(self) -> int:
+        """`*TST?`: 0 when the self-test passes, else the number of failures (subclasses extend)."""
+        return 0
+
+    @staticmethod
+    def _query_only(request: Request) -> None:
+        request.no_args()
+        if not request.query:
+            raise ScpiFault(*UNDEFINED_HEADER)
 
     def _rst(self, request: Request) -> None:
         self.reset()
@@ -165,6 +277,7 @@ class ScpiDevice:
     def handle_line(self, line: str) -> str | None:
         """Execute one line (units separated by ';'); the joined replies, or None when nothing is queried."""
         replies: list[str] = []
+        self._pending_replies = replies
         with self.world.lock:
             # Status-register reads are answered by the interface at once, not by the measuring engine: the
             # rig's restart checks (*ESR?) leave bench time, and so the twin's values, as they were.
@@ -181,6 +294,7 @@ class ScpiDevice:
                     continue
                 if reply is not None:
                     replies.append(reply)
+            self._pending_replies = []
         return ";".join(replies) if replies else None
 
     def _dispatch(self, unit: str) -> str | None:

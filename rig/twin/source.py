@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from rig.config import SourceTwin
 from rig.twin.scpi import (
     DATA_OUT_OF_RANGE,
-    DATA_TYPE_ERROR,
     MISSING_PARAMETER,
     SETTINGS_CONFLICT,
     Request,
     ScpiDevice,
     ScpiFault,
+    parse_number,
 )
 from rig.twin.world import Segment, TransientRun, World
 
@@ -49,19 +49,19 @@ class SourceModel(ScpiDevice):
         world.source_noise_pct = config.amplitude_noise_pct
         sp = world.set_point
         self.lists = SourceLists()
-        self._setting("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", "voltage_v", 0.0, config.max_voltage_v)
-        self._setting("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", "current_a", 0.0, config.max_current_a)
-        self._setting("[SOURce:]PHASe[:ANGLe]", "phase_deg", -180.0, 180.0)
-        self._setting("[SOURce:]FREQuency[:CW]", "frequency_hz", 45.0, 65.0)
+        self._setting("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", "voltage_v", 0.0, config.max_voltage_v, "V")
+        self._setting("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", "current_a", 0.0, config.max_current_a, "A")
+        self._setting("[SOURce:]PHASe[:ANGLe]", "phase_deg", -180.0, 180.0, "DEG")
+        self._setting("[SOURce:]FREQuency[:CW]", "frequency_hz", 45.0, 65.0, "HZ")
         self.command("OUTPut[:STATe]", self._output)
         self.command("MEASure[:SCALar]:VOLTage[:AC]", lambda r: f"{self.world.terminals().voltage_v:.4f}")
         self.command("MEASure[:SCALar]:CURRent[:AC]", lambda r: f"{self.world.terminals().current_a:.5f}")
         self.command("MEASure[:SCALar]:POWer[:AC][:REAL]", lambda r: f"{self.world.terminals().active_power_w:.4f}")
         self.command("MEASure[:SCALar]:PFACtor", lambda r: f"{self.world.terminals().power_factor:.5f}")
         self.command("MEASure[:SCALar]:FREQuency", lambda r: f"{self.world.terminals().frequency_hz:.4f}")
-        self._list("[SOURce:]LIST:VOLTage[:LEVel]", "voltages_v", 0.0, config.max_voltage_v)
-        self._list("[SOURce:]LIST:FREQuency[:LEVel]", "frequencies_hz", 45.0, 65.0)
-        self._list("[SOURce:]LIST:DWELl", "dwells", 1e-6, 1e6)
+        self._list("[SOURce:]LIST:VOLTage[:LEVel]", "voltages_v", 0.0, config.max_voltage_v, "V")
+        self._list("[SOURce:]LIST:FREQuency[:LEVel]", "frequencies_hz", 45.0, 65.0, "HZ")
+        self._list("[SOURce:]LIST:DWELl", "dwells", 1e-6, 1e6, None)  # seconds or cycles: no one unit
         self.command("[SOURce:]LIST:BASE", self._base)
         self.command("[SOURce:]LIST:PHASe:STATe", self._phase_state)
         self.command("[SOURce:]LIST:PHASe", self._phase)
@@ -71,12 +71,12 @@ class SourceModel(ScpiDevice):
         self.command("ABORt[:TRANsient]", self._abort)
         sp.frequency_hz = 50.0
 
-    def _setting(self, pattern: str, attribute: str, low: float, high: float) -> None:
+    def _setting(self, pattern: str, attribute: str, low: float, high: float, unit: str) -> None:
         def handler(request: Request) -> str | None:
             if request.query:
                 request.no_args()
                 return f"{getattr(self.world.set_point, attribute):.5f}"
-            setattr(self.world.set_point, attribute, request.number(low, high))
+            setattr(self.world.set_point, attribute, request.number(low, high, unit))
             return None
 
         self.command(pattern, handler)
@@ -100,7 +100,7 @@ class SourceModel(ScpiDevice):
 
     # ---- the LIST subsystem
 
-    def _list(self, pattern: str, attribute: str, low: float, high: float) -> None:
+    def _list(self, pattern: str, attribute: str, low: float, high: float, unit: str | None) -> None:
         def handler(request: Request) -> str | None:
             if request.query:
                 request.no_args()
@@ -111,10 +111,7 @@ class SourceModel(ScpiDevice):
                 raise ScpiFault(-223, "Too much data")
             values = []
             for arg in request.args:
-                try:
-                    value = float(arg)
-                except ValueError:
-                    raise ScpiFault(*DATA_TYPE_ERROR) from None
+                value = parse_number(arg, unit)
                 if not math.isfinite(value) or not low <= value <= high:
                     raise ScpiFault(*DATA_OUT_OF_RANGE)
                 values.append(value)
@@ -136,7 +133,7 @@ class SourceModel(ScpiDevice):
         if request.query:
             phase = self.lists.start_phase_deg
             return "OFF" if phase is None else f"{phase:.1f}"
-        value = request.number(0.0, 360.0)
+        value = request.number(0.0, 360.0, "DEG")
         self.lists.start_phase_deg = value % 360.0
         return None
 
