@@ -2,7 +2,9 @@
 commands on finished runs: report (certificate), verify (tamper evidence), history (trends, drift).
 
 Exit codes: 0 all passed, 1 a test failed (verify: something altered), 2 bad usage, bench file,
-database or run id, 3 (run) nothing failed but the bench could not measure some points, 130 interrupted.
+database or run id, 3 (run) nothing failed but the bench could not measure some points, 4 (run) stopped
+by the operator step (a position not confirmed mounted and wired, or a question nobody answered: nothing
+failed, the run is incomplete), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rig.config import BenchConfig, ConfigError, MeterKnobs, dump_bench, load_be
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_BENCH_FAULT = 3  # nothing failed for a meter, but the bench could not measure some points (resume them)
+EXIT_OPERATOR = 4  # stopped: the operator said no or did not answer; incomplete, not a meter failure
 
 bench_option = click.option("--bench", "bench_file", type=click.Path(dir_okay=False), default=None,
                             help="bench file (default: the embedded twin, benches/twin.yaml)")
@@ -74,7 +77,19 @@ def new_run_id() -> str:
 RUN_FILE = "run.json"  # what `rig run` was asked, so that `--resume` can ask the same
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+class _PytestArgs(click.Command):
+    """`rig run PLAN -- ARGS`: everything after `--` goes to pytest as it is (click would take `-k EXPR`'s
+    EXPR for another plan)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["pytest_args"] = args[cut + 1:]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_PytestArgs, context_settings={"ignore_unknown_options": True})
 @click.argument("plans", nargs=-1)
 @bench_option
 @set_option
@@ -100,7 +115,7 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
     import pytest
 
     plan_args = [p for p in plans if not p.startswith("-")]
-    pytest_extra = [p for p in plans if p.startswith("-")]
+    pytest_extra = [p for p in plans if p.startswith("-")] + click.get_current_context().meta.get("pytest_args", [])
     session_tag = ""
     if resume_id is not None:
         if plan_args or bench_file or overrides or pytest_extra:
@@ -151,6 +166,10 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
                   f"{len(config.positions)} position(s)")
     code = int(pytest.main(args))
     _link_latest(Path(reports_dir), run_dir)
+    stopped = _operator_stop(run_dir)
+    if stopped:
+        console.print(f"[yellow]stopped:[/yellow] {stopped}")
+        raise SystemExit(EXIT_OPERATOR)
     refused = _refusal(run_dir)
     if refused:
         console.print(f"[red]refused:[/red] {refused}")
@@ -192,6 +211,17 @@ def _refusal(run_dir: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return str(reason) if reason else None
+
+
+def _operator_stop(run_dir: Path) -> str | None:
+    """Why the operator step stopped the run (fixtures.gate), if it did."""
+    try:
+        document = json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("stopped_by") != "operator":
+        return None
+    return str(document.get("stopped_because") or "stopped by the operator step")
 
 
 def _read_run_file(run_dir: Path, run_id: str) -> dict[str, Any]:

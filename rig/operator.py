@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import os
 import select
+import shutil
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -69,8 +70,40 @@ class Operator(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Topic:
+    """What the rig may ask by one topic: the kind of answer, its unit and the range a real answer lies in."""
+
+    kind: Kind
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+
+
+# Every topic a plan or the rig asks, with the range a true answer lies in: an answers file naming another
+# topic is refused at the start, a number outside its range is asked again (or refused from a file).
+TOPICS: dict[str, Topic] = {
+    "meter.connected": Topic("confirm"),
+    "meter.display.energy_kwh": Topic("number", "kWh", 0.0, 999999.99),  # XXXXXX.XX kWh on the display
+    "meter.display.battery_low": Topic("confirm"),
+    "meter.battery.replace": Topic("confirm"),
+    "meter.battery.current_ua": Topic("number", "µA", 0.0, 10000.0),
+    # the lab's test cells in the battery holder, measured with a DMM (a lithium cell: below 5 V)
+    **{f"meter.battery.fit_cell.{cell}": Topic("number", "V", 0.0, 5.0) for cell in ("low", "between", "recovery")},
+    # A lab is heated and not a sauna: IEC 62052-11's extended operating range; humidity is a percentage.
+    "ambient.temperature_c": Topic("number", "°C", -40.0, 70.0),
+    "ambient.humidity_pct": Topic("number", "%", 0.0, 100.0),
+}
+
+
+def _range(question: Question) -> tuple[float | None, float | None]:
+    topic = TOPICS.get(question.topic)
+    return (topic.low, topic.high) if topic is not None and topic.kind == question.kind else (None, None)
+
+
 def parse_answer(question: Question, text: str) -> bool | float | str:
-    """The typed value of an answer; ValueError with a hint when it does not fit the question."""
+    """The typed value of an answer; ValueError with a hint when it does not fit the question (a number
+    outside its topic's range included: 150 % relative humidity is a typing error)."""
     cleaned = text.strip()
     if question.kind == "confirm":
         word = cleaned.lower()
@@ -84,22 +117,45 @@ def parse_answer(question: Question, text: str) -> bool | float | str:
             number = float(cleaned.replace(",", ".").removesuffix(question.unit).strip())
         except ValueError:
             raise ValueError(f"answer a number{f' in {question.unit}' if question.unit else ''}") from None
+        low, high = _range(question)
+        if (low is not None and number < low) or (high is not None and number > high):
+            span = (f"from {low:g}" if high is None else f"up to {high:g}" if low is None
+                    else f"from {low:g} to {high:g}")
+            raise ValueError(f"{number:g} is not plausible: answer a number {span}"
+                             f"{f' {question.unit}' if question.unit else ''}")
         return number
     if not cleaned:
         raise ValueError("answer something (an empty line is not an answer)")
     return cleaned
 
 
-def _prompt_line(question: Question) -> str:
-    where = f"{question.position} " if question.position else ""
-    hint = {"confirm": "[y/n]", "number": f"[{question.unit or 'number'}]", "text": "[text]"}[question.kind]
-    return f"[operator] {where}{question.text} {hint} (within {question.timeout_s:g} s): "
+def _hint(question: Question) -> str:
+    if question.kind == "confirm":
+        return "y (yes) or n (no)"
+    if question.kind == "text":
+        return "in words"
+    low, high = _range(question)
+    unit = f" in {question.unit}" if question.unit else ""
+    span = f" ({low:g} to {high:g})" if low is not None and high is not None else ""
+    return f"a number{unit}{span}"
+
+
+def prompt_text(question: Question, width: int = 78) -> str:
+    """What the terminal shows: a rule naming the position, the question, what to answer and by when."""
+    where = f"operator: {question.position}" if question.position else "operator"
+    if question.address and question.position:
+        where += f" (meter {question.address})"
+    return (f"\n{f' {where} '.center(width, '=')}\n{question.text}\n"
+            f"[operator] answer {_hint(question)} within {question.timeout_s:g} s: ")
 
 
 class TerminalOperator:
     """A person at the bench's terminal. Waits on the injected clock (the wall clock on a bench).
 
-    `suspend` is a context that lifts output capture while asking (pytest's capture manager).
+    Reads the process's own standard input (`sys.__stdin__`, not pytest's stand-in) and writes to its
+    own standard output. `suspend` is a context that lifts pytest's output *and input* capture while
+    asking (fixtures.gate.prompting, as pytest's debugger does): without it a prompt inside a test
+    would read pytest's placeholder stdin.
     """
 
     def __init__(self, clock: Clock, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
@@ -115,18 +171,20 @@ class TerminalOperator:
         self._pending = b""
 
     def ask(self, question: Question) -> Answer:
-        """Print the prompt, wait for a line (re-ask on a malformed answer), until the timeout."""
+        """Show the question, wait for a line (re-ask on a malformed answer), until the timeout (bench s)."""
         with self._suspend():
-            stdin = self._stdin or sys.stdin
-            stdout = self._stdout or sys.stdout
+            stdin = self._stdin or sys.__stdin__ or sys.stdin
+            stdout = self._stdout or sys.__stdout__ or sys.stdout
             start = self.clock.now()
             deadline = Deadline(self.clock, question.timeout_s)
-            stdout.write(_prompt_line(question))
+            width = min(shutil.get_terminal_size((78, 24)).columns, 100)
+            stdout.write(prompt_text(question, width))
             stdout.flush()
             for _ in range(self.max_tries):
                 line = self._next_line(stdin, deadline)
                 if line is None:
-                    stdout.write("\n")
+                    stdout.write(f"\n[operator] no answer within {question.timeout_s:g} s\n")
+                    stdout.flush()
                     raise OperatorTimeout(f"no answer to {question.text!r} within {question.timeout_s:g} s")
                 try:
                     value = parse_answer(question, line)
@@ -261,19 +319,36 @@ class TwinOperator:
         return Answer(question, value, text, "twin", 0.0)
 
 
+def load_answers(path: Path) -> dict[str, str]:
+    """The answers file's answers by topic, checked against what the rig asks (`TOPICS`): an unknown topic
+    (a misspelling would be silently ignored and the question go to a terminal nobody watches) or an
+    answer that does not fit its topic (`ambient.humidity_pct: 150`) is an OperatorError naming it."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise OperatorError(f"operator answers file {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise OperatorError(f"operator answers file {path} must map topics to answers, e.g. 'meter.connected: yes'")
+    answers = {k: "yes" if v is True else "no" if v is False else str(v) for k, v in data.items()}
+    for name, text in answers.items():
+        topic = TOPICS.get(name)
+        if topic is None:
+            raise OperatorError(f"operator answers file {path}: unknown topic {name!r}; the topics the rig asks: "
+                                f"{', '.join(sorted(TOPICS))}")
+        try:
+            parse_answer(Question(name, topic.kind, name, unit=topic.unit), text)
+        except ValueError as exc:
+            raise OperatorError(f"operator answers file {path}, topic {name!r}: {exc}") from None
+    return answers
+
+
 class AnswersFileOperator:
     """Unattended runs (nightly benches): answers prepared in a YAML file, by topic; anything else goes
     to `fallback` (the terminal, or nobody). The record says the answer came from the file."""
 
     def __init__(self, path: Path, fallback: Operator) -> None:
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise OperatorError(f"operator answers file {path}: {exc}") from None
-        if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-            raise OperatorError(f"operator answers file {path} must map topics to answers, e.g. 'meter.connected: yes'")
         self.path = path
-        self.answers = {k: "yes" if v is True else "no" if v is False else str(v) for k, v in data.items()}
+        self.answers = load_answers(path)
         self.fallback = fallback
 
     def ask(self, question: Question) -> Answer:

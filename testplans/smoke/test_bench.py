@@ -6,19 +6,18 @@ import datetime as dt
 
 import pytest
 
+from fixtures.gate import record_mounting
 from rig.bench import Bench, Position
+from rig.operator import Answer
 from rig.procedures import LoadPoint, count_pulses, energise, pulse_period_s
 
 pytestmark = pytest.mark.plan
 
 
-def test_meter_connected(position: Position, operator) -> None:
-    """A person confirms each meter is mounted and wired before the source is switched on (the twin answers itself)."""
-    operator.confirm(
-        f"Is meter {position.address} mounted at {position.name} with voltage, current, pulse output and RS-485 "
-        "wired, and is its display lit?",
-        topic="meter.connected", position=position, quantity="meter mounted and wired (operator)",
-    )
+def test_meter_connected(position: Position, mounting: dict[str, Answer], record) -> None:
+    """A person confirmed each meter mounted and wired before anything could switch the source on (the
+    rig asks for every position before the first item that uses the bench; the twin answers itself)."""
+    record_mounting(record, position, mounting[position.name])
 
 
 def test_reference_calibration_valid(bench: Bench, record) -> None:
