@@ -7,6 +7,9 @@ Nothing opens at import; never imports the rig or pytest.
 
 from __future__ import annotations
 
+import os
+import select
+import stat
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -15,9 +18,27 @@ from drivers.errors import LinkError, ValidationError
 _PARITIES: Final = ("N", "E", "O", "M", "S")
 
 
+_PTY_SLAVE_MAJORS: Final = range(136, 144)  # Linux UNIX98 pty slaves (Documentation/admin-guide/devices.txt)
+
+
+def is_pty(url: str) -> bool:
+    """True when `url` is a pseudo-terminal however it is named: /dev/pts/N, or a symlink to one (socat's
+    `pty,link=/tmp/ttyRig`). Judged by the device itself (its real path, its device number), not the name."""
+    if "://" in url:
+        return False
+    try:
+        st = os.stat(url)  # follows symlinks
+    except OSError:
+        return False
+    if not stat.S_ISCHR(st.st_mode):
+        return False
+    return os.major(st.st_rdev) in _PTY_SLAVE_MAJORS or os.path.realpath(url).startswith("/dev/pts/")
+
+
 def carries_parity(url: str) -> bool:
-    """False for ports that cannot carry parity: a pty (/dev/pts/N), socket:// and loop://."""
-    return not url.startswith(("/dev/pts/", "socket://", "loop://"))
+    """False for ports that cannot carry parity: a pty (Linux drops or refuses parity on it), socket://
+    and loop://."""
+    return not url.startswith(("socket://", "loop://")) and not is_pty(url)
 
 
 def carries_baud(url: str) -> bool:
@@ -93,3 +114,16 @@ def open_port(url: str, line: LineSettings, *, timeout_s: float) -> SerialPort:
             f"cannot open serial port {url} at {line}: {reason} (is the adapter plugged in and the URL right?)"
         ) from None
     return port
+
+
+def bytes_arriving(port: SerialPort) -> bool:
+    """True when bytes wait at `port` or are already on their way in: an RFC 2217 port's socket may hold
+    bytes its reader thread has not yet moved to `in_waiting`. A port that fails the question answers True,
+    so that the caller's next read reports the failure."""
+    try:
+        if port.in_waiting > 0:
+            return True
+        sock = getattr(port, "_socket", None)  # pyserial's rfc2217:// and socket:// ports keep their socket here
+        return sock is not None and bool(select.select([sock], [], [], 0)[0])
+    except Exception:  # noqa: BLE001 - pyserial raises several types for a port that went away
+        return True

@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from drivers.clock import Clock, Deadline
+from drivers.clock import Clock
 from drivers.errors import InstrumentError, InstrumentTimeout, LinkError, NotOpenError, RigError, ValidationError
 
 if TYPE_CHECKING:
@@ -36,12 +36,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# A read waits this long (wall time) for bytes, as a pyserial port's read timeout does.
+# A read waits this long (wall time) for bytes, as a pyserial port's read timeout does; and how often a wait for
+# the meter's advertising looks.
 POLL_WALL_S: Final = 0.01
-# While waiting for advertising: wall polls before bench time is let pass on a clock that does not move by
-# itself (the twin's), and the bench-time step taken then.
-FIRST_WAIT_POLLS: Final = 5
-BENCH_STEP_S: Final = 0.25
 ATT_DEFAULT_MTU: Final = 23  # Bluetooth Core Vol 3 Part F 3.2.8: every LE link starts (and may stay) at 23
 ATT_HEADER_BYTES: Final = 3  # opcode + handle before a write's or a notification's value
 # A call into the OS's Bluetooth stack that has not returned after this (wall) is a dead link.
@@ -283,23 +280,10 @@ class BleUartPort:
 
     # ---- finding the meter
 
-    def _wait(self, ready: Callable[[], bool], event: threading.Event, timeout_s: float) -> bool:
-        """Wait for `ready()` up to `timeout_s` of bench time: wall polls, and on a clock that does not move by
-        itself (the twin's) bench time let pass a step at a time."""
-        deadline = Deadline(self._clock, timeout_s)
-        polls = 0
-        while not ready():
-            remaining = deadline.remaining_s()
-            if remaining <= 0:
-                return ready()
-            before = self._clock.now()
-            event.wait(POLL_WALL_S)
-            polls += 1
-            if not ready() and polls > FIRST_WAIT_POLLS and self._clock.now() - before < POLL_WALL_S / 2:
-                step = min(BENCH_STEP_S, max(deadline.remaining_s(), 0.0))
-                if step > 0:
-                    self._clock.wait_until(ready, timeout_s=step, poll_s=step)
-        return True
+    def _wait(self, ready: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait for `ready()` up to `timeout_s` of bench time; the clock alone decides how that time passes (a
+        twin's holds it while the advertising it has due has not been heard)."""
+        return self._clock.wait_until(ready, timeout_s=timeout_s, poll_s=POLL_WALL_S)
 
     def scan(self) -> tuple[BLEDevice, Advertisement] | None:
         """Listen for the meter's advertising until heard or `scan_timeout_s` of bench time has passed."""
@@ -318,7 +302,7 @@ class BleUartPort:
 
         scanner = self._run(self._start_scanner(heard), "starting a scan")
         try:
-            self._wait(found.is_set, found, self.target.scan_timeout_s)
+            self._wait(found.is_set, self.target.scan_timeout_s)
         finally:
             with contextlib.suppress(RigError):
                 self._run(scanner.stop(), "stopping the scan")

@@ -34,17 +34,22 @@ from drivers.dlt645.payloads import baud_word, encode_broadcast_time
 from drivers.dlt645.reader import BadFrame, FrameReader
 from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, NotOpenError, ValidationError
 from drivers.retry import RetryPolicy
-from drivers.serial_transport import LineSettings, SerialPort, carries_baud, carries_parity, open_port
+from drivers.serial_transport import (
+    LineSettings,
+    SerialPort,
+    bytes_arriving,
+    carries_baud,
+    carries_parity,
+    is_pty,
+    open_port,
+)
 
 __all__ = ["AbnormalReply", "Attempt", "Exchange", "LineSettings", "MeterLink", "SerialPort", "TapFrame", "UartTap",
            "carries_baud", "carries_parity", "open_serial_port"]
 
-# Wall-time pacing of the receive loop. The limits apply to bench time; these only decide how often the
-# loop looks at the port. After a request the device gets FIRST_WAIT_READS reads of wall time to start
-# answering before bench time is let pass on a clock that does not move by itself (the twin's).
+# How often the receive loop looks at the port (a read's wall timeout, and the clock's poll while it waits for
+# bytes). The limits apply to bench time, on the injected clock, which alone decides how time passes.
 POLL_WALL_S: Final = 0.01
-FIRST_WAIT_READS: Final = 5
-BENCH_STEP_S: Final = 0.25
 # A tap read ends when the line has been quiet for this many polls (wall time).
 TAP_QUIET_READS: Final = 5
 
@@ -75,8 +80,10 @@ class Attempt:
     frames: tuple[Dlt645Frame, ...]  # every valid frame heard, including echoes of the request
     bad_frames: tuple[BadFrame, ...]
     noise_bytes: int  # bytes outside any frame (FE wake-up bytes excluded)
-    reply: Dlt645Frame | None  # the first frame sent by a meter (D7 set)
+    reply: Dlt645Frame | None  # the first meter frame (D7 set) that answers this request
     reply_at_s: float | None = None  # bench time the read holding the reply's first byte returned
+    # Meter frames that answer another request (a late reply to an earlier one): heard, logged, never the reply.
+    late: tuple[Dlt645Frame, ...] = ()
 
     @property
     def received(self) -> bytes:
@@ -141,7 +148,11 @@ class Exchange:
                 out.append(f"{attempt.noise_bytes} byte(s) of line noise around the reply{where}")
         reply = self.reply
         if reply is None:
-            if not any(attempt.bad_frames for attempt in self.attempts):
+            late = [frame for attempt in self.attempts for frame in attempt.late]
+            if late:
+                out.append(f"only a reply to another request came ({_answers(late[-1])}); asked: "
+                           f"{_answers(self.request)}")
+            elif not any(attempt.bad_frames for attempt in self.attempts):
                 out.append("no reply")
             return out
         out += _reply_problems(self.request, reply, address)
@@ -155,6 +166,28 @@ def _swapped(address: str) -> str:
 
 def _di_of(request: Dlt645Frame) -> bytes | None:
     return request.data[:4] if request.function_code == Function.READ and len(request.data) >= 4 else None
+
+
+def _answers(frame: Dlt645Frame) -> str:
+    """What a frame asks or answers, for messages: function, and the DI of a read."""
+    di = frame.data[:4] if frame.function_code == Function.READ and len(frame.data) >= 4 else None
+    return f"{frame.function_code:02X}H" + (f" DI {_di_text(di)}" if di is not None and not frame.is_abnormal else "")
+
+
+def answers_request(reply: Dlt645Frame, request: Dlt645Frame, address: str | None = None) -> bool:
+    """True when meter frame `reply` can be the answer to `request`: same function, from the addressed meter
+    (`address`: the one expected instead, as after a write-address), and for a normal reply to a read the
+    same DI. A meter's own slips still count as its answer (the address high byte first, the DI without its
+    +33H offset): they are judged as nonconformities, not mistaken for another request's reply."""
+    if not reply.is_reply or reply.function_code != request.function_code:
+        return False
+    wanted = {a for a in (request.address, address) if a is not None and "A" not in a and a != BROADCAST_ADDRESS}
+    if wanted and reply.address not in wanted and _swapped(reply.address) not in wanted:
+        return False
+    di = _di_of(request)
+    if di is None or reply.is_abnormal or len(reply.data) < 4:
+        return True
+    return reply.data[:4] in (di, bytes((b - 0x33) & 0xFF for b in di))
 
 
 def _reply_problems(request: Dlt645Frame, reply: Dlt645Frame, address: str | None) -> list[str]:
@@ -251,32 +284,41 @@ class MeterLink:
         self._clock = clock
         self._factory = port_factory
         self._traffic = traffic
-        self.retry = retry  # reopens the port when it breaks (bench faults, issue 11)
+        self.retry = retry  # reopens the port when it breaks (bench faults)
         self._port: SerialPort | None = None
+        self._opened = False  # between open() and close(), whether or not the port survived
         self._line_free_at = -1e18  # bench time the line is free of the last transmission
 
     # ---- lifecycle
 
     @property
     def is_open(self) -> bool:
-        """True between open() and close()."""
-        return self._port is not None
+        """True between open() and close() (a port lost to a fault is opened again at the next request)."""
+        return self._opened
 
     def open(self) -> None:
         """Open the port with the link's line settings; a second call is a no-op."""
         if self._port is None:
             self._port = self._factory(self.url, self.line)
+        self._opened = True
 
     def close(self) -> None:
         """Close the port; safe to call when closed."""
+        self._opened = False
+        self._drop_port()
+
+    def _drop_port(self) -> None:
         port, self._port = self._port, None
         if port is not None:
             with contextlib.suppress(Exception):  # closing a dead port must not mask why we close it
                 port.close()
 
     def _require(self) -> SerialPort:
-        if self._port is None:
+        if not self._opened:
             raise NotOpenError(f"meter link {self.url} is not open: call open() first")
+        if self._port is None:
+            # Lost to a bench fault and not back when last tried: try again (LinkError while it stays gone).
+            self._port = self._factory(self.url, self.line)
         return self._port
 
     def reconfigure(self, line: LineSettings) -> None:
@@ -302,6 +344,12 @@ class MeterLink:
     def carries_baud(self) -> bool:
         """False when the port has no baud rate (socket://, loop://)."""
         return carries_baud(self.url)
+
+    @property
+    def is_pty(self) -> bool:
+        """True when the port is a pseudo-terminal (also through a symlink): no wire, bytes pass whatever rate
+        either end is set to (only a twin reading the same pty's settings can act on the host's rate)."""
+        return is_pty(self.url)
 
     # ---- bytes on the line
 
@@ -338,24 +386,25 @@ class MeterLink:
         self._line_free_at = start + self.line.wire_time_s(len(raw))
         return self._line_free_at
 
-    def _collect(self, port: SerialPort, sent_at: float, *, expect_reply: bool, listen_s: float) -> Attempt:
-        """Read until a meter frame (or a malformed one) is complete, or the timeout passes, in bench time."""
+    def _collect(self, port: SerialPort, request: Dlt645Frame, sent_at: float, *, expect_reply: bool,
+                 listen_s: float, reply_from: str | None = None) -> Attempt:
+        """Read until the meter's answer to `request` (or a malformed frame) is complete, or the timeout
+        passes, in bench time. A meter frame answering another request (a late reply to an earlier try) is
+        logged as late and discarded: the wait for this request's answer goes on."""
         reader = FrameReader()
         chunks: list[tuple[float, bytes]] = []
         frames: list[Dlt645Frame] = []
+        late: list[Dlt645Frame] = []
         bad: list[BadFrame] = []
         reply: Dlt645Frame | None = None
         reply_at: float | None = None
         frame_at: float | None = None  # when the read holding the first byte of the frame under way returned
         wait_s = self.reply_timeout_s if expect_reply else listen_s
         hard_end = sent_at + wait_s + self.inter_byte_timeout_s  # a trickle of noise cannot hold the link
-        idle_reads = 0
         while True:
-            before = self._clock.now()
             data = self._read(port)
             now = self._clock.now()
             if data:
-                idle_reads = 0
                 chunks.append((now, data))
                 frame_at = now if frame_at is None else frame_at
                 for item in reader.feed(data):
@@ -364,40 +413,51 @@ class MeterLink:
                     else:
                         frames.append(item)
                         if reply is None and item.is_reply:
-                            reply, reply_at = item, frame_at
+                            if answers_request(item, request, reply_from):
+                                reply, reply_at = item, frame_at
+                            else:
+                                late.append(item)
+                                self._note_late(item)
                 if reply is None and not reader.pending:
                     frame_at = None  # all heard so far was complete: an echo, another device, noise
                 if expect_reply and (reply is not None or (bad and not reader.pending)):
                     break
-            else:
-                idle_reads += 1
             # A frame under way may take the inter-byte timeout; otherwise the reply timeout counts.
             deadline = chunks[-1][0] + self.inter_byte_timeout_s if reader.pending else sent_at + wait_s
             deadline = min(deadline, hard_end)
             if now >= deadline:
                 bad += [b for b in reader.flush() if isinstance(b, BadFrame)]
                 break
-            if not data and idle_reads > FIRST_WAIT_READS and now - before < POLL_WALL_S / 2:
-                # Bench time did not pass while the port was read (a clock that only moves when told to):
-                # let it pass, a step at a time, until bytes wait or the step is over.
-                step = min(BENCH_STEP_S, deadline - now)
-                self._clock.wait_until(lambda: port.in_waiting > 0, timeout_s=step, poll_s=step)
+            if not data:
+                # Nothing waiting: let bench time pass on the clock until bytes arrive or the deadline. The
+                # clock alone decides how (the twin's answers what it was sent before any time passes).
+                self._clock.wait_until(lambda: bytes_arriving(port), timeout_s=deadline - now, poll_s=POLL_WALL_S)
         if reply_at is not None:
             # The reply occupies the line for its wire time from its first byte.
             nbytes = sum(len(d) for t, d in chunks if t >= reply_at)
             self._line_free_at = max(self._line_free_at, reply_at + self.line.wire_time_s(nbytes))
         return Attempt(sent_at_s=sent_at, chunks=tuple(chunks), frames=tuple(frames), bad_frames=tuple(bad),
-                       noise_bytes=reader.discarded, reply=reply, reply_at_s=reply_at)
+                       noise_bytes=reader.discarded, reply=reply, reply_at_s=reply_at, late=tuple(late))
+
+    def _note_late(self, frame: Dlt645Frame) -> None:
+        """A reply to another request, in the traffic log as `late` (its bytes were logged as they came, with
+        '<'): the frame, discarded while the link waits for the answer to `request`."""
+        if self._traffic is not None:
+            self._traffic(self.url, "late", encode(frame, preamble=0))
 
     # ---- requests
 
     def exchange(self, frame: Dlt645Frame, *, preamble: int | None = None, retries: int | None = None,
-                 expect_reply: bool = True, listen_s: float = 0.0) -> Exchange:
-        """`_exchange`; when the port itself breaks (vanished, reset) it is reopened and the request sent
-        again under the bench's `RetryPolicy` (BenchFault when that budget is spent)."""
+                 expect_reply: bool = True, listen_s: float = 0.0, reply_from: str | None = None) -> Exchange:
+        """`_exchange`; when the port itself breaks (vanished, reset) or the line garbles every try, the port
+        is reopened and the request sent again under the bench's `RetryPolicy` (BenchFault when that budget
+        is spent; LinkError at once without a policy). Never raises for what the meter does."""
         def once() -> Exchange:
-            return self._exchange(frame, preamble=preamble, retries=retries, expect_reply=expect_reply,
-                                  listen_s=listen_s)
+            exchange = self._exchange(frame, preamble=preamble, retries=retries, expect_reply=expect_reply,
+                                      listen_s=listen_s, reply_from=reply_from)
+            if expect_reply:
+                self._check_line(exchange)
+            return exchange
 
         if self.retry is None:
             return once()
@@ -405,13 +465,26 @@ class MeterLink:
         return self.retry.run(f"meter link {self.url}", what, once, recover=self._reopen)
 
     def _reopen(self) -> None:
-        self.close()
-        self.open()
+        self._drop_port()
+        self._require()
+
+    def _check_line(self, exchange: Exchange) -> None:
+        """LinkError when no try got a valid reply and every try heard different bytes: a meter's fault repeats
+        byte for byte (a wrong frame, or silence); bytes that differ every time are the line's."""
+        if exchange.reply is not None:
+            return
+        received = [a.received for a in exchange.attempts]
+        if len(received) > 1 and any(received) and len(set(received)) == len(received):
+            bad = [b.reason for a in exchange.attempts for b in a.bad_frames]
+            raise LinkError(f"meter {self.address} on {self.url}: no valid reply to {_answers(exchange.request)} "
+                            f"in {len(received)} attempt(s) and different bytes each time "
+                            f"({bad[-1] if bad else 'noise'}): line noise or a loose connection on {self.url}, "
+                            "not the meter")
 
     def _exchange(self, frame: Dlt645Frame, *, preamble: int | None = None, retries: int | None = None,
-                  expect_reply: bool = True, listen_s: float = 0.0) -> Exchange:
+                  expect_reply: bool = True, listen_s: float = 0.0, reply_from: str | None = None) -> Exchange:
         """Send `frame` and collect what comes back; never raises for what the meter does (see
-        `Exchange.problems`). Retries (bounded) when no valid meter frame arrives in time.
+        `Exchange.problems`). Retries (bounded) when no meter frame answering it arrives in time.
         `expect_reply=False` (broadcasts): send once and listen for `listen_s` of bench time."""
         port = self._require()
         preamble = self.preamble if preamble is None else preamble
@@ -421,7 +494,8 @@ class MeterLink:
         tries = 1 + (self.retries if retries is None else retries) if expect_reply else 1
         for _ in range(tries):
             sent_at = self._transmit(port, raw)
-            attempt = self._collect(port, sent_at, expect_reply=expect_reply, listen_s=listen_s)
+            attempt = self._collect(port, frame, sent_at, expect_reply=expect_reply, listen_s=listen_s,
+                                    reply_from=reply_from)
             attempts.append(attempt)
             if attempt.reply is not None or not expect_reply:
                 break
@@ -433,10 +507,11 @@ class MeterLink:
                 reply_from: str | None = None) -> Exchange:
         """`exchange`, then insist on a normal reply from this meter (or `reply_from`) to this function.
 
-        InstrumentTimeout: nothing came; FrameError: only malformed or foreign frames came, or the reply
-        breaks the frame rules; AbnormalReply: the meter refused (its error word attached).
+        InstrumentTimeout: nothing came; FrameError: only malformed frames, or only a reply to another
+        request, came, or the reply breaks the frame rules; AbnormalReply: the meter refused (its error word
+        attached); LinkError / BenchFault: the line or port failed, not the meter.
         """
-        exchange = self.exchange(frame, preamble=preamble, retries=retries)
+        exchange = self.exchange(frame, preamble=preamble, retries=retries, reply_from=reply_from)
         what = f"{frame.function.name.lower().replace('_', ' ')} ({frame.function_code:02X}H)"
         if _di_of(frame) is not None:
             what += f" DI {_di_text(frame.data[:4])}"
@@ -445,12 +520,10 @@ class MeterLink:
         attempts = len(exchange.attempts)
         if reply is None:
             bad = [b.reason for a in exchange.attempts for b in a.bad_frames]
-            received = [a.received for a in exchange.attempts]
-            if len(received) > 1 and any(received) and len(set(received)) == len(received):
-                # A meter's fault repeats byte for byte; bytes that differ every time are the line's (bench fault).
-                raise LinkError(f"{meter}: no valid reply to {what} in {attempts} attempt(s) and different bytes "
-                                f"each time ({bad[-1] if bad else 'noise'}): line noise or a loose connection on "
-                                f"{self.url}, not the meter")
+            late = [f for a in exchange.attempts for f in a.late]
+            if late:
+                raise FrameError(f"{meter}: reply to {what} carries {_answers(late[-1])} (from {late[-1].address}) "
+                                 f"in {attempts} attempt(s): an answer to another request")
             if bad:
                 raise FrameError(f"{meter}: no valid reply to {what} in {attempts} attempt(s): {bad[-1]}")
             heard = sum(len(a.received) for a in exchange.attempts)

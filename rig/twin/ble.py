@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import socket
 import threading
+import time
 import uuid as uuid_lib
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ CONNECTION_EVENT_S: Final = 0.0075
 OTHER_SERVICE_UUIDS: Final = ("0000ffe0-0000-1000-8000-00805f9b34fb", "0000fee0-0000-1000-8000-00805f9b34fb")
 _BASE_SUFFIX: Final = "-0000-1000-8000-00805f9b34fb"
 WALL_GUARD_S: Final = 10.0
+# A scan on the air hears an advertising meter within a few advertising intervals of wall time (the air's loop
+# runs in wall time); for this long after a scan starts the twin's clock holds bench time, as a report is due.
+ADVERTISING_DUE_WALL_S: Final = 1.0
 
 
 def bumble_uuid(text: str) -> UUID:
@@ -70,6 +74,28 @@ def twin_ble_address(meter_address: str) -> str:
     """A static random device address for a meter the bench file gives no BLE address (C0:... from its number)."""
     digits = meter_address[-10:]
     return "C0:" + ":".join(digits[i:i + 2] for i in range(0, 10, 2))
+
+
+def scanning_controller(name: str, **options: Any) -> Controller:
+    """A bumble controller for the rig's side of the air that notes when each scan starts (wall time), so the
+    twin's clock can hold bench time while an advertising report is due (`Air.advertising_due`)."""
+    from bumble.controller import Controller
+
+    class _ScanningController(Controller):
+        scan_started_wall: float | None = None
+        _scan_enable = False
+
+        @property
+        def le_scan_enable(self) -> bool:
+            return self._scan_enable
+
+        @le_scan_enable.setter
+        def le_scan_enable(self, value: bool) -> None:
+            if value and not self._scan_enable:
+                self.scan_started_wall = time.monotonic()
+            self._scan_enable = bool(value)
+
+    return _ScanningController(name, **options)
 
 
 def _host_device(controller: Controller, name: str, address: str) -> Device:
@@ -278,6 +304,19 @@ class Air:
         self._hci_spec: str | None = None
         self._hci_server: Any = None
 
+    def advertising_due(self) -> bool:
+        """True while a controller of the rig's on the air scans, started less than ADVERTISING_DUE_WALL_S ago,
+        and a meter advertises: a report is due that the air's loop (wall time) may not have delivered yet. A
+        scan stops once it heard what it looked for, so a found meter releases the clock at once."""
+        if not any(m.device is not None for m in self.meters):
+            return False
+        now = time.monotonic()
+        for controller in list(self.link.controllers):
+            started = getattr(controller, "scan_started_wall", None)
+            if controller.le_scan_enable and started is not None and now - started < ADVERTISING_DUE_WALL_S:
+                return True
+        return False
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The air's event loop (started)."""
@@ -301,6 +340,8 @@ class Air:
         self._loop = loop
         for meter in self.meters:
             self.run(meter.start(self.link))
+        if self.meters:
+            self.meters[0].management.world.add_pending(self.advertising_due, server_thread=self._thread.ident)
         with _AIRS_LOCK:
             self.url = f"twin-ble://{next(_AIR_NUMBERS)}"
             _AIRS[self.url] = self
@@ -330,7 +371,6 @@ class Air:
         return self._hci_spec
 
     async def _serve_hci(self) -> str:
-        from bumble.controller import Controller
         from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -338,7 +378,7 @@ class Air:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
         transport = await open_tcp_server_transport_with_socket(sock)
-        Controller("rig-dongle-hci", host_source=transport.source, host_sink=transport.sink, link=self.link)
+        scanning_controller("rig-dongle-hci", host_source=transport.source, host_sink=transport.sink, link=self.link)
         self._hci_server = transport
         return f"tcp-client:127.0.0.1:{port}"
 
@@ -349,6 +389,9 @@ class Air:
         loop = self._loop
         if loop is None:
             return
+        if self.meters:
+            world = self.meters[0].management.world
+            world.remove_pending(self.advertising_due, server_thread=self._thread.ident if self._thread else None)
         with contextlib.suppress(Exception):
             self.run(self._shutdown(), 5.0)
         loop.call_soon_threadsafe(loop.stop)

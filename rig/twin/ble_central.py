@@ -27,7 +27,6 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError, BleakGATTProtocolError
 from bumble import att
-from bumble.controller import Controller
 from bumble.core import AdvertisingData
 from bumble.device import Advertisement, Connection, Device, Peer
 from bumble.gatt_client import CharacteristicProxy
@@ -38,7 +37,7 @@ from bumble.transport.common import AsyncPipeSink
 
 from drivers.ble import BleBackend
 from drivers.errors import RigError
-from rig.twin.ble import air_for, bleak_uuid
+from rig.twin.ble import air_for, bleak_uuid, scanning_controller
 
 T = TypeVar("T")
 
@@ -76,7 +75,7 @@ class BumbleCentral:
         """A dongle on a twin's LocalLink (run on that air's loop)."""
         number = next(_DONGLE_NUMBERS)
         address = f"F0:00:00:00:{number >> 8:02X}:{number & 0xFF:02X}"
-        controller = Controller(f"rig-dongle-{number}", link=link)
+        controller = scanning_controller(f"rig-dongle-{number}", link=link)
         device = Device(name="rig", address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
         await device.power_on()
         return cls(device, loop)

@@ -31,8 +31,10 @@ class TwinControl:
         return self.twin.world.time_s
 
     def sleep(self, duration_s: float) -> float:
-        """Advance the virtual clock; returns the new time."""
-        self.twin.world.advance(duration_s)
+        """Advance the virtual clock (once the twin has answered what it was sent); returns the new time."""
+        if not duration_s >= 0 or duration_s == float("inf"):
+            raise ValueError(f"cannot advance the twin clock by {duration_s!r} s")
+        self.twin.clock.sleep(duration_s)
         return self.twin.world.time_s
 
     def state(self) -> dict[str, Any]:

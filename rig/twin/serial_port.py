@@ -11,6 +11,7 @@ to a limit, then dropped and counted, as a UART adapter overruns.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import select
@@ -26,6 +27,7 @@ import serial.rfc2217 as rfc2217
 
 if TYPE_CHECKING:
     from rig.twin.faults import FaultSchedule
+    from rig.twin.world import World
 
 # What a host that never reads may leave queued on one port before bytes are dropped.
 OUTBOX_LIMIT_BYTES: Final = 256 * 1024
@@ -165,6 +167,22 @@ class _PortBase:
         self._thread: threading.Thread | None = None
         self.faults = faults  # bench faults of the twin (twin.faults) on this port, as position `target`
         self.target = target
+        # The World whose clock must not run past a request this port has not yet answered (a device that
+        # has one: the meter's UART does, a tap does not).
+        self._world: World | None = getattr(device, "world", None)
+        self._handling = False  # True from taking a host's bytes off the socket until the device is done
+
+    def pending(self) -> bool:
+        """True while bytes a host sent are not yet answered: still unread at the port, or being handled."""
+        return self._handling or self._input_waiting()
+
+    def _input_waiting(self) -> bool:
+        raise NotImplementedError
+
+    def _handled(self) -> None:
+        self._handling = False
+        if self._world is not None:
+            self._world.work_done()
 
     def _on_line(self, data: bytes) -> bytes:
         """`data` after the line faults in force (bytes dropped, bits flipped)."""
@@ -181,7 +199,11 @@ class _PortBase:
     def _deliver(self, data: bytes, host: Line) -> None:
         if self.device is None:
             return  # a tap: what the host sends goes nowhere
-        data = self._on_line(data)
+        sent, data = data, self._on_line(data)
+        if data != sent:
+            # Noise on the bus that hit the host's bytes reaches every receiver on it, the host's adapter too:
+            # the host hears bytes that are not the meter's (a meter that stays silent sends none).
+            self._send_raw(garble(sent, self._rng))
         if not data:
             return
         if not self._matches(host):
@@ -192,10 +214,16 @@ class _PortBase:
         """Bytes to the host; garbled when the host's settings are not the device's."""
         raise NotImplementedError
 
+    def _send_raw(self, data: bytes) -> None:
+        """Bytes to the host as they are (no line fault, no settings check)."""
+        raise NotImplementedError
+
     def start(self) -> None:
         """Serve in a background thread."""
         self._thread = threading.Thread(target=self._serve, name=f"serial:{self.name}", daemon=True)
         self._thread.start()
+        if self._world is not None:
+            self._world.add_pending(self.pending, server_thread=self._thread.ident)
 
     def _serve(self) -> None:
         raise NotImplementedError
@@ -203,6 +231,8 @@ class _PortBase:
     def stop(self) -> None:
         """Stop serving."""
         self._stop.set()
+        if self._world is not None and self._thread is not None:
+            self._world.remove_pending(self.pending, server_thread=self._thread.ident)
         if self._thread is not None:
             self._thread.join(2.0)
             self._thread = None
@@ -266,6 +296,11 @@ class Rfc2217Port(_PortBase):
         if data:
             client.send_data(data if self._matches(host) else garble(data, self._rng))
 
+    def _send_raw(self, data: bytes) -> None:
+        client = self._client
+        if client is not None:
+            client.send_data(data)
+
     def _serve(self) -> None:
         while not self._stop.is_set():
             if self.faults is not None and self.faults.vanished(self.target):
@@ -314,19 +349,31 @@ class Rfc2217Port(_PortBase):
             self._drop(self._client)
         self._client = _Rfc2217Client(sock)
 
-    def _read(self, client: _Rfc2217Client) -> None:
+    def _input_waiting(self) -> bool:
+        client, listener = self._client, self._listener
+        sockets = [s for s in (client.sock if client is not None else None, listener) if s is not None]
         try:
-            raw = client.sock.recv(4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            raw = b""
-        if not raw:
-            self._drop(client)
-            return
-        data = b"".join(client.manager.filter(raw))
-        if data:
-            self._deliver(data, client.host.line())
+            return bool(sockets) and bool(select.select(sockets, [], [], 0)[0])
+        except (OSError, ValueError):
+            return False  # closed under us: nothing to answer
+
+    def _read(self, client: _Rfc2217Client) -> None:
+        self._handling = True
+        try:
+            try:
+                raw = client.sock.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                raw = b""
+            if not raw:
+                self._drop(client)
+                return
+            data = b"".join(client.manager.filter(raw))
+            if data:
+                self._deliver(data, client.host.line())
+        finally:
+            self._handled()
 
     def _drop(self, client: _Rfc2217Client) -> None:
         if self._client is client:
@@ -375,6 +422,18 @@ class PtyPort(_PortBase):
         if data:
             self._outbox.put(data if self._matches(host) else garble(data, self._rng))
 
+    def _send_raw(self, data: bytes) -> None:
+        if self.faults is None or not self.faults.vanished(self.target):  # nothing crosses a 'vanished' pty
+            self._outbox.put(data)
+
+    def _input_waiting(self) -> bool:
+        waiting = bytearray(4)
+        try:
+            fcntl.ioctl(self._master, termios.FIONREAD, waiting)
+        except OSError:
+            return False
+        return int.from_bytes(waiting, "little") > 0
+
     def _on_line(self, data: bytes) -> bytes:
         # A pty cannot be unplugged: while it has 'vanished' nothing crosses it, in either direction.
         if self.faults is not None and self.faults.vanished(self.target):
@@ -390,16 +449,22 @@ class PtyPort(_PortBase):
                 return
             if writable:
                 self._outbox.flush()
-            if not readable:
-                continue
+            if readable:
+                self._take()
+
+    def _take(self) -> None:
+        self._handling = True
+        try:
             try:
                 data = os.read(self._master, 4096)
             except (BlockingIOError, InterruptedError):
-                continue
+                return
             except OSError:
-                continue  # EIO while no host has the slave open
+                return  # EIO while no host has the slave open
             if data:
                 self._deliver(data, self.host_line())
+        finally:
+            self._handled()
 
     def stop(self) -> None:
         """Stop serving and close the pty."""

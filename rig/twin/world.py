@@ -11,11 +11,12 @@ import datetime as dt
 import math
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
-from drivers.clock import poll_until
+from drivers.clock import Deadline
 
 
 @dataclass
@@ -82,6 +83,17 @@ class TransientRun:
 # something is energised, so a 5 s gate sees about five independent draws.
 NOISE_PERIOD_S = 1.0
 
+# Causality (wall time): before bench time passes, the clock waits until no server of the twin has work in
+# hand (bytes a host sent and the twin has not yet answered). A server that never settles is passed after
+# SETTLE_LIMIT_WALL_S, so a stuck port cannot hang a run.
+SETTLE_LIMIT_WALL_S: Final = 10.0
+SETTLE_POLL_WALL_S: Final = 0.005
+# Pacing (`VirtualClock.pace`): how often the pacer lets wall time become bench time.
+PACE_TICK_WALL_S: Final = 0.01
+
+# Something of the twin that may have work in hand: True while it does (e.g. a port with unread input).
+Pending = Callable[[], bool]
+
 
 class World:
     """Bench time, the terminal quantities, and the models stepped over them."""
@@ -101,6 +113,55 @@ class World:
         self.on_second: list[Callable[[float], None]] = []  # called at each noise boundary
         # Open contacts in the series current loop (a meter's tripped relay, issue 7): no load current flows.
         self.loop_breakers: list[Callable[[], bool]] = []
+        self._pending: list[Pending] = []
+        self._settled = threading.Condition()
+        self._server_threads: set[int] = set()
+
+    # ---- causality: servers tell the clock what they have in hand
+
+    def add_pending(self, pending: Pending, *, server_thread: int | None = None) -> None:
+        """Register a server's `pending()` (True while it has work in hand, e.g. a request it has not yet
+        answered): bench time does not pass through the clock until it is False. `server_thread`: the
+        thread serving it, which must never wait for itself."""
+        with self._settled:
+            self._pending.append(pending)
+            if server_thread is not None:
+                self._server_threads.add(server_thread)
+
+    def remove_pending(self, pending: Pending, *, server_thread: int | None = None) -> None:
+        """Unregister what `add_pending` registered."""
+        with self._settled:
+            if pending in self._pending:
+                self._pending.remove(pending)
+            self._server_threads.discard(server_thread or -1)
+
+    def work_done(self) -> None:
+        """A server finished something (answered a request): wake the clock if it waits."""
+        with self._settled:
+            self._settled.notify_all()
+
+    def _busy(self) -> bool:
+        for pending in list(self._pending):
+            try:
+                if pending():
+                    return True
+            except Exception:  # noqa: BLE001 - a server going away mid-question has nothing in hand
+                continue
+        return False
+
+    def settle(self, limit_wall_s: float = SETTLE_LIMIT_WALL_S) -> bool:
+        """Wait (wall time) until no server of the twin has work in hand; False when `limit_wall_s` passed
+        first. A server's own thread, or one holding the World's lock, does not wait (it would wait for itself)."""
+        if threading.get_ident() in self._server_threads or _owns(self.lock):
+            return not self._busy()
+        end = time.monotonic() + limit_wall_s
+        with self._settled:
+            while self._busy():
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._settled.wait(min(remaining, SETTLE_POLL_WALL_S))
+        return True
 
     def terminals(self) -> Terminals:
         """The terminal quantities now, including the source's amplitude ripple."""
@@ -158,24 +219,82 @@ class World:
         self._next_draw = (math.floor(self.time_s / NOISE_PERIOD_S) + 1) * NOISE_PERIOD_S
 
 
+def _owns(lock: threading.RLock) -> bool:
+    """True when the calling thread holds `lock` (an RLock)."""
+    owned = getattr(lock, "_is_owned", None)
+    return bool(owned()) if owned is not None else False
+
+
 class VirtualClock:
-    """The twin's clock: sleeping advances the World instantly (implements drivers.clock.Clock)."""
+    """The twin's clock (implements drivers.clock.Clock): bench time passes only through `sleep` and
+    `wait_until` (and the pacer, when paced), never by itself, and never past what the twin has in hand:
+    before each step it waits, in wall time, until every server has answered what it was sent (`World.settle`).
+    A request a host has written is therefore answered at the bench time it was sent, however loaded the
+    machine; the server's own delays (wire time, the meter's reply delay) are bench time the twin lets pass.
+
+    Paced (`pace(speed)`), bench time also passes by itself at `speed` bench seconds per wall second, so a
+    client that never asks the clock to move (a plain pyvisa or pyserial program) sees a running bench; a
+    `sleep` still jumps ahead at once.
+    """
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self.speed: float | None = None  # bench seconds per wall second when paced; None: only when asked
+        self._pacer: threading.Thread | None = None
+        self._stop_pacing = threading.Event()
 
     def now(self) -> float:
         """Bench seconds since the twin started."""
         return self.world.time_s
 
     def sleep(self, duration_s: float) -> None:
-        """Advance bench time by `duration_s`."""
+        """Let `duration_s` of bench time pass, once the twin has answered what it was sent."""
         if duration_s > 0:
+            self.world.settle()
             self.world.advance(duration_s)
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
-        """Advance bench time in `poll_s` steps until `predicate()` or the timeout."""
-        return poll_until(self, predicate, timeout_s, poll_s)
+        """Let bench time pass in `poll_s` steps until `predicate()` or the timeout; the predicate is asked
+        after the twin has answered what it was sent, before every step."""
+        deadline = Deadline(self, timeout_s)
+        while True:
+            self.world.settle()
+            if predicate():
+                return True
+            remaining = deadline.remaining_s()
+            if remaining <= 0:
+                return False
+            self.world.advance(min(max(poll_s, 1e-4), remaining))
+
+    # ---- pacing
+
+    def pace(self, speed: float) -> None:
+        """Let bench time also pass by itself at `speed` bench seconds per wall second (0: stop pacing)."""
+        if speed < 0 or not math.isfinite(speed):
+            raise ValueError(f"speed {speed!r} must be a finite number >= 0 (bench seconds per wall second)")
+        self.stop_pacing()
+        if speed == 0:
+            return
+        self.speed = speed
+        self._stop_pacing = threading.Event()
+        self._pacer = threading.Thread(target=self._run_pacer, args=(speed, self._stop_pacing), name="twin-pacer",
+                                       daemon=True)
+        self._pacer.start()
+
+    def stop_pacing(self) -> None:
+        """Stop the pacer (bench time passes only when asked again)."""
+        self._stop_pacing.set()
+        if self._pacer is not None:
+            self._pacer.join(5.0)
+        self._pacer, self.speed = None, None
+
+    def _run_pacer(self, speed: float, stop: threading.Event) -> None:
+        last = time.monotonic()
+        while not stop.wait(PACE_TICK_WALL_S):
+            self.world.settle()
+            now = time.monotonic()
+            self.world.advance((now - last) * speed)
+            last = now
 
     def datetime_now(self) -> dt.datetime:
         """The twin's calendar time: its epoch plus bench time (the 'true' time meters are judged by)."""
