@@ -2,8 +2,10 @@
 run manifest. Pure functions over plain dicts; the journal (rig.results) and `rig verify` (rig.verify) use them.
 
 Chain: h_0 = SM3("meter-hil-rig/chain/1:" + run_id), h_n = SM3(h_{n-1} || canonical(record_n)).
-Manifest: what a finished session vouches for (record count and chain head, item outcomes, attachment
-hashes, run and session metadata hashes), signed with SM2 (SM3/Z_A, default signer ID).
+Manifest: what a finished session vouches for (every column of the run header, its sessions, items and
+attachment hashes; the record count and chain head), signed with SM2 (SM3/Z_A, default signer ID).
+Addendum: what the session vouches for once every report is written (the SM3 of every run-folder file, the
+run's closing columns), signed with the same key.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from drivers.crypto import Sm2KeyPair, sm2_generate_keypair, sm2_keypair_from_pr
 from drivers.errors import RigError
 
 CHAIN_FORMAT = "meter-hil-rig/chain/1"
-MANIFEST_FORMAT = "meter-hil-rig/run-manifest/1"
+MANIFEST_FORMAT = "meter-hil-rig/run-manifest/2"
+ADDENDUM_FORMAT = "meter-hil-rig/run-addendum/1"
 SIGNING_KEY_NAME = "signing"  # the bench file's `keys:` entry that holds the bench's SM2 private key
 # Fields of a record that the chain covers, in the journal's words.
 RECORD_FIELDS = ("run_id", "seq", "session", "test", "position", "meter", "quantity", "value", "unit", "low",
@@ -113,6 +116,12 @@ def signer_from_private_hex(private_hex: str, reference: str) -> RunSigner:
     except RigError as exc:
         # The message of the crypto layer names lengths and ranges, never the digits.
         raise IntegrityError(f"{reference}: not a usable SM2 private key ({exc})") from None
+
+
+def normalise_public_key(public_hex: str) -> str:
+    """An SM2 public key as stored with runs: 128 lower-case hex digits x||y (an 04 prefix dropped)."""
+    key = public_hex.strip().lower()
+    return key[2:] if len(key) == 130 and key.startswith("04") else key
 
 
 def key_fingerprint(public_hex: str) -> str:

@@ -115,6 +115,28 @@ attachments = sa.Table(
     sa.UniqueConstraint("run_id", "name", name="uq_attachments_run_name"),
 )
 
+# A session's signed addendum: the hash of every run-folder file and the run columns written after the
+# session signed its manifest (the reports are written later, by pytest-html, junitxml and rig itself).
+run_seals = sa.Table(
+    "run_seals", metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("session", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("addendum", sa.Text, nullable=False),
+    sa.Column("signature", sa.String(130), nullable=False),
+)
+
+# The lab's pinned bench keys. Its own metadata: created only by `rig keys pin` in a lab database, never
+# in a run folder's journal (a pin next to the run it vouches for would prove nothing).
+keys_metadata = sa.MetaData()
+bench_keys = sa.Table(
+    "bench_keys", keys_metadata,
+    sa.Column("bench", sa.String(200), primary_key=True),
+    sa.Column("public_key", sa.String(130), primary_key=True),
+    sa.Column("pinned_utc", sa.String(32), nullable=False),
+    sa.Column("pinned_by", sa.String(200), nullable=False),
+    sa.Column("note", sa.Text),
+)
+
 # Any number works; it only has to be the same for every rig process sharing a PostgreSQL database.
 _SCHEMA_LOCK_KEY = 0x52494701
 
@@ -211,6 +233,26 @@ class SessionRow:
     key_kind: str | None
     manifest: str | None
     signature: str | None
+
+
+@dataclass(frozen=True)
+class SealRow:
+    """A session's signed addendum (canonical JSON text) and its SM2 signature by the session's key."""
+
+    session: int
+    addendum: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class PinnedKey:
+    """A bench's SM2 public key as the lab pinned it."""
+
+    bench: str
+    public_key: str
+    pinned_utc: str
+    pinned_by: str
+    note: str | None
 
 
 @dataclass(frozen=True)
@@ -402,6 +444,41 @@ class Journal:
             conn.execute(run_sessions.update().where(run_sessions.c.run_id == run_id,
                                                      run_sessions.c.session == session).values(
                 public_key=public_key, key_kind=key_kind, manifest=manifest, signature=signature))
+
+    def seal_session(self, run_id: str, session: int, *, addendum: str, signature: str) -> None:
+        """Store (or replace) a session's signed addendum."""
+        with self.engine.begin() as conn:
+            conn.execute(run_seals.delete().where(run_seals.c.run_id == run_id, run_seals.c.session == session))
+            conn.execute(run_seals.insert().values(run_id=run_id, session=session, addendum=addendum,
+                                                   signature=signature))
+
+    def seals(self, run_id: str) -> list[SealRow]:
+        """The run's signed addenda, by session."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(run_seals).where(run_seals.c.run_id == run_id)
+                                .order_by(run_seals.c.session)).all()
+        return [SealRow(session=r.session, addendum=r.addendum, signature=r.signature) for r in rows]
+
+    def pin_key(self, bench: str, public_key: str, *, pinned_by: str, note: str | None = None) -> bool:
+        """Pin a bench's public key in this (lab) database; False when it was pinned already."""
+        with self.engine.begin() as conn:
+            keys_metadata.create_all(conn)
+            known = conn.execute(sa.select(bench_keys.c.bench).where(bench_keys.c.bench == bench,
+                                                                     bench_keys.c.public_key == public_key)).first()
+            if known is not None:
+                return False
+            conn.execute(bench_keys.insert().values(bench=bench, public_key=public_key, pinned_utc=utc_now(),
+                                                    pinned_by=pinned_by, note=note))
+        return True
+
+    def pinned_keys(self) -> list[PinnedKey]:
+        """Every pinned bench key of this database (none when nothing was ever pinned here)."""
+        with self._read() as conn:
+            if not sa.inspect(conn).has_table(bench_keys.name):
+                return []
+            rows = conn.execute(sa.select(bench_keys).order_by(bench_keys.c.bench, bench_keys.c.pinned_utc)).all()
+        return [PinnedKey(bench=r.bench, public_key=r.public_key, pinned_utc=r.pinned_utc, pinned_by=r.pinned_by,
+                          note=r.note) for r in rows]
 
     def run(self, run_id: str) -> RunRow:
         """A run's header; JournalError naming the run when it is not in this journal."""

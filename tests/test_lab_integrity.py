@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from drivers.crypto import sm2_generate_keypair
 from drivers.transport import LoggedTransport, ScriptedTransport, TrafficLog
 from rig.cli import main
-from rig.integrity import genesis, record_digest
+from rig.integrity import genesis, key_fingerprint, record_digest
 from rig.results import Journal
 
 RIG = [sys.executable, "-m", "rig.cli"]
@@ -57,17 +57,44 @@ def public_key() -> str:
     return sm2_keypair_from_private(PRIVATE_HEX).public_hex
 
 
-def test_untouched_run_verifies_with_the_bench_key(copy: Path) -> None:
-    result = verify(str(copy))
-    assert result.exit_code == 0, result.output
-    assert "verified, nothing altered" in result.stdout
-    assert "SM2 signature valid, bench key" in result.stdout
-    assert "traffic.log: SM3 matches" in result.stdout
-    assert verify(str(copy), "--expect-key", public_key()).exit_code == 0
+def test_untouched_run_is_consistent_and_verified_only_with_its_key_pinned(copy: Path, tmp_path: Path) -> None:
+    unpinned = verify(str(copy))
+    assert unpinned.exit_code == 3, unpinned.output
+    assert "consistent, signer NOT pinned: proves the files agree with each other, not who wrote them" \
+        in unpinned.stdout
+    assert "verified" not in unpinned.stdout, "a signature by a key nobody pinned proves no origin"
+    assert "SM2 signature valid, bench key" in unpinned.stdout and "(NOT pinned)" in unpinned.stdout
+    assert "traffic.log: SM3 matches" in unpinned.stdout
+    assert "file(s) match their sealed SM3: junit.xml, report.html, results.json, run.json" in unpinned.stdout
+    pinned = verify(str(copy), "--expect-key", public_key())
+    assert pinned.exit_code == 0, pinned.output
+    assert pinned.stdout.splitlines()[0].endswith("verified, nothing altered, signed by pinned key(s)")
     stranger = verify(str(copy), "--expect-key", sm2_generate_keypair().public_hex)
-    assert stranger.exit_code == 1 and "not the expected key" in stranger.stdout
+    assert stranger.exit_code == 1 and "not one of --expect-key" in stranger.stdout
     garbled = verify(str(copy), "--expect-key", "xyz")
     assert garbled.exit_code == 2 and "128 hex digits" in garbled.stderr
+
+
+def test_a_lab_pins_its_bench_key_in_its_database(copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = f"sqlite:///{tmp_path / 'lab.sqlite'}"
+    runner = CliRunner()
+    nothing = runner.invoke(main, ["keys", "list", "--db", lab])
+    assert nothing.exit_code == 0 and "no bench keys pinned" in nothing.stderr
+    pinned = runner.invoke(main, ["keys", "pin", "--from-run", str(copy), "--db", lab, "--note", "bench A custodian"])
+    assert pinned.exit_code == 0, pinned.output
+    fingerprint = key_fingerprint(public_key())
+    assert f"bench twin: key {fingerprint} pinned" in pinned.stderr
+    listed = runner.invoke(main, ["keys", "list", "--db", lab])
+    assert f"twin\t{fingerprint}\t{public_key()}" in listed.stdout and "bench A custodian" in listed.stdout
+    monkeypatch.setenv("RIG_DB", lab)  # the lab database: the run's own journal stays the folder's
+    assert verify(str(copy)).exit_code == 0
+    # Another key pinned for the bench instead: the run no longer verifies.
+    with sqlite3.connect(tmp_path / "lab.sqlite") as conn:
+        conn.execute("UPDATE bench_keys SET public_key = ?", (sm2_generate_keypair().public_hex,))
+    refused = verify(str(copy))
+    assert refused.exit_code == 1 and "not one of bench twin's pinned keys" in refused.stdout
+    no_db = runner.invoke(main, ["keys", "list"], env={"RIG_DB": ""})
+    assert no_db.exit_code == 2 and "--db" in no_db.stderr
 
 
 def _sql(folder: Path, statement: str, *params: Any) -> None:
@@ -126,8 +153,25 @@ def test_rewriting_a_record_with_a_fresh_hash_is_caught(copy: Path) -> None:
     result = verify(str(copy))
     assert result.exit_code == 1
     assert "ALTERED journal record 4" in result.stdout, "record 4 no longer chains to record 3"
-    assert "differs from the head" not in result.stdout or "ALTERED journal records" in result.stdout
+    assert "differs from the head" not in result.stdout, "the head record is intact: only the link to it broke"
     assert "ALTERED results.json record 3" in result.stdout
+
+
+def test_rechaining_every_record_after_an_edit_is_caught_at_the_signed_head(copy: Path) -> None:
+    """Someone recomputes every hash from the edited record on: the chain is whole, the signed head is not."""
+    journal = Journal.in_folder(copy, create=False)
+    stored = journal.stored_records(copy.name)
+    journal.close()
+    previous = stored[1].hash
+    for s in stored[2:]:
+        body = s.body() | ({"value": 999.0} if s.seq == 3 else {})
+        previous = record_digest(previous, body)
+        _sql(copy, "UPDATE records SET value = ?, hash = ? WHERE seq = ?", body["value"], previous, s.seq)
+    result = verify(str(copy))
+    assert result.exit_code == 1
+    assert "SM3 chain intact" in result.stdout, "every link was recomputed"
+    assert f"ALTERED journal records: record {len(stored)}'s chain hash differs from the head session 0 signed" \
+        in result.stdout
 
 
 def test_a_deleted_record_is_found(copy: Path) -> None:
@@ -152,7 +196,7 @@ def test_key_material_never_leaves_the_key_file(signed_run: dict[str, Any]) -> N
 def test_the_twin_signs_with_a_throwaway_key_stored_with_the_run(tmp_path: Path) -> None:
     from rig.integrity import throwaway_signer
     from rig.results import Record
-    from rig.verify import sign_session, verify_run
+    from rig.verify import seal_session, sign_session, verify_run
 
     journal = Journal(f"sqlite:///{tmp_path / 'j.sqlite'}")
     journal.start_run("r1", "twin", {"bench": {"name": "twin"}})
@@ -162,8 +206,10 @@ def test_the_twin_signs_with_a_throwaway_key_stored_with_the_run(tmp_path: Path)
     sign_session(journal, "r1", session, signer)
     (row,) = journal.sessions("r1")
     assert row.public_key == signer.public_hex and row.key_kind == "throwaway"
-    assert "throwaway key" in verify_run(journal, "r1").text()
-    assert verify_run(journal, "r1").ok
+    assert "not sealed after session 0 signed" in verify_run(journal, "r1").text(), "reports come after the manifest"
+    seal_session(journal, "r1", session, tmp_path, signer)
+    checked = verify_run(journal, "r1")
+    assert "throwaway key" in checked.text() and checked.ok and not checked.pinned and checked.exit_code == 3
     assert genesis("r1") != genesis("r2"), "the chain is bound to its run id"
 
 
