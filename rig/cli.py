@@ -165,6 +165,8 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
     console.print(f"rig {verb} {run_id}: bench [bold]{config.name}[/bold], meter {config.meter.nameplate}, "
                   f"{len(config.positions)} position(s)")
     code = int(pytest.main(args))
+    # Whatever ends this command, the session's files are sealed after the last report is written.
+    click.get_current_context().call_on_close(lambda: _seal(run_dir))
     _link_latest(Path(reports_dir), run_dir)
     stopped = _operator_stop(run_dir)
     if stopped:
@@ -242,6 +244,17 @@ def _read_run_file(run_dir: Path, run_id: str) -> dict[str, Any]:
     raise SystemExit(EXIT_USAGE)
 
 
+def _seal(run_dir: Path, *, final: bool = True) -> None:
+    """Sign the hash of every file of the run folder with the session's key (rig.verify.seal_folder)."""
+    from rig.verify import seal_folder
+
+    try:
+        seal_folder(run_dir, final=final)
+    except (RigError, OSError) as exc:
+        console.print(f"[red]error:[/red] could not seal the reports of {run_dir.name}: {exc}; "
+                      "`rig verify` will report them as covered by no signature")
+
+
 def _finish_resume(run_dir: Path, pytest_code: int, db: str | None) -> int:
     """After a resume: whole-run junit.xml and certificate.html; the exit code of the whole run."""
     from rig.results import whole_run_junit
@@ -254,6 +267,7 @@ def _finish_resume(run_dir: Path, pytest_code: int, db: str | None) -> int:
     if first_junit.is_file() and not (run_dir / "junit.s0.xml").exists():
         first_junit.rename(run_dir / "junit.s0.xml")
     first_junit.write_text(whole_run_junit(document))
+    _seal(run_dir, final=False)  # the certificate states the verification at issue: seal what is written so far
     try:
         journal, run_id, folder = _locate(str(run_dir), None, db)
         from rig.certificate import certificate_data, render_html
@@ -359,6 +373,35 @@ def report(run_ref: str, fmt: str, out_file: str | None, reports_dir: str, db: s
 # ----------------------------------------------------------------------------------- verify
 
 
+PUBLIC_KEY_PATTERN = r"(04)?[0-9a-fA-F]{128}"
+
+
+def _public_key(value: str | None, what: str) -> str | None:
+    import re
+
+    if value is not None and not re.fullmatch(PUBLIC_KEY_PATTERN, value):
+        console.print(f"[red]error:[/red] {what} must be the SM2 public key: 128 hex digits x||y (04 prefix allowed)")
+        raise SystemExit(EXIT_USAGE)
+    return value
+
+
+def _lab_db(db: str | None, *, required: bool) -> Any:
+    """The lab database holding the pinned bench keys: --db, else RIG_DB (never a run folder's own journal)."""
+    from rig.results import Journal, JournalError
+
+    url = db or os.environ.get("RIG_DB") or None
+    if url is None:
+        if required:
+            console.print("[red]error:[/red] bench keys are pinned in the lab database: give --db URL or set RIG_DB")
+            raise SystemExit(EXIT_USAGE)
+        return None
+    try:
+        return Journal(url, create=required)
+    except JournalError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(EXIT_USAGE) from None
+
+
 @main.command()
 @click.argument("run_ref", metavar="RUN_ID|FOLDER")
 @click.option("--expect-key", default=None, metavar="PUBLIC_HEX",
@@ -366,22 +409,99 @@ def report(run_ref: str, fmt: str, out_file: str | None, reports_dir: str, db: s
 @reports_option
 @db_option
 def verify(run_ref: str, expect_key: str | None, reports_dir: str, db: str | None) -> None:
-    """Check a run for alterations: SM3 record chain, SM2 signatures, attachments, results.json.
+    """Check a run for alterations: SM3 record chain, SM2 signatures and who made them, every run-folder file,
+    results.json field by field.
 
-    Exit 0 when nothing was altered and everything is covered by a signature, 1 otherwise.
+    Exit 0 nothing altered, everything covered by a signature, and every signer pinned (--expect-key, or the
+    bench's keys pinned in the lab database: --db or RIG_DB); 3 the same but a signer is not pinned (the files
+    agree with each other; who wrote them is not proven); 1 something altered or not covered; 2 bad input.
     """
-    import re
+    from rig.results import JournalError
+    from rig.verify import Pins, verify_run
 
-    from rig.verify import verify_run
-
-    if expect_key is not None and not re.fullmatch(r"(04)?[0-9a-fA-F]{128}", expect_key):
-        console.print("[red]error:[/red] --expect-key must be the SM2 public key: 128 hex digits x||y (04 prefix "
-                      "allowed)")
-        raise SystemExit(EXIT_USAGE)
+    _public_key(expect_key, "--expect-key")
     journal, run_id, folder = _locate(run_ref, reports_dir, db)
-    result = verify_run(journal, run_id, folder, expect_key=expect_key)
+    lab = _lab_db(db, required=False)
+    try:
+        pins = Pins.of(expect_key, lab.pinned_keys() if lab is not None else ())
+    except JournalError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(EXIT_USAGE) from None
+    result = verify_run(journal, run_id, folder, pins=pins)
     click.echo(result.text())
-    raise SystemExit(EXIT_OK if result.ok else EXIT_FAILED)
+    raise SystemExit(result.exit_code)
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """The bench keys a lab pins in its database: `rig verify` fails a run of that bench signed by another key."""
+
+
+@keys_group.command("pin")
+@click.argument("bench", required=False)
+@click.argument("public_hex", required=False)
+@click.option("--from-run", "from_run", default=None, metavar="RUN_ID|FOLDER",
+              help="pin the bench key that signed this run (one you know was made on the bench)")
+@click.option("--note", default=None, help="why, e.g. the key's custodian or the bench's serial number")
+@reports_option
+@db_option
+def keys_pin(bench: str | None, public_hex: str | None, from_run: str | None, note: str | None, reports_dir: str,
+             db: str | None) -> None:
+    """Pin BENCH's SM2 public key (PUBLIC_HEX, or the one that signed --from-run) in the lab database."""
+    from rig.integrity import key_fingerprint, normalise_public_key
+
+    lab = _lab_db(db, required=True)
+    if from_run is not None:
+        bench, public_hex = _key_of_run(from_run, reports_dir, db, bench)
+    if bench is None or public_hex is None:
+        console.print("[red]error:[/red] give BENCH and PUBLIC_HEX, or --from-run RUN_ID")
+        raise SystemExit(EXIT_USAGE)
+    key = normalise_public_key(str(_public_key(public_hex, "PUBLIC_HEX")))
+    added = lab.pin_key(bench, key, pinned_by=_whoami(), note=note)
+    console.print(f"bench {bench}: key {key_fingerprint(key)} {'pinned' if added else 'was pinned already'} "
+                  f"in {lab.shown_url}")
+    raise SystemExit(EXIT_OK)
+
+
+def _key_of_run(run_ref: str, reports_dir: str, db: str | None, bench: str | None) -> tuple[str, str]:
+    folder = Path(run_ref) if Path(run_ref).is_dir() else Path(reports_dir) / run_ref
+    # The run's own journal when its folder has one; else the lab database (where its runs are journaled).
+    journal, run_id, _folder = _locate(run_ref, reports_dir, None if (folder / "journal.sqlite").is_file() else db)
+    run = journal.run(run_id)
+    keys = {s.public_key for s in journal.sessions(run_id) if s.signature and s.key_kind == "bench" and s.public_key}
+    if len(keys) != 1:
+        console.print(f"[red]error:[/red] run {run_id} was signed by {len(keys)} bench key(s), not one "
+                      "(a run on the twin or a bench without keys.signing has only throwaway keys: nothing to pin)")
+        raise SystemExit(EXIT_USAGE)
+    if bench is not None and bench != run.bench:
+        console.print(f"[red]error:[/red] run {run_id} was made on bench {run.bench!r}, not {bench!r}")
+        raise SystemExit(EXIT_USAGE)
+    return run.bench, keys.pop()
+
+
+def _whoami() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@keys_group.command("list")
+@db_option
+def keys_list(db: str | None) -> None:
+    """The pinned bench keys of the lab database."""
+    from rig.integrity import key_fingerprint
+
+    lab = _lab_db(db, required=True)
+    rows = lab.pinned_keys()
+    for row in rows:
+        click.echo(f"{row.bench}\t{key_fingerprint(row.public_key)}\t{row.public_key}\tpinned {row.pinned_utc} "
+                   f"by {row.pinned_by}" + (f"\t{row.note}" if row.note else ""))
+    if not rows:
+        console.print(f"no bench keys pinned in {lab.shown_url}")
+    raise SystemExit(EXIT_OK)
 
 
 # ---------------------------------------------------------------------------------- history

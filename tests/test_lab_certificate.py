@@ -63,7 +63,8 @@ def test_html_certificate_states_what_a_lab_must_state(accuracy_run: Path) -> No
                    "TWIN-CAL-0001, due 2099-12-31", "23 °C, 45 % RH (answered by twin)",
                    "IEC 62053-21:2003 Table 6", "coverage factor k = 2", "Decision rule",
                    "Overall verdict for this meter: <span class='pass'>PASS</span>", "SM2 throwaway key",
-                   "verified, nothing altered"):
+                   # The fixture removed the sealed report.html and junit.xml: the certificate says so.
+                   f"Verification at issue</th><td>run {accuracy_run.name}: ALTERED"):
         assert needle in text, needle
     for rec in results["records"]:
         assert rec["quantity"] in text, rec["quantity"]

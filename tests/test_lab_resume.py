@@ -109,7 +109,7 @@ def test_resume_makes_one_report_for_the_whole_run(runs: dict[str, Any]) -> None
     assert "error at Imax PF 0.8C" in certificate and "error at 0.05Ib PF 1" in certificate
     assert {"report.s1.html", "traffic.log", "traffic.s1.log"} <= {p.name for p in folder.iterdir()}
     verified = rig("verify", runs["run_id"], "--reports", str(runs["reports"]))
-    assert verified.returncode == 0, verified.stdout
+    assert verified.returncode == 3, verified.stdout  # consistent; the twin's throwaway keys are never pinned
     assert "traffic.log: SM3 matches" in verified.stdout and "traffic.s1.log: SM3 matches" in verified.stdout
 
 
