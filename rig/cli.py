@@ -617,13 +617,17 @@ def twin() -> None:
 @set_option
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="also write the ready bench YAML to this file")
-def twin_serve(bench_file: str | None, overrides: tuple[str, ...], out_file: str | None) -> None:
+@click.option("--speed", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="bench seconds per wall second the twin's clock runs by itself (0: only when a client of "
+                   "the control channel sleeps); a client's sleep still jumps ahead")
+def twin_serve(bench_file: str | None, overrides: tuple[str, ...], out_file: str | None, speed: float) -> None:
     """Run the twin in this process and print a bench YAML whose resources point at its ports."""
     from rig.twin.runtime import Twin
 
     config = _load(bench_file, overrides)
     served = Twin(config)
     served.start(control=True)
+    served.clock.pace(speed)  # a plain client (pyvisa, pyserial) sees a bench that runs by itself
     text = dump_bench(served.resolve(config, served=True))
     if out_file:
         Path(out_file).write_text(text)
@@ -640,6 +644,7 @@ def twin_serve(bench_file: str | None, overrides: tuple[str, ...], out_file: str
         while not stop["now"]:
             signal.pause() if hasattr(signal, "pause") else None
     finally:
+        served.clock.stop_pacing()
         served.stop()
 
 
