@@ -23,6 +23,7 @@ from rig.bench import bench_session
 from rig.config import load_bench
 from rig.procedures import LoadPoint, energise
 from rig.security import key_source_for, secure_client
+from rig.twin.provider import embedded_twin
 
 TARGET_RATIO = 100.0
 ROUNDS = 5  # best of, interleaved
@@ -84,15 +85,15 @@ def authentications() -> tuple[float, float, float]:
         bench_start = bench.clock.now()
         over_link = rate(AUTHENTICATIONS, lambda: [client.authenticate() for _ in range(AUTHENTICATIONS)])
         bench_each = (bench.clock.now() - bench_start) / AUTHENTICATIONS
-        assert bench.twin is not None
-        management = bench.twin.meters[0].management
+        twin = embedded_twin(bench)
+        management = twin.meters[0].management
         assert management is not None
         session = client.session
 
         def direct() -> None:
             for _ in range(AUTHENTICATIONS):
                 request = session.authentication_request()
-                result = management.respond(request.frame, bench.twin.world.time_s)  # type: ignore[union-attr]
+                result = management.respond(request.frame, twin.world.time_s)  # type: ignore[union-attr]
                 assert result is not None
                 session.handle_reply(request, result[0], bench.clock.now())
                 management.reply_delay_s()  # the ESAM time the port would have waited

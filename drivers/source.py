@@ -21,8 +21,8 @@ class SourceDialect:
 
     name: str
     voltage: Setting
-    current: Setting
-    phase: Setting
+    current: Setting | None  # None: a voltage-only source (no separate current output)
+    phase: Setting | None  # angle of the current output behind the voltage; None with no current output
     frequency: Setting
     output_on: str
     output_off: str
@@ -33,6 +33,8 @@ class SourceDialect:
     measure_power_factor: str
     measure_frequency: str
     transient: TransientDialect | None = None  # its LIST subsystem (dips, interruptions), if it has one
+    source: str = ""  # where the command set comes from (manual, edition, pages)
+    check: tuple[str, ...] = ()  # fields not confirmed by the manual's text or on an instrument: check first
 
 
 # The generic phantom-load dialect the twin serves (voltage and current outputs with a phase angle
@@ -52,8 +54,10 @@ PHANTOM = SourceDialect(
     measure_power_factor="MEAS:PFAC?",
     measure_frequency="MEAS:FREQ?",
     transient=PHANTOM_LIST,
+    source="the twin's phantom-load source (rig.twin.source)",
 )
 
+# This module's dialects by name; every family a bench file can reach is in drivers.registry.SOURCE_DIALECTS.
 DIALECTS = {PHANTOM.name: PHANTOM}
 
 
@@ -95,15 +99,21 @@ class PowerSource(ScpiInstrument):
         self._guard(voltage_v=voltage_v)
         self.send(message)
 
+    def _output(self, setting: Setting | None, what: str) -> Setting:
+        if setting is None:
+            raise InstrumentError(f"{self.resource}: the {self.dialect.name} source has no {what} (a voltage-only "
+                                  "source); a phantom load needs a meter-test source with a current output")
+        return setting
+
     def set_current(self, current_a: float) -> None:
         """Set the current output, A."""
-        message = self.dialect.current.set_message(current_a)
+        message = self._output(self.dialect.current, "current output").set_message(current_a)
         self._guard(current_a=current_a)
         self.send(message)
 
     def set_phase(self, phase_deg: float) -> None:
         """Set the angle of current behind voltage, degrees (positive lagging / inductive)."""
-        self.send(self.dialect.phase.set_message(phase_deg))
+        self.send(self._output(self.dialect.phase, "phase angle").set_message(phase_deg))
 
     def set_frequency(self, frequency_hz: float) -> None:
         """Set the output frequency, Hz."""
@@ -111,12 +121,13 @@ class PowerSource(ScpiInstrument):
 
     def apply(self, *, voltage_v: float, current_a: float, phase_deg: float = 0.0,
               frequency_hz: float | None = None) -> None:
-        """Set a whole load point; every value is validated and limit-checked before the first is sent."""
-        messages = [
-            self.dialect.voltage.set_message(voltage_v),
-            self.dialect.current.set_message(current_a),
-            self.dialect.phase.set_message(phase_deg),
-        ]
+        """Set a whole load point; every value is validated and limit-checked before the first is sent (a
+        voltage-only source takes load points without current)."""
+        messages = [self.dialect.voltage.set_message(voltage_v)]
+        if self.dialect.current is not None or current_a != 0:
+            messages.append(self._output(self.dialect.current, "current output").set_message(current_a))
+        if self.dialect.phase is not None or (current_a != 0 and phase_deg != 0):
+            messages.append(self._output(self.dialect.phase, "phase angle").set_message(phase_deg))
         if frequency_hz is not None:
             messages.append(self.dialect.frequency.set_message(frequency_hz))
         self._guard(voltage_v=voltage_v, current_a=current_a)
@@ -149,12 +160,12 @@ class PowerSource(ScpiInstrument):
     @property
     def current_a(self) -> float:
         """Current set-point, A."""
-        return self.query_float(self.dialect.current.query_message())
+        return self.query_float(self._output(self.dialect.current, "current output").query_message())
 
     @property
     def phase_deg(self) -> float:
         """Phase angle set-point, degrees."""
-        return self.query_float(self.dialect.phase.query_message())
+        return self.query_float(self._output(self.dialect.phase, "phase angle").query_message())
 
     @property
     def frequency_hz(self) -> float:
@@ -200,7 +211,8 @@ class PowerSource(ScpiInstrument):
 
     def _make_safe(self) -> None:
         self.transport.write(self.dialect.output_off)
-        self.transport.write(self.dialect.current.set_message(0.0))
+        if self.dialect.current is not None:
+            self.transport.write(self.dialect.current.set_message(0.0))
         if self.output_enabled:
             raise InstrumentError(f"{self.resource}: output still on after {self.dialect.output_off!r}")
 

@@ -1,15 +1,18 @@
 """The bench builder: from a validated bench file to opened drivers, a clock, and the positions.
 
-This is the one place where a bench and the twin differ: resources that say `twin` start the embedded
-twin and point at its ports; everything above receives the same drivers either way.
+A provider hands it the bench's resources (resolved to real addresses), the bench clock and the hands at
+the bench (`PROVIDERS`: the twin when the bench file asks for it, else the lab itself); the bench file's
+`driver:` names select each instrument's driver class and dialect from drivers.registry. Everything above
+receives the same drivers whoever provides them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from drivers.ble import BleBackend, BleTarget
 from drivers.clock import Clock, WallClock
@@ -17,14 +20,15 @@ from drivers.dlt645.ble_link import BleMeterLink
 from drivers.dlt645.link import LineSettings, MeterLink, UartTap
 from drivers.errors import BenchFault, LinkError, RigError
 from drivers.reference import ErrorCalculator, ReferenceStandard
+from drivers.registry import reference_driver, source_driver
 from drivers.retry import RetryingTransport, RetryPolicy
 from drivers.source import PowerSource
 from drivers.spi.link import ChipLink
 from drivers.transport import MessageTransport, PyVisaTransport, active_traffic_log, logged
 from rig.config import TWIN_RESOURCE, BenchConfig, InstrumentConfig, MeterType, PositionConfig, SerialSettings
+from rig.operator import Operator
 from rig.spi_link import close_chip_links, open_chip_links
-from rig.twin.control import RemoteTwinControl, TwinControl
-from rig.twin.runtime import Twin
+from rig.twin.provider import twin_provider_for
 from rig.twin.serial_port import TWIN_SERIALS
 
 
@@ -47,6 +51,65 @@ class Position:
         return self.config.address
 
 
+class Provider(Protocol):
+    """Who provides a bench: its resources, its clock and the hands at it (a factory of `PROVIDERS`)."""
+
+    kind: str  # what a report calls the bench: 'bench', 'twin', 'hybrid', 'served twin'
+
+    @property
+    def source_outlives_run(self) -> bool:
+        """True when the source keeps its output if this process dies (a watchdog must drive it safe)."""
+        ...
+
+    def open(self, config: BenchConfig) -> tuple[BenchConfig, Clock]:
+        """Start what it provides; the bench with its resources resolved, and the bench clock."""
+        ...
+
+    def operator(self, person: Operator) -> Operator:
+        """The hands at the bench: who answers the steps a person does (`person`, or the provider's own)."""
+        ...
+
+    def close(self) -> None:
+        """Stop what it started."""
+        ...
+
+
+class LabProvider:
+    """A real bench: the bench file's resources as they are, the wall clock, and the person at it."""
+
+    kind = "bench"
+    source_outlives_run = True
+
+    def open(self, config: BenchConfig) -> tuple[BenchConfig, Clock]:
+        """The bench file as it is, on the monotonic wall clock."""
+        return config, WallClock()
+
+    def operator(self, person: Operator) -> Operator:
+        """The person at the bench."""
+        return person
+
+    def close(self) -> None:
+        """Nothing was started."""
+
+
+def lab_provider_for(config: BenchConfig) -> LabProvider:
+    """The lab itself provides every bench no other provider claims."""
+    return LabProvider()
+
+
+# Asked in order, like URL handlers: the first that claims the bench file provides it.
+PROVIDERS: tuple[Callable[[BenchConfig], Provider | None], ...] = (twin_provider_for, lab_provider_for)
+
+
+def provider_for(config: BenchConfig) -> Provider:
+    """The provider of the bench a bench file describes (nothing is started yet)."""
+    for factory in PROVIDERS:
+        provider = factory(config)
+        if provider is not None:
+            return provider
+    raise RigError(f"bench {config.name}: no provider claims it")
+
+
 @dataclass
 class Bench:
     """Opened instruments and positions of one bench run; `close()` drives everything safe."""
@@ -56,8 +119,7 @@ class Bench:
     source: PowerSource
     reference: ReferenceStandard
     positions: list[Position]
-    twin: Twin | None = None
-    twin_control: TwinControl | RemoteTwinControl | None = None
+    provider: Provider = field(default_factory=LabProvider)  # who provides it: resources, clock, hands
     retry: RetryPolicy | None = None  # bench-fault retries of every instrument and port (issue 11)
     _closed: bool = field(default=False, repr=False)
 
@@ -71,7 +133,7 @@ class Bench:
         self.source.safe()
 
     def close(self) -> None:
-        """Output off, instruments closed, embedded twin stopped; runs every step even if one fails."""
+        """Output off, instruments closed, the provider stopped; runs every step even if one fails."""
         if self._closed:
             return
         self._closed = True
@@ -84,10 +146,7 @@ class Bench:
             except RigError as exc:
                 errors.append(str(exc))
                 faulty = faulty and isinstance(exc, BenchFault | LinkError)
-        if isinstance(self.twin_control, RemoteTwinControl):
-            self.twin_control.close()
-        if self.twin is not None:
-            self.twin.stop()
+        self.provider.close()
         if errors and faulty:
             raise BenchFault("closing the bench: " + "; ".join(errors) + " (check that the source is off)",
                              instrument="bench", what="drive safe and close", attempts=0)
@@ -174,33 +233,27 @@ def close_meter_links(positions: Sequence[Position]) -> None:
             list(pool.map(lambda port: port.close(), ports))
 
 
-def needs_embedded_twin(config: BenchConfig) -> bool:
-    """True when the bench file asks for the twin to be started in this process."""
-    return config.clock == "twin" or any(i.resource == TWIN_RESOURCE for i in config.instruments)
+def build_instruments(config: BenchConfig, retry: RetryPolicy | None) -> tuple[PowerSource, ReferenceStandard]:
+    """The source and the reference the bench file's `driver:` names select (drivers.registry), not opened."""
+    source = source_driver(config.instrument("source").driver).build(
+        transport_for(config.instrument("source"), retry),
+        max_voltage_v=config.safety.max_voltage_v, max_current_a=config.safety.max_current_a)
+    reference = reference_driver(config.instrument("reference").driver).build(
+        transport_for(config.instrument("reference"), retry))
+    return source, reference
 
 
 def open_bench(config: BenchConfig) -> Bench:
-    """Start the twin if the bench asks for it, then open the source, the reference and the positions."""
-    twin: Twin | None = None
-    control: TwinControl | RemoteTwinControl | None = None
-    clock: Clock
-    if needs_embedded_twin(config):
-        twin = Twin(config)
-        twin.start()
-        config = twin.resolve(config)
-        clock, control = twin.clock, twin.control
-    elif config.clock.startswith("twin+"):
-        remote = RemoteTwinControl(config.clock.removeprefix("twin+"))
-        clock = control = remote
-    else:
-        clock = WallClock()
-    retry = RetryPolicy(clock, attempts=config.run.retry_attempts, backoff_s=config.run.retry_backoff_s)
-    source = PowerSource(
-        transport_for(config.instrument("source"), retry),
-        max_voltage_v=config.safety.max_voltage_v,
-        max_current_a=config.safety.max_current_a,
-    )
-    reference = ReferenceStandard(transport_for(config.instrument("reference"), retry))
+    """Let the bench's provider start (the twin when the bench file asks for it), then open the source,
+    the reference and the positions; on failure nothing stays open."""
+    provider = provider_for(config)
+    config, clock = provider.open(config)
+    try:
+        retry = RetryPolicy(clock, attempts=config.run.retry_attempts, backoff_s=config.run.retry_backoff_s)
+        source, reference = build_instruments(config, retry)
+    except BaseException:
+        provider.close()
+        raise
     opened: list[PowerSource | ReferenceStandard] = []
     try:
         for instrument in (source, reference):
@@ -211,8 +264,7 @@ def open_bench(config: BenchConfig) -> Bench:
         for instrument in opened:
             with contextlib.suppress(RigError):
                 instrument.close()
-        if twin is not None:
-            twin.stop()
+        provider.close()
         raise
     positions = [
         Position(index=i, name=config.position_name(i), config=p, calculator=reference.calculator(p.pulse_channel))
@@ -227,11 +279,10 @@ def open_bench(config: BenchConfig) -> Bench:
         for instrument in (source, reference):
             with contextlib.suppress(RigError):
                 instrument.close()
-        if twin is not None:
-            twin.stop()
+        provider.close()
         raise
     return Bench(config=config, clock=clock, source=source, reference=reference, positions=positions,
-                 twin=twin, twin_control=control, retry=retry)
+                 provider=provider, retry=retry)
 
 
 @contextlib.contextmanager

@@ -1,8 +1,8 @@
 """Operator prompts (composition layer): the one interface for steps that need a person at a real bench
 (connect the meters, replace a battery, read a display, state the ambient conditions).
 
-`TerminalOperator` asks on the terminal and waits on the bench clock with a timeout; `TwinOperator`
-answers from the twin's ground truth, so plans with such steps run unattended on the twin.
+`TerminalOperator` asks on the terminal and waits on the bench clock with a timeout; on the twin its
+provider's operator (rig.twin.provider.TwinOperator) answers from ground truth, so such plans run unattended.
 Answers are recorded by the caller (fixtures.plugin's `operator` fixture journals each one).
 """
 
@@ -14,7 +14,7 @@ import os
 import select
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
@@ -231,92 +231,6 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-# ------------------------------------------------------------------------------------------ twin
-
-
-class GroundTruth(Protocol):
-    """What the twin's control channel offers (TwinControl in process, RemoteTwinControl when served)."""
-
-    def state(self) -> dict[str, Any]:
-        """The source's real output and every meter's registers."""
-        ...
-
-
-def _meter(state: Mapping[str, Any], question: Question) -> Mapping[str, Any]:
-    for meter in state.get("meters", []):
-        if meter.get("address") == question.address:
-            return dict(meter)
-    raise OperatorError(f"the twin has no meter {question.address!r} to answer {question.text!r}")
-
-
-# What the twin answers, by topic. A display shows energy to 0.01 kWh; the twin's lab sits at the
-# reference conditions of IEC 62052-11 (23 °C, 45 % RH: within 23 ± 2 °C and 40-60 % RH).
-TWIN_ANSWERS: dict[str, Callable[[Mapping[str, Any], Question], bool | float | str]] = {
-    "meter.connected": lambda state, q: any(m.get("address") == q.address for m in state.get("meters", [])),
-    "meter.display.energy_kwh": lambda state, q: round(float(_meter(state, q)["forward_kwh"]), 2),
-    "ambient.temperature_c": lambda state, q: 23.0,
-    "ambient.humidity_pct": lambda state, q: 45.0,
-}
-
-
-# ---- the power plans' steps (issue 9): a battery changed, a test cell fitted, a µA meter read, the display read
-
-def _power(state: Mapping[str, Any], question: Question) -> Mapping[str, Any]:
-    power = _meter(state, question).get("power")
-    if not power:
-        raise OperatorError(f"the twin's meter {question.address!r} has no power side to answer {question.text!r}")
-    return dict(power)
-
-
-BATTERY_CELLS = ("low", "between", "recovery")  # the twin lab's test cells (rig.twin.power.TEST_CELLS_V)
-TWIN_ANSWERS.update({
-    "meter.battery.replace": lambda state, q: True,
-    **{f"meter.battery.fit_cell.{cell}": (lambda state, q: round(float(_power(state, q)["battery_v"]), 2))
-       for cell in BATTERY_CELLS},
-    "meter.battery.current_ua": lambda state, q: round(float(_power(state, q)["battery_current_ua"]), 1),
-    "meter.display.battery_low": lambda state, q: bool(_power(state, q)["battery_low_shown"]),
-})
-
-
-def _fit_battery(cell: str) -> Callable[[Any, Question], object]:
-    """The twin's hands changing a meter's clock battery (TwinControl / RemoteTwinControl.replace_battery)."""
-    return lambda truth, question: truth.replace_battery(question.address, cell)
-
-
-# What the twin's hands do at the bench before it answers, by topic: a twin-only control operation below
-# the transports, like the control channel.
-TWIN_ACTIONS: dict[str, Callable[[Any, Question], object]] = {
-    "meter.battery.replace": _fit_battery("new"),
-    **{f"meter.battery.fit_cell.{cell}": _fit_battery(cell) for cell in BATTERY_CELLS},
-}
-
-
-class TwinOperator:
-    """The twin answering for the operator, from its ground truth (no person, no waiting)."""
-
-    def __init__(self, truth: GroundTruth, answers: Mapping[str, Callable[..., bool | float | str]] = TWIN_ANSWERS
-                 ) -> None:
-        self.truth = truth
-        self.answers = dict(answers)
-
-    def ask(self, question: Question) -> Answer:
-        """The twin's answer to `question`; OperatorError when it has none for the topic."""
-        answer = self.answers.get(question.topic)
-        if answer is None:
-            known = ", ".join(sorted(self.answers))
-            raise OperatorError(f"the twin cannot answer {question.text!r} (topic {question.topic!r}); "
-                                f"topics it answers: {known}")
-        action = TWIN_ACTIONS.get(question.topic)
-        if action is not None:
-            action(self.truth, question)  # the step needs hands: the twin does it first (issue 9)
-        value = answer(self.truth.state(), question)
-        if question.kind == "confirm":
-            text = "yes" if value else "no"
-        else:
-            text = f"{value:g}" if isinstance(value, float) else str(value)
-        return Answer(question, value, text, "twin", 0.0)
 
 
 def load_answers(path: Path) -> dict[str, str]:

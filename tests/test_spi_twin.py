@@ -20,6 +20,7 @@ from rig.bench import Bench, bench_session
 from rig.config import DEFAULT_BENCH, BenchConfig, validate_bench
 from rig.procedures import LoadPoint, energise
 from rig.twin import spi_bus
+from rig.twin.provider import embedded_twin
 from rig.twin.spi_bus import ChipBus, TwinSpiDev
 from rig.twin.world import Terminals
 
@@ -38,8 +39,7 @@ def bench() -> Iterator[Bench]:
 
 
 def twin_bus(bench: Bench) -> ChipBus:
-    assert bench.twin is not None
-    return bench.twin.spi_buses[0]
+    return embedded_twin(bench).spi_buses[0]
 
 
 def master_of(bench: Bench) -> SpiMaster:

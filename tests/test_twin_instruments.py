@@ -13,6 +13,7 @@ from drivers.transport import PyVisaTransport
 from rig.bench import Bench, bench_session
 from rig.config import BENCHES_DIR, load_bench
 from rig.procedures import LoadPoint, count_pulses, energise, measure_errors
+from rig.twin.provider import embedded_twin
 
 
 @pytest.fixture
@@ -147,6 +148,5 @@ def test_virtual_clock_covers_hours_quickly(twin_bench: Bench) -> None:
     energise(twin_bench, LoadPoint(voltage_v=220, current_a=60))
     twin_bench.clock.sleep(4 * 3600)
     assert twin_bench.clock.now() - start == pytest.approx(4 * 3600 + 2, abs=1)
-    assert twin_bench.twin is not None
-    registered = twin_bench.twin.meters[0].metering.forward_kwh
+    registered = embedded_twin(twin_bench).meters[0].metering.forward_kwh
     assert registered == pytest.approx(220 * 60 * 4 / 1000, rel=2e-3)

@@ -10,6 +10,7 @@ import functools
 import random
 from typing import Any
 
+from drivers.errors import RigError
 from rig.config import ESAM_MASTER_KEY, TWIN_RESOURCE, BenchConfig, TwinConfig
 from rig.twin.ble import build_air, resolve_ble
 from rig.twin.control import ControlServer, TwinControl
@@ -23,10 +24,22 @@ from rig.twin.reference import ReferenceModel
 from rig.twin.scpi import ScpiTcpServer
 from rig.twin.security import build_security
 from rig.twin.serial_port import TWIN_SERIALS, serve_port
-from rig.twin.source import SourceModel
+from rig.twin.source import PERSONALITIES, SourceModel
 from rig.twin.spi_bus import ChipBus, build_bus, register, resolve_positions, unregister
 from rig.twin.spi_served import SpiServer
 from rig.twin.world import VirtualClock, World
+
+
+def served_source_driver(bench: BenchConfig) -> str:
+    """The source dialect the twin speaks: the bench file's source driver when the twin serves the source
+    (RigError when it cannot speak it), else its own phantom-load dialect."""
+    source = bench.instrument("source")
+    if source.resource != TWIN_RESOURCE:
+        return "scpi-phantom-source"
+    if source.driver not in PERSONALITIES:
+        raise RigError(f"instruments: the twin cannot serve source driver {source.driver!r} (it serves "
+                       f"{', '.join(PERSONALITIES)}); give that source a real resource")
+    return source.driver
 
 
 class Twin:
@@ -39,7 +52,7 @@ class Twin:
         self.world = World(seed=config.seed, epoch=config.epoch)
         self.clock = VirtualClock(self.world)
         # Independent, reproducible streams so adding a meter does not change another's noise.
-        self.source = SourceModel(self.world, config.source)
+        self.source = SourceModel(self.world, config.source, served_source_driver(bench))
         self.reference = ReferenceModel(self.world, config.reference, random.Random(f"{config.seed}:reference"))
         self.meters: list[MeterModel] = []
         self.uarts: list[MeterUart] = []

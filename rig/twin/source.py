@@ -1,5 +1,6 @@
-"""The twin's phantom-load power source: the SCPI command set of the `scpi-phantom` dialect,
-acting on the World's set-points. Range violations go to the error queue as -222, as on a real source.
+"""The twin's phantom-load power source: the SCPI command set of the `scpi-phantom` dialect, or the
+personality of a Fluke 6100B power standard when the bench file names that driver, acting on the World's
+set-points. Range violations go to the error queue as -222, as on a real source.
 
 Its LIST subsystem runs a waveform program (dips, interruptions) on the virtual clock: `INIT:TRAN` turns
 the lists into segments of bench time that the World steps through edge by edge.
@@ -8,6 +9,7 @@ the lists into segments of bench time that the World steps through edge by edge.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rig.config import SourceTwin
@@ -20,12 +22,14 @@ from rig.twin.scpi import (
     ScpiFault,
     parse_number,
 )
-from rig.twin.world import Segment, TransientRun, World
+from rig.twin.world import Segment, Terminals, TransientRun, World
 
 MAX_LIST_POINTS = 100
 MAX_LIST_COUNT = 1000
 # A start phase reached within this fraction of a cycle counts as reached (float rounding of the edges).
 PHASE_TOLERANCE_CYCLES = 1e-9
+FLUKE_PHASE = 1  # the phase the twin's Fluke 6100B has fitted (a master unit without auxiliaries)
+HARDWARE_MISSING = (-241, "Hardware missing")
 
 
 @dataclass
@@ -43,17 +47,28 @@ class SourceLists:
 class SourceModel(ScpiDevice):
     """Voltage and current outputs with a phase angle between them, output relay, measurements, lists."""
 
-    def __init__(self, world: World, config: SourceTwin) -> None:
+    def __init__(self, world: World, config: SourceTwin, personality: str = "scpi-phantom-source") -> None:
         super().__init__(world, config.idn, config.latency_s)
         self.config = config
         world.source_noise_pct = config.amplitude_noise_pct
-        sp = world.set_point
         self.lists = SourceLists()
+        try:
+            commands = PERSONALITIES[personality]
+        except KeyError:
+            raise ValueError(f"the twin's source does not speak {personality!r}; it speaks: "
+                             f"{', '.join(PERSONALITIES)}") from None
+        self.personality = personality
+        commands(self)
+        self.command("OUTPut[:STATe]", self._output)
+        world.set_point.frequency_hz = 50.0
+
+    def _phantom_commands(self) -> None:
+        """The twin's own phantom-load dialect (drivers.source.PHANTOM), with its LIST subsystem."""
+        config = self.config
         self._setting("[SOURce:]VOLTage[:LEVel][:IMMediate][:AMPLitude]", "voltage_v", 0.0, config.max_voltage_v, "V")
         self._setting("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", "current_a", 0.0, config.max_current_a, "A")
         self._setting("[SOURce:]PHASe[:ANGLe]", "phase_deg", -180.0, 180.0, "DEG")
         self._setting("[SOURce:]FREQuency[:CW]", "frequency_hz", 45.0, 65.0, "HZ")
-        self.command("OUTPut[:STATe]", self._output)
         self.command("MEASure[:SCALar]:VOLTage[:AC]", lambda r: f"{self.world.terminals().voltage_v:.4f}")
         self.command("MEASure[:SCALar]:CURRent[:AC]", lambda r: f"{self.world.terminals().current_a:.5f}")
         self.command("MEASure[:SCALar]:POWer[:AC][:REAL]", lambda r: f"{self.world.terminals().active_power_w:.4f}")
@@ -69,7 +84,60 @@ class SourceModel(ScpiDevice):
         self.command("[SOURce:]LIST:RUNNing", self._running)
         self.command("INITiate:TRANsient", self._initiate)
         self.command("ABORt[:TRANsient]", self._abort)
-        sp.frequency_hz = 50.0
+
+    def _fluke_commands(self) -> None:
+        """A Fluke 6100B/6105A power standard with one phase fitted, written from its users manual
+        (chapter 5, long forms; replies in its scientific format, 14.4 A as 1.44E1)."""
+        config = self.config
+        self._fluke_setting("SOURce:PHASe#:VOLTage:MHARmonics:AMPLitude", "voltage_v", 0.0, config.max_voltage_v, "V")
+        self._fluke_setting("SOURce:PHASe#:CURRent:MHARmonics:AMPLitude", "current_a", 0.0, config.max_current_a, "A")
+        self._fluke_setting("SOURce:PHASe#:CURRent:MHARmonics:HARMonic#:PANGle", "phase_deg", -180.0, 180.0, "DEG")
+        self._fluke_reading("SOURce:PHASe#:CURRent:AMPLitude", lambda t: t.current_a)
+        self._fluke_reading("SOURce:PHASe#:POWer:WATT", lambda t: t.active_power_w)
+        self._fluke_reading("SOURce:PHASe#:POWer:PFACtor", lambda t: t.power_factor)
+        self.command("SOURce:PHASe#:FITTed", self._fitted)
+        self.command("SOURce:PHASe#:MODel", self._model)
+        self.command("SOURce:FREQuency", self._fluke_frequency)
+
+    def _model(self, request: Request) -> str:
+        if request.suffix != FLUKE_PHASE:
+            raise ScpiFault(*HARDWARE_MISSING)  # no auxiliary units
+        self._query_only(request)
+        return '"6105A"'
+
+    def _fitted(self, request: Request) -> str:
+        request.no_args()
+        if request.suffix is None or not 1 <= request.suffix <= 3:
+            raise ScpiFault(-114, "Header suffix out of range")
+        return "1" if request.suffix == FLUKE_PHASE else "0"
+
+    def _fluke_setting(self, pattern: str, attribute: str, low: float, high: float, unit: str) -> None:
+        def handler(request: Request) -> str | None:
+            if request.suffix != FLUKE_PHASE:
+                raise ScpiFault(*HARDWARE_MISSING)
+            if request.query:
+                request.no_args()
+                return scientific(getattr(self.world.set_point, attribute))
+            setattr(self.world.set_point, attribute, request.number(low, high, unit))
+            return None
+
+        self.command(pattern, handler)
+
+    def _fluke_reading(self, pattern: str, quantity: Callable[[Terminals], float]) -> None:
+        def handler(request: Request) -> str:
+            if request.suffix != FLUKE_PHASE:
+                raise ScpiFault(*HARDWARE_MISSING)
+            self._query_only(request)
+            return scientific(quantity(self.world.terminals()))
+
+        self.command(pattern, handler)
+
+    def _fluke_frequency(self, request: Request) -> str | None:
+        if request.query:
+            request.no_args()
+            return scientific(self.world.set_point.frequency_hz)
+        self.world.set_point.frequency_hz = request.number(16.0, 850.0, "HZ")
+        return None
 
     def _setting(self, pattern: str, attribute: str, low: float, high: float, unit: str) -> None:
         def handler(request: Request) -> str | None:
@@ -188,6 +256,22 @@ class SourceModel(ScpiDevice):
                 out.append(Segment(t, t + duration, voltage, frequency))
                 t = t + duration
         return out
+
+
+# What the twin's source speaks, by the bench file's source driver name (drivers.registry).
+PERSONALITIES: dict[str, Callable[[SourceModel], None]] = {
+    "scpi-phantom-source": SourceModel._phantom_commands,
+    "fluke-6100b": SourceModel._fluke_commands,
+}
+
+
+def scientific(value: float) -> str:
+    """A number as the Fluke 6100B replies: mantissa and exponent, no padding (14.4 -> 1.44E1, 0 -> 0.0E0)."""
+    mantissa, exponent = f"{value:.6E}".split("E")
+    mantissa = mantissa.rstrip("0")
+    if mantissa.endswith("."):
+        mantissa += "0"
+    return f"{mantissa}E{int(exponent)}"
 
 
 def _pick(values: list[float], index: int, default: float) -> float:

@@ -13,10 +13,11 @@ import pytest
 
 from drivers.dlt645 import STATUS1_CLOCK_BATTERY_LOW, encode_value
 from rig.config import MeteringKnobs, PowerKnobs, UartKnobs, load_bench
-from rig.operator import Question, TwinOperator
+from rig.operator import Question
 from rig.twin.management import ManagementModule
 from rig.twin.meter import MeteringModule
 from rig.twin.power import ALARM_HYSTERESIS_V, BATTERY_SAMPLE_S, DISPLAY_BATTERY_LOW, MeterPower
+from rig.twin.provider import TwinOperator
 from rig.twin.runtime import Twin
 from rig.twin.world import World
 
