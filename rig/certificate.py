@@ -23,6 +23,7 @@ from rig.results import (
     BENCH_FAULT,
     FAIL,
     INFO,
+    INTERRUPTED,
     PASS,
     ItemOutcome,
     Journal,
@@ -193,6 +194,18 @@ def certificate_data(journal: Journal, run_id: str, folder: Path | None = None) 
         # The bench-wide checks (source, reference) hold for every meter of the run.
         if bench_verdict == FAIL or (bench_verdict == INCOMPLETE and sheet.verdict == PASS):
             sheet.verdict = bench_verdict
+    last = sessions[-1] if sessions else None
+    if last is not None and last.verdict in (None, INTERRUPTED):
+        # The last session stopped (or was killed) before every selected test ran: nothing it did not run
+        # can be certified, even when every test that did run passed.
+        unfinished = (last.meta.get("ending") or {}).get("unfinished_items")
+        why = (f"session {last.session} was {'interrupted' if last.verdict else 'killed'}"
+               + (f" with {unfinished} selected test item(s) not completed" if unfinished else "")
+               + f"; finish it with rig run --resume {run_id}")
+        for sheet in sheets:
+            sheet.incomplete.append(why)
+            if sheet.verdict == PASS:
+                sheet.verdict = INCOMPLETE
     verification = verify_run(journal, run_id, folder)
     signing = [
         f"session {s.session}: SM2 {('bench key' if s.key_kind == 'bench' else 'throwaway key')} "

@@ -114,6 +114,9 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
     """
     import pytest
 
+    from rig.endings import STOP
+
+    STOP.install()  # from here on a stop signal is recorded and obeyed safely (exit 130), never "Aborted!"
     plan_args = [p for p in plans if not p.startswith("-")]
     pytest_extra = [p for p in plans if p.startswith("-")] + click.get_current_context().meta.get("pytest_args", [])
     session_tag = ""
@@ -164,10 +167,17 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
     verb = "resuming" if resume_id else "run"
     console.print(f"rig {verb} {run_id}: bench [bold]{config.name}[/bold], meter {config.meter.nameplate}, "
                   f"{len(config.positions)} position(s)")
-    code = int(pytest.main(args))
+    try:
+        code = int(pytest.main(args))
+    except KeyboardInterrupt:  # cut before the plugin took over: nothing was opened yet
+        code = int(pytest.ExitCode.INTERRUPTED)
     # Whatever ends this command, the session's files are sealed after the last report is written.
     click.get_current_context().call_on_close(lambda: _seal(run_dir))
     _link_latest(Path(reports_dir), run_dir)
+    if STOP.interrupted:
+        console.print(f"[yellow]interrupted[/yellow] by {', '.join(STOP.received)}; source driven safe; "
+                      f"finish the run with: rig run --resume {run_id}")
+        raise SystemExit(EXIT_INTERRUPTED)
     stopped = _operator_stop(run_dir)
     if stopped:
         console.print(f"[yellow]stopped:[/yellow] {stopped}")

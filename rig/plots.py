@@ -81,51 +81,83 @@ def _import_matplotlib() -> None:
     from matplotlib.figure import Figure  # noqa: F401
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Runs first in every render worker: the worker belongs to the run that started it.
+
+    Ctrl-C at the terminal reaches the whole process group; the run decides when its workers stop,
+    so the worker ignores SIGINT/SIGHUP. The kernel kills the worker when its parent dies, however it
+    dies (SIGKILL included), so no ~100 MB matplotlib process outlives a killed run (Linux; elsewhere
+    the worker still ends when the run closes the pool).
+    """
+    import ctypes
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the run died before the line above took effect
+        os._exit(0)
+
+
 class BackgroundRenderer:
     """Renders report figures in a worker process while the plan goes on measuring.
 
     `submit(key, ...)` starts a render; `result(key)` waits for it. Drawing is CPU-bound Python, so a
     thread would not help; one spawned worker overlaps it with the measurements on a second core.
+    The worker never outlives the run (see `_worker_init`); `close()` kills it at once.
     """
 
     def __init__(self) -> None:
         self._pool: Any = None
-        self._futures: dict[object, Any] = {}
+        self._results: dict[object, Any] = {}
 
     def _executor(self) -> Any:
         if self._pool is None:
-            import concurrent.futures
             import multiprocessing
+            import os
 
             # spawn, not fork: the twin's server threads must not be copied into the worker.
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            self._pool = multiprocessing.get_context("spawn").Pool(
+                processes=1, initializer=_worker_init, initargs=(os.getpid(),)
             )
         return self._pool
 
     def warm_up(self) -> None:
         """Start the worker and import matplotlib there now, off the measurement path."""
-        self._futures.setdefault(("warm-up",), self._executor().submit(_import_matplotlib))
+        if ("warm-up",) not in self._results:
+            self._results[("warm-up",)] = self._executor().apply_async(_import_matplotlib)
 
     def submit_curves(self, key: object, curves: Mapping[str, Sequence[CurvePoint]], *, title: str,
                       imax_a: float, ib_a: float) -> None:
         """Start rendering `error_curves_png(...)` under `key` (once per key)."""
-        if key not in self._futures:
-            self._futures[key] = self._executor().submit(
-                error_curves_png, {k: list(v) for k, v in curves.items()}, title=title, imax_a=imax_a, ib_a=ib_a
+        if key not in self._results:
+            self._results[key] = self._executor().apply_async(
+                error_curves_png, ({k: list(v) for k, v in curves.items()},),
+                {"title": title, "imax_a": imax_a, "ib_a": ib_a},
             )
 
     def submitted(self, key: object) -> bool:
         """True when a render for `key` was started."""
-        return key in self._futures
+        return key in self._results
 
     def result(self, key: object) -> bytes:
         """The PNG rendered under `key` (waits for it)."""
-        png: bytes = self._futures[key].result()
+        png: bytes = self._results[key].get()
         return png
 
     def close(self) -> None:
-        """Stop the worker."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the worker now. A render nobody fetched is not waited for: the end of a run (above all an
+        interrupted one) must not wait for a drawing."""
+        pool, self._pool = self._pool, None
+        self._results.clear()
+        if pool is not None:
+            pool.terminate()
+            pool.join()

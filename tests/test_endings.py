@@ -1,0 +1,252 @@
+"""Every ending of `rig run` leaves the source off, never records an unfinished session as a pass, exits
+130 when a stop signal was caught, and leaves no process behind (README "Endings: what is guaranteed").
+
+Real `rig run` processes, each in its own session (process group, as a terminal job is), on the served
+twin (`rig twin serve`, source read back over plain pyvisa `OUTP?`) and on the embedded twin (the twin
+dies with the run: the traffic log's last output command says what the run did). The `signal_at` plugin
+(tests/data) makes the run signal itself at a named moment of tests/data/endings_plan.py.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pyvisa
+import yaml
+
+from rig.certificate import certificate_data
+from rig.results import INTERRUPTED, PASS, Journal
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+RIG = [sys.executable, "-m", "rig.cli"]
+PLAN = str(DATA / "endings_plan.py")
+ITEMS = 3  # in the plan
+LANES = 2  # runs at the same time (one served twin each)
+MOMENTS = ("early", "mid", "after-last")
+KILL_OFF_WITHIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class Case:
+    signals: tuple[str, ...]
+    moment: str
+    served: bool = True
+    gap_s: float = 0.0
+
+    @property
+    def label(self) -> str:
+        if len(self.signals) == 1:
+            return self.signals[0]
+        return f"{self.signals[0]} x{len(self.signals)} {self.gap_s:g} s apart"
+
+    @property
+    def killed(self) -> bool:
+        return "SIGKILL" in self.signals[:1]
+
+
+# Every kind of ending at every moment; the gaps between two Ctrl-C vary across the moments (a compact
+# matrix: about 25 runs, two at a time).
+CASES = (
+    [Case((name,), moment) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGKILL") for moment in MOMENTS]
+    + [Case(("SIGINT", "SIGINT"), moment, gap_s=gap) for moment, gap in zip(MOMENTS, (0.05, 0.3, 1.0))]
+    + [Case(("SIGTERM", "SIGTERM"), "mid", gap_s=0.05)]
+    + [Case(signals, "teardown", gap_s=gap) for signals, gap in [
+        (("SIGINT",), 0.0), (("SIGTERM", "SIGTERM"), 0.05), (("SIGHUP",), 0.0), (("SIGINT", "SIGINT"), 0.05),
+        (("SIGINT", "SIGINT"), 0.3), (("SIGKILL",), 0.0)]]
+    + [Case(("SIGINT",), "mid", served=False), Case(("SIGTERM",), "after-last", served=False),
+       Case(("SIGHUP",), "teardown", served=False), Case(("SIGINT", "SIGINT"), "early", served=False, gap_s=0.3)]
+)
+
+
+@dataclass
+class Outcome:
+    case: Case
+    exit_code: int
+    source_off: bool
+    off_after_s: float | None  # SIGKILL: wall time from the run's death until OUTP? read 0
+    energised: bool  # the run had switched the output on before the signal
+    signals_noted: list[str]  # what the session's metadata says it received
+    session_verdict: str | None
+    results_verdict: str | None
+    junit_interrupted: bool
+    certificate: str
+    completed: int
+    orphans: list[str]
+    stderr: str
+
+    def row(self) -> str:
+        where = "served" if self.case.served else "embedded"
+        off = "off" if self.source_off else "ON!"
+        if self.off_after_s is not None:
+            off += f" {self.off_after_s:.2f}s"
+        return (f"{self.case.label:<24} {self.case.moment:<10} {where:<8} {off:<9} "
+                f"{self.session_verdict or 'killed':<11} {self.certificate:<10} {self.exit_code:<5} "
+                f"{self.completed}/{ITEMS}  {len(self.orphans)}")
+
+
+def _served_twin(out: Path) -> tuple[subprocess.Popen[str], Path]:
+    proc = subprocess.Popen([*RIG, "twin", "serve", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert "twin serving" in proc.stdout.readline()
+    return proc, out
+
+
+@pytest.fixture(scope="module")
+def served_twins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
+    base = tmp_path_factory.mktemp("served")
+    twins = [_served_twin(base / f"lane{k}.yaml") for k in range(LANES)]
+    try:
+        yield [path for _, path in twins]
+    finally:
+        for proc, _ in twins:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def _source(bench_file: Path) -> object:
+    bench = yaml.safe_load(bench_file.read_text())
+    resource = next(i["resource"] for i in bench["instruments"] if i["role"] == "source")
+    return pyvisa.ResourceManager("@py").open_resource(resource, read_termination="\n", write_termination="\n",
+                                                       timeout=2000)
+
+
+def _outp(bench_file: Path) -> str:
+    inst = _source(bench_file)
+    try:
+        return str(inst.query("OUTP?")).strip()  # type: ignore[attr-defined]
+    finally:
+        inst.close()  # type: ignore[attr-defined]
+
+
+def _processes_marked(marker: str) -> list[str]:
+    """Live processes whose environment carries this case's marker (the run and everything it started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "\nState:\tZ" not in status:
+                    found.append(f"{entry.name} {(entry / 'cmdline').read_bytes()[:80]!r}")
+        except OSError:
+            continue
+    return found
+
+
+def _wait(predicate: object, timeout_s: float, poll_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():  # type: ignore[operator]
+            return True
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(poll_s)
+
+
+def run_case(case: Case, bench_file: Path | None, base: Path) -> Outcome:
+    marker = f"RIG_ENDINGS_CASE={uuid.uuid4().hex}"
+    reports = base / f"{case.moment}-{'-'.join(case.signals)}-{case.gap_s:g}-{uuid.uuid4().hex[:4]}"
+    env = {**os.environ, "PYTHONPATH": str(DATA), "RIG_SIGNAL_AT": case.moment, "RIG_SIGNALS": ",".join(case.signals),
+           "RIG_SIGNAL_GAP_S": str(case.gap_s), marker.split("=")[0]: marker.split("=")[1]}
+    args = [*RIG, "run", PLAN, "--reports", str(reports)]
+    if bench_file is not None:
+        args += ["--bench", str(bench_file)]
+        assert _outp(bench_file) == "0", "precondition: the served source is off"
+    args += ["--", "-psignal_at"]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180, start_new_session=True)
+    died = time.monotonic()
+    off_after_s = None
+    if bench_file is not None:
+        source_off = _wait(lambda: _outp(bench_file) == "0", KILL_OFF_WITHIN_S)
+        if case.killed:
+            off_after_s = time.monotonic() - died
+    orphans: list[str] = []
+    if not _wait(lambda: not _processes_marked(marker), 5.0, 0.1):
+        orphans = _processes_marked(marker)
+    run_dir = next(p for p in reports.iterdir() if p.is_dir() and not p.is_symlink())
+    traffic = (run_dir / "traffic.log").read_text()
+    sent = [line.split(" > ", 1)[1] for line in traffic.splitlines() if " > " in line]
+    output_commands = [c.split(";")[0] for c in sent if c.startswith(("OUTP ON", "OUTP OFF"))]
+    energised = "OUTP ON" in output_commands
+    if bench_file is None:
+        source_off = bool(output_commands) and output_commands[-1] == "OUTP OFF"
+    journal = Journal.in_folder(run_dir, create=False)
+    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+    session = journal.sessions(run_id)[-1]
+    completed = sum(1 for i in journal.items(run_id) if i.session == session.session)
+    signals_noted = (session.meta.get("ending") or {}).get("signals", [])
+    results = run_dir / "results.json"
+    results_verdict = json.loads(results.read_text())["verdict"] if results.is_file() else None
+    junit = run_dir / "junit.xml"
+    junit_interrupted = junit.is_file() and 'message="interrupted"' in junit.read_text()
+    certificate = certificate_data(journal, run_id, run_dir).overall_verdict
+    journal.engine.dispose()
+    return Outcome(case, proc.returncode, source_off, off_after_s, energised, signals_noted, session.verdict,
+                   results_verdict,
+                   junit_interrupted, certificate, completed, orphans, proc.stderr[-3000:])
+
+
+@pytest.mark.slow
+def test_every_ending_leaves_the_source_off_and_never_passes_unfinished(served_twins: list[Path],
+                                                                        tmp_path: Path) -> None:
+    lanes = [threading.Lock() for _ in range(LANES)]
+
+    def on_a_lane(case: Case) -> Outcome:
+        for k, lane in enumerate(lanes):
+            if lane.acquire(blocking=False):
+                try:
+                    return run_case(case, served_twins[k] if case.served else None, tmp_path)
+                finally:
+                    lane.release()
+        raise AssertionError("more cases at once than lanes")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=LANES) as pool:
+        outcomes = list(pool.map(on_a_lane, CASES))
+    table = "\n".join(["signal                   moment     twin     source    session     certificate exit  "
+                       "items orphans", *(o.row() for o in outcomes)])
+    print("\n" + table)
+    problems = []
+    for o in outcomes:
+        case, what = o.case, f"{o.case.label} at {o.case.moment} ({'served' if o.case.served else 'embedded'})"
+        if not o.source_off:
+            problems.append(f"{what}: source left ON")
+        if not o.energised:
+            problems.append(f"{what}: the run never energised the source (nothing was tested)")
+        if case.killed:
+            if o.off_after_s is None or o.off_after_s > KILL_OFF_WITHIN_S:
+                problems.append(f"{what}: source not off within {KILL_OFF_WITHIN_S} s of the kill")
+            if o.exit_code != -signal.SIGKILL:
+                problems.append(f"{what}: exit {o.exit_code}, expected death by SIGKILL")
+        elif o.exit_code != 130:
+            problems.append(f"{what}: exit {o.exit_code}, expected 130\n{o.stderr}")
+        if o.completed < ITEMS:
+            if o.session_verdict == PASS or o.results_verdict == PASS or o.certificate == PASS:
+                problems.append(f"{what}: {o.completed}/{ITEMS} items completed but recorded as pass")
+            if not case.killed and (o.session_verdict != INTERRUPTED or o.results_verdict != INTERRUPTED
+                                    or not o.junit_interrupted or o.certificate != "incomplete"):
+                problems.append(f"{what}: unfinished but session {o.session_verdict}, results.json "
+                                f"{o.results_verdict}, junit interrupted {o.junit_interrupted}, certificate "
+                                f"{o.certificate}")
+        elif not case.killed and (o.session_verdict != PASS or o.certificate != PASS or not o.signals_noted):
+            problems.append(f"{what}: every item completed (the signal came during teardown): expected pass with "
+                            f"the signal noted, got {o.session_verdict}, certificate {o.certificate}, "
+                            f"noted {o.signals_noted}")
+        if o.orphans:
+            problems.append(f"{what}: processes left behind: {o.orphans}")
+    assert not problems, table + "\n" + "\n".join(problems)
+    assert {o.case.moment for o in outcomes if o.completed < ITEMS} >= {"early", "mid", "after-last"}
