@@ -6,9 +6,12 @@ import datetime as dt
 
 import pytest
 
-from drivers.errors import InstrumentError, NotOpenError, SafetyLimitError, ValidationError
+from drivers.ac_sources import CHROMA_61500
+from drivers.errors import InstrumentError, NotOpenError, RigError, SafetyLimitError, ValidationError
+from drivers.fluke6100 import FLUKE_6100B, Fluke6100Source
 from drivers.reference import CalculatorState, ReferenceStandard
-from drivers.source import PowerSource
+from drivers.registry import DRIVERS_BY_ROLE, REFERENCES, SOURCES, reference_driver, source_driver
+from drivers.source import PowerSource, SourceDialect
 from drivers.transport import ScriptedTransport
 
 OK = ("SYST:ERR?", '0,"No error"')
@@ -113,3 +116,117 @@ def test_bad_calibration_date_is_named() -> None:
     reference.open()
     with pytest.raises(InstrumentError, match="'soon', not a YYYY-MM-DD date"):
         reference.calibration()
+
+
+# ---------------------------------------------------------------- Fluke 6100B/6105A (drivers.fluke6100)
+# Replies are the examples of the Fluke 6100B/6105A Users Manual, chapter 5: "14.4 A would be returned as
+# 1.44E1" (5-43, SOURce:PHASe<x>:CURRent:AMPLitude?), "24.3 kW would be returned as 2.43E4" (5-32,
+# SOURce:PHASe<x>:POWer:WATT?), "for example "6105A"" (5-32, SOURce:PHASe<x>:MODel?), FITTed? 1 (5-32).
+
+FLUKE_OPEN = [("*CLS;*OPC?", "1"), ("SOUR:PHAS1:FITT?", "1")]
+
+
+def fluke_with(script: list[tuple[str, str | None]]) -> tuple[Fluke6100Source, ScriptedTransport]:
+    transport = ScriptedTransport([*FLUKE_OPEN, *script])
+    source = Fluke6100Source(transport, max_voltage_v=264.0, max_current_a=72.0)
+    source.open()
+    return source, transport
+
+
+def test_fluke_load_point_is_sent_in_its_dialect_byte_exact() -> None:
+    source, transport = fluke_with([
+        ("SOUR:PHAS1:VOLT:MHAR:AMPL 230.0000;:SYST:ERR?", '0,"No error"'),
+        ("SOUR:PHAS1:CURR:MHAR:AMPL 5.00000;:SYST:ERR?", '0,"No error"'),
+        ("SOUR:PHAS1:CURR:MHAR:HARM1:PANG 60.000;:SYST:ERR?", '0,"No error"'),
+        ("SOUR:FREQ 50.000;:SYST:ERR?", '0,"No error"'),
+        ("OUTP ON;:SYST:ERR?", '0,"No error"'),
+    ])
+    source.apply(voltage_v=230, current_a=5, phase_deg=60, frequency_hz=50)
+    source.output_on()
+    transport.assert_done()
+
+
+def test_fluke_readings_parse_the_manuals_scientific_replies() -> None:
+    source, transport = fluke_with([
+        ("SOUR:PHAS1:VOLT:MHAR:AMPL?", "2.3E2"),
+        ("SOUR:PHAS1:CURR:AMPL?", "1.44E1"),
+        ("SOUR:PHAS1:POW:WATT?", "2.43E4"),
+        ("SOUR:PHAS1:POW:PFAC?", "1.0E0"),
+        ("SOUR:FREQ?", "5.0E1"),
+        ("SOUR:PHAS1:MOD?", '"6105A"'),
+    ])
+    reading = source.measure()
+    assert (reading.voltage_v, reading.current_a, reading.power_w) == (230.0, 14.4, 24300.0)
+    assert (reading.power_factor, reading.frequency_hz) == (1.0, 50.0)
+    assert source.model() == "6105A"
+    transport.assert_done()
+
+
+def test_fluke_is_driven_safe_with_output_off_then_zero_current() -> None:
+    source, transport = fluke_with([
+        ("OUTP OFF", None), ("SOUR:PHAS1:CURR:MHAR:AMPL 0.00000", None), ("OUTP?", "0"),
+    ])
+    source.safe()
+    transport.assert_done()
+
+
+def test_fluke_without_its_phase_refuses_to_open_and_leaves_it_off() -> None:
+    transport = ScriptedTransport([("*CLS;*OPC?", "1"), ("SOUR:PHAS1:FITT?", "0"),
+                                   ("OUTP OFF", None), ("SOUR:PHAS1:CURR:MHAR:AMPL 0.00000", None), ("OUTP?", "0")])
+    with pytest.raises(InstrumentError, match="phase 1 of the power standard is not fitted"):
+        Fluke6100Source(transport, max_voltage_v=264.0, max_current_a=72.0).open()
+    transport.assert_done()
+    assert not transport.is_open
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda s: s.set_current(80.5), "outside the instrument's range 0..80 A"),  # 80 A range, manual 5-43
+    (lambda s: s.set_frequency(900), "outside the instrument's range 16..850 Hz"),
+    (lambda s: s.set_voltage(1001), "outside the instrument's range 0..1000 V"),
+    (lambda s: s.apply(voltage_v=230, current_a=73), "above the bench safety limit 72 A"),
+])
+def test_fluke_family_ranges_and_bench_safety_limits_refuse_before_sending(call, message: str) -> None:
+    source, transport = fluke_with([])
+    with pytest.raises((ValidationError, SafetyLimitError), match=message):
+        call(source)
+    assert transport.sent == [m for m, _ in FLUKE_OPEN], "nothing was sent"
+
+
+def test_fluke_dialect_cites_its_manual_and_lists_unconfirmed_rows() -> None:
+    fields = set(SourceDialect.__dataclass_fields__)
+    assert "Users Manual" in FLUKE_6100B.source and "5-43" in FLUKE_6100B.source
+    assert FLUKE_6100B.check and set(FLUKE_6100B.check) <= fields, "every row to check names a dialect field"
+
+
+def test_fluke_has_no_list_subsystem_and_says_so() -> None:
+    source, _ = fluke_with([])
+    with pytest.raises(InstrumentError, match="fluke-6100b dialect has no transient"):
+        _ = source.transients
+
+
+# ---------------------------------------------------------------- voltage-only sources, the registry
+
+
+def test_voltage_only_source_takes_a_no_load_point_and_refuses_current() -> None:
+    transport = ScriptedTransport([("*CLS;*OPC?", "1"), ("VOLT:AC 230.0;:SYST:ERR?", '0,"No error"'),
+                                   ("FREQ 50.00;:SYST:ERR?", '0,"No error"')])
+    source = PowerSource(transport, max_voltage_v=264.0, max_current_a=72.0, dialect=CHROMA_61500)
+    source.open()
+    source.apply(voltage_v=230, current_a=0, frequency_hz=50)
+    with pytest.raises(InstrumentError, match="chroma-61500 source has no current output"):
+        source.apply(voltage_v=230, current_a=5)
+    transport.assert_done()
+
+
+def test_every_registered_driver_builds_its_class_with_its_dialect() -> None:
+    reachable = set(DRIVERS_BY_ROLE["source"])  # what a bench file's `driver:` may name
+    assert {"fluke-6100b", "chroma-61500", "keysight-ac6800"} <= reachable
+    assert set(DRIVERS_BY_ROLE["reference"]) == set(REFERENCES)
+    for name, row in SOURCES.items():
+        source = source_driver(name).build(ScriptedTransport([]), max_voltage_v=264.0, max_current_a=72.0)
+        assert type(source) is row.driver and source.dialect is row.dialect
+    assert type(source_driver("fluke-6100b").build(ScriptedTransport([]), max_voltage_v=1, max_current_a=1)) \
+        is Fluke6100Source
+    assert type(reference_driver("scpi-reference").build(ScriptedTransport([]))) is ReferenceStandard
+    with pytest.raises(RigError, match="unknown source driver 'fluke-6100a'; known: scpi-phantom-source, fluke"):
+        source_driver("fluke-6100a")
