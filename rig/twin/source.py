@@ -48,7 +48,7 @@ class SourceModel(ScpiDevice):
     """Voltage and current outputs with a phase angle between them, output relay, measurements, lists."""
 
     def __init__(self, world: World, config: SourceTwin, personality: str = "scpi-phantom-source") -> None:
-        super().__init__(world, config.idn, config.latency_s)
+        super().__init__(world, _identity(config.idn, personality), config.latency_s)
         self.config = config
         world.source_noise_pct = config.amplitude_noise_pct
         self.lists = SourceLists()
@@ -263,6 +263,19 @@ PERSONALITIES: dict[str, Callable[[SourceModel], None]] = {
     "scpi-phantom-source": SourceModel._phantom_commands,
     "fluke-6100b": SourceModel._fluke_commands,
 }
+
+
+# The model field of *IDN? for a personality other than the twin's own phantom-load source.
+PERSONALITY_MODELS = {"fluke-6100b": "6105A (Fluke 6100B/6105A dialect)"}
+
+
+def _identity(idn: str, personality: str) -> str:
+    """The twin source's *IDN?: the configured one, with the personality's model in the model field."""
+    model = PERSONALITY_MODELS.get(personality)
+    if model is None:
+        return idn
+    fields = idn.split(",")
+    return ",".join([fields[0], model, *fields[2:]]) if len(fields) == 4 else idn
 
 
 def scientific(value: float) -> str:
