@@ -755,7 +755,8 @@ def results_document(journal: Journal, run_id: str, *, open_items: Iterable[str]
         "bench": meta.get("bench", {"name": run.bench, "description": ""}),
         "meter_type": meta.get("meter_type", {}),
         "positions": meta.get("positions", []),
-        "instruments": (last.meta.get("instruments", []) if last else []),
+        # The last session that opened the bench (a resume with nothing left to run opens none).
+        "instruments": next((s.meta["instruments"] for s in reversed(sessions) if s.meta.get("instruments")), []),
         "journal": journal.shown_url,
         "sessions": [
             {"session": s.session, "started_utc": s.started_utc, "finished_utc": s.finished_utc,
@@ -763,6 +764,9 @@ def results_document(journal: Journal, run_id: str, *, open_items: Iterable[str]
              "signed": s.signature is not None, "key_kind": s.key_kind}
             for s in sessions
         ],
+        # Resumes that ran although their inputs had changed since the first session (rig run --accept-changed).
+        "accepted_changes": [{"session": s.session, **s.meta["accepted_changes"]} for s in sessions
+                             if isinstance(s.meta.get("accepted_changes"), dict)],
         "wall_s": round(sum(s.wall_s or 0.0 for s in sessions), 3),
         "bench_s": round(sum(s.bench_s or 0.0 for s in sessions), 3),
         "verdict": verdict,

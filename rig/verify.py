@@ -60,6 +60,9 @@ _RECORD_LISTS = ("records", "superseded_records")
 # How rows of a list are told apart when a list in a document or manifest is compared row by row.
 _ROW_KEYS = ("test", "seq", "session", "name", "role")
 _ABSENT = object()
+# A certificate is derived from the journal alone: one issued later into the run folder is not the sealed one.
+_REISSUED = {"certificate": " (or re-issued there by `rig report`: issue it with --out elsewhere, or re-issue it "
+                            "to trust it)"}
 
 UNPINNED_TEXT = "consistent, signer NOT pinned: proves the files agree with each other, not who wrote them"
 
@@ -452,6 +455,9 @@ def _check_signatures(ctx: _Run, out: Verification) -> str | None:
         where = f"signature of session {s.session}"
         columns = (s.manifest, s.signature, s.public_key)
         if all(c is None for c in columns):
+            if s.finished_utc is not None:
+                out.add("uncovered", f"session {s.session}", "finished but carries no signature (it was removed, "
+                                                             "or signing failed)")
             continue
         if any(c is None for c in columns):
             out.add("altered", where, "incomplete: its manifest, signature or public key was removed")
@@ -545,6 +551,9 @@ def _check_addendum(ctx: _Run, out: Verification) -> str | None:
     if not ctx.signed:
         return None
     last = max(ctx.signed)
+    for orphan in [n for n in ctx.seals if n > last]:
+        out.add("altered", f"addendum of session {orphan}", "sealed, but its session's signed manifest is gone (the "
+                                                            "session or its signature was deleted)")
     seal = ctx.seals.get(last)
     if seal is None:
         out.add("uncovered", "run folder", f"not sealed after session {last} signed (stopped before `rig run` "
@@ -579,13 +588,13 @@ def _check_files(ctx: _Run, out: Verification) -> str | None:
         if (digest, size) != (claim["sm3"], claim["size_bytes"]):
             out.add("altered", f"file {name}", f"SM3 {digest[:16]}.. ({size} bytes) differs from the sealed "
                                                f"{claim['sm3'][:16]}.. ({claim['size_bytes']} bytes): altered after "
-                                               "the run")
+                                               "the run" + _REISSUED.get(Path(name).stem, ""))
         else:
             matched.append(name)
     for name in present:
         if name not in sealed and name not in attached:
             out.add("uncovered", f"file {name}", "covered by no signature: added to the run folder after it was "
-                                                 "sealed (a `rig report` certificate, or something else)")
+                                                 "sealed" + _REISSUED.get(Path(name).stem, ""))
     return f"{len(matched)} run-folder file(s) match their sealed SM3: {', '.join(matched)}" if matched else None
 
 
