@@ -1,7 +1,8 @@
 """The `rig` command line: run (and resume) plans, serve the twin, list knobs, check a bench, and the lab
-commands on finished runs: report (certificate), verify (tamper evidence), history (trends, drift).
+commands on finished runs: report (certificate), verify (tamper evidence), keys (pinned bench keys), history.
 
-Exit codes: 0 all passed, 1 a test failed (verify: something altered), 2 bad usage, bench file,
+Exit codes: 0 all passed, 1 a test failed (verify: something altered or not covered; 3 consistent but a
+signer not pinned), 2 bad usage, bench file,
 database or run id, 3 (run) nothing failed but the bench could not measure some points, 4 (run) stopped
 by the operator step (a position not confirmed mounted and wired, or a question nobody answered: nothing
 failed, the run is incomplete), 130 interrupted.
