@@ -175,6 +175,13 @@ def certificate_data(journal: Journal, run_id: str, folder: Path | None = None) 
                     f"had expired on {inst.get('calibration_due')} ({accepted.get('days_overdue')} days overdue); "
                     f"the run was accepted by {accepted.get('by')} at {accepted.get('utc')} for this reason: "
                     f"\"{accepted.get('reason')}\". Results traceable only as far as that calibration.")
+    for s in sessions:
+        changed = s.meta.get("accepted_changes")
+        if isinstance(changed, dict):
+            overrides.append(
+                f"Session {s.session} resumed the run although its inputs had changed since the first session "
+                f"({'; '.join(str(d) for d in changed.get('differences', []))}); accepted by {changed.get('by')} at "
+                f"{changed.get('utc')} for this reason: \"{changed.get('reason')}\".")
     sheets = []
     for pos in meta.get("positions", []):
         name = pos["name"]

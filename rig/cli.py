@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
 
 import testplans
 from drivers.errors import RigError
-from rig.config import BenchConfig, ConfigError, MeterKnobs, dump_bench, load_bench
+from rig.config import DEFAULT_BENCH, BenchConfig, ConfigError, MeterKnobs, dump_bench, load_bench, parse_ambient
+from rig.pin import pin_differences, run_pin
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -105,9 +107,12 @@ class _PytestArgs(click.Command):
               help="YAML file of prepared operator answers by topic (unattended nightly runs on a bench)")
 @click.option("--ambient", default=None, metavar="TEMP_C,RH_PCT",
               help="ambient temperature and relative humidity for the certificate (else the operator is asked)")
+@click.option("--accept-changed", default=None, metavar="REASON",
+              help="with --resume: resume although the bench file, overrides, plans, answers file or rig version "
+                   "changed since the run's first session; every certificate of the run states REASON")
 def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ...], reports_dir: str,
         resume_id: str | None, accept_expired: str | None, ambient: str | None,
-        operator_answers: str | None) -> None:
+        operator_answers: str | None, accept_changed: str | None) -> None:
     """Run test plans (default: all) and write reports/<run-id>/ (report.html, junit.xml, results.json).
 
     Arguments after `--` go to pytest unchanged, e.g. `rig run testplans/smoke -- -k pulses`.
@@ -131,15 +136,26 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
         asked = _read_run_file(run_dir, run_id)
         plan_args, bench_file, overrides = asked["plans"], asked["bench_file"], tuple(asked["overrides"])
         pytest_extra = asked["pytest_extra"]
+        operator_answers = operator_answers or asked.get("operator_answers")
         asked["resumes"].append({"started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
         session_tag = f".s{len(asked['resumes'])}"
     else:
+        if accept_changed is not None:
+            console.print("[red]error:[/red] --accept-changed goes with --resume RUN_ID (a new run has nothing to "
+                          "change)")
+            raise SystemExit(EXIT_USAGE)
         run_id = new_run_id()
         run_dir = Path(reports_dir) / run_id
         asked = {"run_id": run_id, "plans": plan_args,
                  "bench_file": str(Path(bench_file).resolve()) if bench_file else None,
-                 "overrides": list(overrides), "pytest_extra": pytest_extra, "resumes": []}
+                 "overrides": list(overrides), "pytest_extra": pytest_extra, "resumes": [],
+                 "operator_answers": str(Path(operator_answers).resolve()) if operator_answers else None}
     config = _load(bench_file, overrides)
+    _check_inputs(ambient, operator_answers)  # before the run folder exists: a bad input leaves nothing behind
+    pin = run_pin(bench_file=Path(bench_file).resolve() if bench_file else DEFAULT_BENCH, overrides=overrides,
+                  plans=plan_args, pytest_extra=pytest_extra,
+                  operator_answers=Path(operator_answers).resolve() if operator_answers else None)
+    accepted = _resume_pin(run_dir, run_id, config.results_db, pin, accept_changed) if resume_id else None
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_FILE).write_text(json.dumps(asked, indent=2))
     args = [
@@ -161,6 +177,9 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
         args.append(f"--rig-ambient={ambient}")
     if operator_answers:
         args.append(f"--rig-operator-answers={operator_answers}")
+    args.append(f"--rig-pin={json.dumps(pin)}")
+    if accepted:
+        args.append(f"--rig-accept-changed={json.dumps(accepted)}")
     if bench_file:
         args.append(f"--bench={bench_file}")
     args += [f"--set={o}" for o in overrides]
@@ -237,22 +256,83 @@ def _operator_stop(run_dir: Path) -> str | None:
     return str(document.get("stopped_because") or "stopped by the operator step")
 
 
+class RunFile(BaseModel):
+    """run.json: what `rig run` was asked, so that `--resume` asks the same (types checked, extra keys kept)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    run_id: str
+    plans: list[str]
+    bench_file: str | None
+    overrides: list[str]
+    pytest_extra: list[str]
+    operator_answers: str | None = None
+    resumes: list[dict[str, Any]] = []
+
+
 def _read_run_file(run_dir: Path, run_id: str) -> dict[str, Any]:
     path = run_dir / RUN_FILE
     try:
-        asked = json.loads(path.read_text())
-        if not isinstance(asked, dict) or asked.get("run_id") != run_id:
-            raise ValueError(f"it belongs to run {asked.get('run_id') if isinstance(asked, dict) else '?'}")
-        asked.setdefault("resumes", [])
-        for key in ("plans", "overrides", "pytest_extra"):
-            if not isinstance(asked.get(key), list):
-                raise ValueError(f"'{key}' is not a list")
+        asked = RunFile.model_validate(json.loads(path.read_text())).model_dump()
+        if asked["run_id"] != run_id:
+            raise ValueError(f"it belongs to run {asked['run_id']}")
         return asked
     except FileNotFoundError:
         console.print(f"[red]error:[/red] cannot resume {run_id!r}: no {path} (is the run id right, and --reports?)")
+    except ValidationError as exc:
+        wrong = "; ".join(f"'{'.'.join(str(p) for p in e['loc']) or '(top level)'}': {e['msg']}" for e in exc.errors())
+        console.print(f"[red]error:[/red] cannot resume {run_id!r}: {path} is damaged ({wrong})")
     except (OSError, ValueError) as exc:
         console.print(f"[red]error:[/red] cannot resume {run_id!r}: {path} is unreadable or damaged ({exc})")
     raise SystemExit(EXIT_USAGE)
+
+
+def _check_inputs(ambient: str | None, operator_answers: str | None) -> None:
+    """--ambient and the answers file, checked before anything is created; exit 2 naming what is wrong."""
+    from rig.operator import OperatorError, load_answers
+
+    try:
+        if ambient:
+            parse_ambient(ambient)
+        if operator_answers:
+            load_answers(Path(operator_answers))
+    except (ConfigError, OperatorError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _resume_pin(run_dir: Path, run_id: str, db: str | None, pin: dict[str, Any],
+                accept_changed: str | None) -> dict[str, Any] | None:
+    """Compare what this resume is asked with the first session's pin: exit 2 naming each difference,
+    unless accepted with a reason (then the acceptance, for the session's metadata and the certificate)."""
+    from rig.results import Journal, JournalError
+
+    url = db or os.environ.get("RIG_DB")
+    try:
+        journal = Journal(url, create=False) if url else Journal.in_folder(run_dir, create=False)
+        try:
+            sessions = journal.sessions(run_id)
+        finally:
+            journal.close()
+    except JournalError:
+        return None  # no journal or no run: the plugin refuses, naming what is missing
+    if not sessions:
+        return None
+    first = sessions[0].meta.get("pin")
+    if not isinstance(first, dict):
+        console.print(f"[yellow]warning:[/yellow] run {run_id}'s first session holds no pin (an older rig): "
+                      "changes to its bench file, overrides and answers file cannot be checked")
+        return None
+    changes = pin_differences(first, pin)
+    if not changes:
+        return None
+    if accept_changed is None:
+        console.print(f"[red]error:[/red] cannot resume {run_id}: changed since its first session: "
+                      f"{'; '.join(changes)}. Undo the change, or resume with --accept-changed \"REASON\" "
+                      "(every certificate of the run will state it)")
+        raise SystemExit(EXIT_USAGE)
+    console.print(f"[yellow]accepted changes[/yellow] ({accept_changed}): {'; '.join(changes)}")
+    return {"reason": accept_changed, "differences": changes}
 
 
 def _seal(run_dir: Path, *, final: bool = True) -> None:
@@ -576,6 +656,9 @@ def history(meter: str | None, test_id: str | None, quantity: str | None, since:
 
 
 def _link_latest(reports: Path, run_dir: Path) -> None:
+    """Point reports/latest at the run, unless it was refused or never started (latest keeps the last real run)."""
+    if not (run_dir / "results.json").is_file() or _refusal(run_dir):
+        return
     latest = reports / "latest"
     try:
         if latest.is_symlink() or latest.exists():

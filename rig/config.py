@@ -29,6 +29,30 @@ class ConfigError(RigError):
     """The bench file or an override is invalid; the message names the key and the reason."""
 
 
+# Bench files, answers files: a few kB. Reading stops here, so /dev/zero or a huge file is an error, not a hang.
+MAX_INPUT_FILE_BYTES = 1024 * 1024
+
+# Ambient conditions a certificate can state: -40..+85 °C is the industrial range of electronics, so a value
+# outside it is a typo (or °F); relative humidity in %.
+AMBIENT_RANGES = {"temperature_c": (-40.0, 85.0), "humidity_pct": (0.0, 100.0)}
+
+
+def parse_ambient(text: str) -> dict[str, float]:
+    """`TEMP_C,RH_PCT` (e.g. `23.1,45`) -> {temperature_c, humidity_pct}; ConfigError naming what is wrong."""
+    parts = str(text).split(",")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(values) != 2:
+        raise ConfigError(f"--ambient {text!r}: give TEMP_C,RH_PCT, e.g. 23.1,45")
+    out = dict(zip(AMBIENT_RANGES, values, strict=True))
+    for name, (low, high) in AMBIENT_RANGES.items():
+        if not low <= out[name] <= high:
+            raise ConfigError(f"--ambient {text!r}: {name} {out[name]:g} is outside {low:g}..{high:g}")
+    return out
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -90,11 +114,16 @@ class MeterType(_Strict):
         )
 
 
+# Upper bounds of the bench file's safety limits: a limit above these is a typo, not a bench (low-voltage
+# meter benches: IEC 60038 ends low voltage at 1000 V AC; the largest direct-connected meters take 200 A).
+SAFETY_CEILINGS = {"max_voltage_v": 1000.0, "max_current_a": 500.0}
+
+
 class SafetyLimits(_Strict):
     """Set-points above these are refused before anything is sent to the source."""
 
-    max_voltage_v: float = Field(gt=0)
-    max_current_a: float = Field(gt=0)
+    max_voltage_v: float = Field(gt=0, le=SAFETY_CEILINGS["max_voltage_v"], description="highest voltage, V")
+    max_current_a: float = Field(gt=0, le=SAFETY_CEILINGS["max_current_a"], description="highest current, A")
 
 
 class InstrumentConfig(_Strict):
@@ -299,8 +328,8 @@ class PositionConfig(_Strict):
     @field_validator("write_password")
     @classmethod
     def _password(cls, value: str) -> str:
-        if not _PASSWORD_RE.match(value):
-            raise ValueError(f"write_password {value!r} must be a level (2 hex digits) and 6 digits, e.g. '02000000'")
+        if not _PASSWORD_RE.match(value):  # the value is a password: never repeated in the message
+            raise ValueError("write_password must be a level (2 hex digits) and 6 digits, e.g. '02000000'")
         return value
 
 
@@ -659,7 +688,21 @@ class BenchConfig(_Strict):
                 if not 0 <= index < len(self.positions):
                     count = len(self.positions)
                     raise ValueError(f"twin.positions.{index}: there are only {count} positions (0-based)")
+            for n, spec in enumerate(self.twin.faults.schedule):
+                if _FAULT_TARGETS[spec.kind] == "position" and int(spec.target) >= len(self.positions):
+                    raise ValueError(f"twin.faults.schedule.{n}.target: {spec.kind} on position {spec.target}, but "
+                                     f"the bench has {len(self.positions)} position(s), 0-based")
         return self
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _keys_are_references(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            inline = sorted(str(name) for name, ref in value.items() if not isinstance(ref, dict))
+            if inline:
+                raise ValueError(f"{', '.join(inline)} written as a value: give a reference, {{file: PATH}} or "
+                                 "{env: VARIABLE} (a key never goes in a bench file or --set; the value is not shown)")
+        return value
 
     def instrument(self, role: str) -> InstrumentConfig:
         """The instrument with `role`."""
@@ -683,6 +726,11 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def _secret_path(loc: tuple[Any, ...]) -> bool:
+    """Key material and passwords: an error names the key path, never the value given there."""
+    return bool(loc) and (loc[0] == "keys" or "write_password" in loc)
+
+
 def _describe(exc: ValidationError, prefix: str = "", source: str = "") -> str:
     """One paragraph naming each bad key path and why."""
     parts = []
@@ -693,7 +741,8 @@ def _describe(exc: ValidationError, prefix: str = "", source: str = "") -> str:
             msg = "required key is missing"
         elif err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see README 'Bench file')"
-        shows_input = err["type"] not in ("missing", "extra_forbidden") and not isinstance(err["input"], dict | list)
+        shows_input = (err["type"] not in ("missing", "extra_forbidden") and not isinstance(err["input"], dict | list)
+                       and not _secret_path(((prefix,) if prefix else ()) + tuple(err["loc"])))
         got = f" (got {err['input']!r})" if shows_input else ""
         parts.append(f"{path or '(top level)'}: {msg}{got}")
     where = f"{source}: " if source else ""
@@ -709,6 +758,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"override {key.strip()}: the value is nested too deeply to be a bench setting") from None
     return key.strip().split("."), value
 
 
@@ -740,24 +791,40 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
 def load_bench(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> BenchConfig:
     """Read, override and validate a bench file (default: the embedded twin bench)."""
     source = Path(path) if path is not None else DEFAULT_BENCH
-    try:
-        text = source.read_text()
-    except OSError as exc:
-        raise ConfigError(f"bench file {source} cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:  # found by fuzzing (issue 11): a damaged file is not a traceback
-        raise ConfigError(f"bench file {source} is not UTF-8 text (byte {exc.start}): is it the right file?") from None
+    text = read_text_capped(source, "bench file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise ConfigError(f"bench file {source} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"bench file {source} is nested too deeply to be a bench file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"bench file {source} must be a YAML mapping at the top level")
     for text_override in overrides:
         key_path, value = parse_override(text_override)
         apply_override(data, key_path, value)
-    return validate_bench(data, source=str(source))
+    try:
+        return validate_bench(data, source=str(source))
+    except RecursionError:
+        raise ConfigError(f"bench file {source}: a value is nested too deeply to be a bench setting") from None
+
+
+def read_text_capped(path: Path, what: str) -> str:
+    """A small input file's text; ConfigError (naming `what` and the path) when it cannot be read, is larger
+    than MAX_INPUT_FILE_BYTES (/dev/zero, a log given by mistake) or is not UTF-8."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INPUT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    if len(data) > MAX_INPUT_FILE_BYTES:
+        raise ConfigError(f"{what} {path} is larger than {MAX_INPUT_FILE_BYTES // 1024} KiB: is it the right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # found by fuzzing: a damaged file is not a traceback
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start}): is it the right file?") from None
 
 
 def validate_bench(data: dict[str, Any], source: str = "") -> BenchConfig:
