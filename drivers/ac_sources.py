@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from drivers.scpi import Setting
-from drivers.source import SourceDialect
+from drivers.source import KEYSIGHT_WATCHDOG, SourceDialect
 from drivers.transients import CHROMA_61500_LIST, KEYSIGHT_AC6800_LIST
 
 # Chroma 61501..61504 user's manual 8.6.2: [SOUR:]VOLT[:LEV][:IMM][:AMPL]:AC, [SOUR:]FREQ, OUTP ON|OFF,
@@ -51,6 +51,7 @@ KEYSIGHT_AC6800: Final = SourceDialect(
     measure_power_factor="MEAS:POW:AC:PFAC?",
     measure_frequency="MEAS:FREQ?",
     transient=KEYSIGHT_AC6800_LIST,
+    watchdog=KEYSIGHT_WATCHDOG,  # the family's I/O watchdog, unconfirmed on the AC6800 (its `check` says so)
     source="Keysight AC6800 programming guide (VOLT, FREQ, OUTP, MEAS subsystems)",
     check=("output_query", "measure_voltage", "measure_power", "measure_power_factor", "measure_frequency",
            "transient"),

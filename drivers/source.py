@@ -16,6 +16,20 @@ from drivers.transport import MessageTransport
 
 
 @dataclass(frozen=True)
+class CommsWatchdog:
+    """The instrument's own I/O watchdog: it switches the output off when no command reached it for the
+    delay. What is left when the PC itself dies (power loss): the rig's dead-man's switch (rig.supervisor)
+    arms it, feeds it while the run lives and disarms it when the run ended safe. Data, like the dialect."""
+
+    delay: Setting  # sets the delay, s
+    enable: str
+    disable: str
+    feed: str  # a harmless query that counts as I/O activity
+    source: str = ""  # where the commands come from (manual, pages)
+    check: bool = True  # not confirmed on this family's manual or an instrument: check before relying on it
+
+
+@dataclass(frozen=True)
 class SourceDialect:
     """The SCPI commands one family of sources uses (data, so a vendor is a new row)."""
 
@@ -35,7 +49,20 @@ class SourceDialect:
     transient: TransientDialect | None = None  # its LIST subsystem (dips, interruptions), if it has one
     source: str = ""  # where the command set comes from (manual, edition, pages)
     check: tuple[str, ...] = ()  # fields not confirmed by the manual's text or on an instrument: check first
+    watchdog: CommsWatchdog | None = None  # its communication watchdog, if it has one
 
+
+# Keysight's I/O watchdog (N6700/N6900/RP7900 guides: OUTPut:PROTection:WDOG[:STATe], :WDOG:DELay 1..3600 s
+# in whole seconds; any SCPI I/O on a remote interface restarts it, the front panel does not). The AC6800B
+# guide lists "Configuring Watchdog Protection"; that it takes the same commands is not confirmed: check.
+KEYSIGHT_WATCHDOG = CommsWatchdog(
+    delay=Setting("watchdog delay", "OUTP:PROT:WDOG:DEL", "s", 1.0, 3600.0, decimals=0),
+    enable="OUTP:PROT:WDOG ON",
+    disable="OUTP:PROT:WDOG OFF",
+    feed="*OPC?",
+    source="Keysight N6900/N7900 and RP7900 operating and service guides, OUTPut:PROTection:WDOG",
+    check=True,
+)
 
 # The generic phantom-load dialect the twin serves (voltage and current outputs with a phase angle
 # between them, as on meter test benches). Ranges are the instrument's, not the bench's safety limits.
@@ -215,6 +242,27 @@ class PowerSource(ScpiInstrument):
             self.transport.write(self.dialect.current.set_message(0.0))
         if self.output_enabled:
             raise InstrumentError(f"{self.resource}: output still on after {self.dialect.output_off!r}")
+
+    def arm_watchdog(self, delay_s: float) -> bool:
+        """Enable the instrument's communication watchdog (`delay_s` without I/O switches the output off);
+        False when the dialect has none. Validated before anything is sent."""
+        watchdog = self.dialect.watchdog
+        if watchdog is None:
+            return False
+        message = watchdog.delay.set_message(delay_s)
+        self.send(message)
+        self.send(watchdog.enable)
+        return True
+
+    def feed_watchdog(self) -> None:
+        """I/O activity for the watchdog (a query that changes nothing)."""
+        if self.dialect.watchdog is not None:
+            self.transport.query(self.dialect.watchdog.feed)
+
+    def disarm_watchdog(self) -> None:
+        """Disable the communication watchdog (so an idle instrument does not latch its protection)."""
+        if self.dialect.watchdog is not None:
+            self.send(self.dialect.watchdog.disable)
 
     def close(self) -> None:
         """Leave the output off, then disconnect."""

@@ -23,17 +23,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from drivers.clock import WallClock
 from drivers.errors import RigError
-from drivers.source import DIALECTS, PowerSource
+from drivers.registry import SOURCES, source_driver
+from drivers.source import PowerSource
 from drivers.transport import PyVisaTransport, TrafficLog
 
 BYE = "bye"
@@ -48,13 +52,22 @@ def holds_session(resource: str) -> bool:
 
 @dataclass
 class Watch:
-    """What the supervisor watches over: one source."""
+    """What the supervisor watches over: one source, by its bench-file driver name."""
 
     resource: str
-    dialect: str
+    driver: str
     traffic: Path | None = None
     attempts: int = 5
     retry_s: float = 0.2
+    watchdog_s: float = 30.0  # the instrument's own watchdog delay, where its dialect has one
+    feed_s: float = 10.0  # I/O on the supervisor's session this often keeps that watchdog from tripping
+
+
+def build_source(watch: Watch) -> PowerSource:
+    """The source driver on a session of the supervisor's own (not opened). No safety limits: it only
+    switches the output off and the current to zero."""
+    return source_driver(watch.driver).build(PyVisaTransport(watch.resource, timeout_s=2.0),
+                                             max_voltage_v=float("inf"), max_current_a=float("inf"))
 
 
 def _log(traffic: Path | None, direction: str, text: str) -> None:
@@ -78,7 +91,7 @@ def drive_safe(watch: Watch, source: PowerSource) -> bool:
             source.transport.close()
             clock.sleep(watch.retry_s)
             continue
-        _log(watch.traffic, "#", f"{watch.resource}: the run ended without confirming the source safe; "
+        _log(watch.traffic, "#", f"{watch.resource}: the run ended without saying it left the source safe; "
                                  f"sent {source.dialect.output_off!r}, current 0: output reads off")
         return True
     return False
@@ -88,29 +101,53 @@ class Stopped(Exception):
     """SIGTERM to the supervisor itself: the lab is stopping everything; drive safe now."""
 
 
-def supervise(watch: Watch, stdin: IO[str], stdout: IO[str]) -> int:
+def wait_for_run(stdin_fd: int, feed: Callable[[], None] | None, every_s: float) -> bool:
+    """Block until the run says `bye` (True) or its end of the pipe closes (False); meanwhile call `feed`
+    every `every_s` (the instrument's watchdog)."""
+    pending = b""
+    while True:
+        ready, _, _ = select.select([stdin_fd], [], [], every_s if feed is not None else None)
+        if not ready:
+            if feed is not None:
+                with contextlib.suppress(RigError):
+                    feed()
+            continue
+        chunk = os.read(stdin_fd, 4096)
+        if not chunk:
+            return False
+        pending += chunk
+        if any(line.strip() == BYE.encode() for line in pending.split(b"\n")[:-1]):
+            return True
+
+
+def supervise(watch: Watch, stdin_fd: int, stdout: IO[str], source: PowerSource | None = None) -> int:
     """Arm, then wait for the run: exit 0 after `bye` or after driving the source safe, 1 when that failed."""
-    dialect = DIALECTS[watch.dialect]
-    source = PowerSource(PyVisaTransport(watch.resource, timeout_s=2.0), max_voltage_v=float("inf"),
-                         max_current_a=float("inf"), dialect=dialect)
-    how = "holding its own session"
+    source = source if source is not None else build_source(watch)
+    how, watchdog = "holding its own session", False
     if holds_session(watch.resource):
         try:
             source.transport.open()
         except RigError as exc:
             how = f"could not open a session of its own now ({exc}); will open one when needed"
+        else:
+            try:
+                watchdog = source.arm_watchdog(watch.watchdog_s)
+            except RigError as exc:
+                how += f"; the instrument's communication watchdog is not armed ({exc})"
+            if watchdog:
+                how += f"; instrument watchdog armed ({watch.watchdog_s:g} s)"
     else:
         how = "will open the port when the run has released it"
     stdout.write(f"{ARMED} {watch.resource}: {how}\n")
     stdout.flush()
     try:
-        said_bye = any(line.strip() == BYE for line in stdin)
+        said_bye = wait_for_run(stdin_fd, source.feed_watchdog if watchdog else None, watch.feed_s)
     except Stopped:
         said_bye = False
-    if said_bye:
-        source.transport.close()
-        return 0
-    ok = drive_safe(watch, source)
+    ok = True if said_bye else drive_safe(watch, source)
+    if watchdog and ok:
+        with contextlib.suppress(RigError):
+            source.disarm_watchdog()  # an idle instrument must not latch its protection before the next run
     source.transport.close()
     if not ok:
         _log(watch.traffic, "!", f"{watch.resource}: could NOT drive the source safe; switch it off by hand")
@@ -120,11 +157,11 @@ def supervise(watch: Watch, stdin: IO[str], stdout: IO[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rig.supervisor", description=__doc__.split("\n")[0])
     parser.add_argument("--resource", required=True)
-    parser.add_argument("--dialect", required=True, choices=sorted(DIALECTS))
+    parser.add_argument("--driver", required=True, choices=sorted(SOURCES), help="the bench file's source driver")
     parser.add_argument("--traffic", type=Path, default=None, help="the run's traffic log (appended to)")
     args = parser.parse_args(argv)
     # Terminal signals belong to the run; a SIGTERM to the supervisor itself means the lab is stopping
-    # everything: stop waiting and drive safe (end-of-file on purpose).
+    # everything: stop waiting and drive safe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
@@ -133,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         raise Stopped
 
     signal.signal(signal.SIGTERM, _terminate)
-    return supervise(Watch(resource=args.resource, dialect=args.dialect, traffic=args.traffic), sys.stdin, sys.stdout)
+    watch = Watch(resource=args.resource, driver=args.driver, traffic=args.traffic)
+    return supervise(watch, sys.stdin.fileno(), sys.stdout)
 
 
 class DeadMansSwitch:
@@ -145,10 +183,10 @@ class DeadMansSwitch:
         self.armed: str | None = None
 
     @classmethod
-    def start(cls, resource: str, dialect: str, *, traffic: Path | None = None,
+    def start(cls, resource: str, driver: str, *, traffic: Path | None = None,
               ready_timeout_s: float = 20.0) -> DeadMansSwitch:
         """Start the supervisor for `resource` and wait until it is armed (RigError when it is not)."""
-        command = [sys.executable, "-m", "rig.supervisor", "--resource", resource, "--dialect", dialect]
+        command = [sys.executable, "-m", "rig.supervisor", "--resource", resource, "--driver", driver]
         if traffic is not None:
             command += ["--traffic", str(traffic)]
         # Its own session: the terminal's Ctrl-C/hangup goes to the run's process group, not to it.

@@ -45,9 +45,12 @@ class Case:
     moment: str
     served: bool = True
     gap_s: float = 0.0
+    fault: str | None = None  # no signal: a finalizer or a pytest hook raises (see tests/data/signal_at.py)
 
     @property
     def label(self) -> str:
+        if self.fault:
+            return f"{self.fault} error"
         if len(self.signals) == 1:
             return self.signals[0]
         return f"{self.signals[0]} x{len(self.signals)} {self.gap_s:g} s apart"
@@ -55,6 +58,10 @@ class Case:
     @property
     def killed(self) -> bool:
         return "SIGKILL" in self.signals[:1]
+
+    @property
+    def caught(self) -> bool:
+        return bool(self.signals) and not self.killed
 
 
 # Every kind of ending at every moment; the gaps between two Ctrl-C vary across the moments (a compact
@@ -68,6 +75,7 @@ CASES = (
         (("SIGINT", "SIGINT"), 0.3), (("SIGKILL",), 0.0)]]
     + [Case(("SIGINT",), "mid", served=False), Case(("SIGTERM",), "after-last", served=False),
        Case(("SIGHUP",), "teardown", served=False), Case(("SIGINT", "SIGINT"), "early", served=False, gap_s=0.3)]
+    + [Case((), "after-last", fault="internal"), Case((), "teardown", fault="finalizer")]
 )
 
 
@@ -79,6 +87,7 @@ class Outcome:
     off_after_s: float | None  # SIGKILL: wall time from the run's death until OUTP? read 0
     energised: bool  # the run had switched the output on before the signal
     signals_noted: list[str]  # what the session's metadata says it received
+    switch_acted: bool  # the dead-man's switch had to drive the source safe (the run could not)
     session_verdict: str | None
     results_verdict: str | None
     junit_interrupted: bool
@@ -159,10 +168,11 @@ def _wait(predicate: object, timeout_s: float, poll_s: float = 0.05) -> bool:
 
 
 def run_case(case: Case, bench_file: Path | None, base: Path) -> Outcome:
-    marker = f"RIG_ENDINGS_CASE={uuid.uuid4().hex}"
-    reports = base / f"{case.moment}-{'-'.join(case.signals)}-{case.gap_s:g}-{uuid.uuid4().hex[:4]}"
+    case_id = uuid.uuid4().hex
+    marker = f"RIG_ENDINGS_CASE={case_id}"  # inherited by every process the run starts
+    reports = base / f"{case.moment}-{'-'.join(case.signals)}-{case.gap_s:g}-{case_id[:4]}"
     env = {**os.environ, "PYTHONPATH": str(DATA), "RIG_SIGNAL_AT": case.moment, "RIG_SIGNALS": ",".join(case.signals),
-           "RIG_SIGNAL_GAP_S": str(case.gap_s), marker.split("=")[0]: marker.split("=")[1]}
+           "RIG_SIGNAL_GAP_S": str(case.gap_s), "RIG_FAULT": case.fault or "", "RIG_ENDINGS_CASE": case_id}
     args = [*RIG, "run", PLAN, "--reports", str(reports)]
     if bench_file is not None:
         args += ["--bench", str(bench_file)]
@@ -183,6 +193,7 @@ def run_case(case: Case, bench_file: Path | None, base: Path) -> Outcome:
     sent = [line.split(" > ", 1)[1] for line in traffic.splitlines() if " > " in line]
     output_commands = [c.split(";")[0] for c in sent if c.startswith(("OUTP ON", "OUTP OFF"))]
     energised = "OUTP ON" in output_commands
+    switch_acted = "dead-man's switch # " in traffic
     if bench_file is None:
         source_off = bool(output_commands) and output_commands[-1] == "OUTP OFF"
     journal = Journal.in_folder(run_dir, create=False)
@@ -196,7 +207,8 @@ def run_case(case: Case, bench_file: Path | None, base: Path) -> Outcome:
     junit_interrupted = junit.is_file() and 'message="interrupted"' in junit.read_text()
     certificate = certificate_data(journal, run_id, run_dir).overall_verdict
     journal.engine.dispose()
-    return Outcome(case, proc.returncode, source_off, off_after_s, energised, signals_noted, session.verdict,
+    return Outcome(case, proc.returncode, source_off, off_after_s, energised, signals_noted, switch_acted,
+                   session.verdict,
                    results_verdict,
                    junit_interrupted, certificate, completed, orphans, proc.stderr[-3000:])
 
@@ -227,13 +239,17 @@ def test_every_ending_leaves_the_source_off_and_never_passes_unfinished(served_t
             problems.append(f"{what}: source left ON")
         if not o.energised:
             problems.append(f"{what}: the run never energised the source (nothing was tested)")
+        if o.switch_acted != (case.killed and o.completed < ITEMS):
+            problems.append(f"{what}: the dead-man's switch {'had to act' if o.switch_acted else 'did not act'}")
         if case.killed:
             if o.off_after_s is None or o.off_after_s > KILL_OFF_WITHIN_S:
                 problems.append(f"{what}: source not off within {KILL_OFF_WITHIN_S} s of the kill")
             if o.exit_code != -signal.SIGKILL:
                 problems.append(f"{what}: exit {o.exit_code}, expected death by SIGKILL")
-        elif o.exit_code != 130:
+        elif case.caught and o.exit_code != 130:
             problems.append(f"{what}: exit {o.exit_code}, expected 130\n{o.stderr}")
+        if case.fault and (o.exit_code in (0, 130) or o.session_verdict == PASS or o.certificate == PASS):
+            problems.append(f"{what}: exit {o.exit_code}, session {o.session_verdict}, certificate {o.certificate}")
         if o.completed < ITEMS:
             if o.session_verdict == PASS or o.results_verdict == PASS or o.certificate == PASS:
                 problems.append(f"{what}: {o.completed}/{ITEMS} items completed but recorded as pass")
@@ -242,7 +258,7 @@ def test_every_ending_leaves_the_source_off_and_never_passes_unfinished(served_t
                 problems.append(f"{what}: unfinished but session {o.session_verdict}, results.json "
                                 f"{o.results_verdict}, junit interrupted {o.junit_interrupted}, certificate "
                                 f"{o.certificate}")
-        elif not case.killed and (o.session_verdict != PASS or o.certificate != PASS or not o.signals_noted):
+        elif case.caught and (o.session_verdict != PASS or o.certificate != PASS or not o.signals_noted):
             problems.append(f"{what}: every item completed (the signal came during teardown): expected pass with "
                             f"the signal noted, got {o.session_verdict}, certificate {o.certificate}, "
                             f"noted {o.signals_noted}")
@@ -250,3 +266,75 @@ def test_every_ending_leaves_the_source_off_and_never_passes_unfinished(served_t
             problems.append(f"{what}: processes left behind: {o.orphans}")
     assert not problems, table + "\n" + "\n".join(problems)
     assert {o.case.moment for o in outcomes if o.completed < ITEMS} >= {"early", "mid", "after-last"}
+
+
+# ------------------------------------------------------------------ the dead-man's switch on its own
+
+
+class WatchdogSource:
+    """A message transport answering like an AC6800 with its I/O watchdog (what the twin does not model)."""
+
+    resource = "TCPIP::127.0.0.1::5025::SOCKET"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.output = True
+        self.is_open = False
+
+    def open(self) -> None:
+        self.is_open = True
+
+    def close(self) -> None:
+        self.is_open = False
+
+    def write(self, message: str) -> None:
+        assert self.is_open, "written while closed"
+        self.sent.append(message)
+        if message == "OUTP OFF":
+            self.output = False
+
+    def query(self, message: str) -> str:
+        self.write(message.removesuffix(";:SYST:ERR?"))
+        if message.endswith(";:SYST:ERR?"):
+            return '0,"No error"'
+        return {"OUTP?": "1" if self.output else "0", "*OPC?": "1"}[message]
+
+
+def _supervise(tell: bytes | None, hold_s: float) -> tuple[int, WatchdogSource, str]:
+    """Run the supervisor in a thread on a pipe; after `hold_s` write `tell` (if any) and close the pipe."""
+    import io
+
+    from rig.supervisor import Watch, build_source, supervise
+
+    fake = WatchdogSource()
+    watch = Watch(resource=fake.resource, driver="keysight-ac6800", watchdog_s=30, feed_s=0.1)
+    source = build_source(watch)
+    source.transport = fake
+    read_fd, write_fd = os.pipe()
+    out = io.StringIO()
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(supervise(watch, read_fd, out, source)))
+    worker.start()
+    threading.Event().wait(hold_s)
+    if tell:
+        os.write(write_fd, tell)
+    os.close(write_fd)
+    worker.join(10)
+    os.close(read_fd)
+    return result[0], fake, out.getvalue()
+
+
+def test_switch_arms_and_feeds_the_instruments_watchdog_and_stands_down_on_bye() -> None:
+    code, fake, said = _supervise(b"bye\n", hold_s=0.5)
+    assert code == 0 and "instrument watchdog armed (30 s)" in said
+    assert fake.sent[:2] == ["OUTP:PROT:WDOG:DEL 30", "OUTP:PROT:WDOG ON"]
+    assert fake.sent.count("*OPC?") >= 2, "fed while the run lives"
+    assert "OUTP OFF" not in fake.sent, "the run said it left the source safe: the switch touches nothing"
+    assert fake.sent[-1] == "OUTP:PROT:WDOG OFF" and fake.output
+
+
+def test_switch_drives_the_source_off_when_the_run_vanishes() -> None:
+    code, fake, _ = _supervise(None, hold_s=0.1)
+    assert code == 0
+    assert not fake.output and "OUTP OFF" in fake.sent and "OUTP?" in fake.sent
+    assert fake.sent[-1] == "OUTP:PROT:WDOG OFF"

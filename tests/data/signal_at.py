@@ -9,6 +9,9 @@ SIGKILL), the first sent at the moment, each next one RIG_SIGNAL_GAP_S later fro
 SIGINT and SIGHUP go to the process group (what a terminal does: the renderer worker gets them too);
 SIGTERM and SIGKILL to the run's process alone (what `kill PID` or the OOM killer does). Without
 RIG_SIGNAL_AT the plugin does nothing.
+
+RIG_FAULT=finalizer makes a session fixture's teardown raise; RIG_FAULT=internal makes a pytest hook
+raise after the last item's body (pytest's INTERNAL_ERROR): neither may skip driving the source safe.
 """
 
 import os
@@ -20,6 +23,7 @@ import pytest
 _AT = os.environ.get("RIG_SIGNAL_AT")
 _SIGNALS = [s for s in os.environ.get("RIG_SIGNALS", "").split(",") if s]
 _GAP_S = float(os.environ.get("RIG_SIGNAL_GAP_S", "0"))
+_FAULT = os.environ.get("RIG_FAULT")
 
 
 def _send(name: str) -> None:
@@ -48,9 +52,13 @@ def teardown_checkpoint(renderer, bench):
     """Torn down first of the session's fixtures (set up last): the signal lands as teardown begins."""
     yield
     fire("teardown")
+    if _FAULT == "finalizer":
+        raise RuntimeError("a finalizer that fails (endings test)")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_logreport(report):
     if report.when == "call" and report.passed and report.nodeid.endswith("test_third"):
         fire("after-last")
+        if _FAULT == "internal":
+            raise RuntimeError("a plugin hook that fails (endings test)")
