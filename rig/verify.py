@@ -89,6 +89,7 @@ class Verification:
     findings: list[Finding] = field(default_factory=list)
     intact: list[str] = field(default_factory=list)
     unpinned: list[str] = field(default_factory=list)  # fingerprints of valid signatures by keys nobody pinned
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
     @property
     def ok(self) -> bool:
@@ -126,12 +127,14 @@ class Verification:
             keys = ", ".join(dict.fromkeys(self.unpinned))
             return (f"{UNPINNED_TEXT} (key {keys}; a lab pins its bench keys with `rig keys pin` or "
                     "`rig verify --expect-key`)")
-        return "verified, nothing altered, signed by pinned key(s)"
+        return "verified, nothing altered, signed by pinned key(s)" + (" (journal only: no run folder given)"
+                                                                        if self.notes else "")
 
     def text(self) -> str:
         """The report `rig verify` prints."""
         lines = [f"run {self.run_id}: {self.headline()}"]
         lines += [f"  ok   {line}" for line in self.intact]
+        lines += [f"  note {line}" for line in self.notes]
         lines += [f"  {f.text()}" for f in self.findings]
         return "\n".join(lines)
 
@@ -243,6 +246,7 @@ _held: dict[Path, _Held] = {}
 
 def hold_for_seal(folder: Path, journal: Journal, run_id: str, session: int, signer: RunSigner) -> None:
     """Keep a session's signer until `seal_folder` seals the folder's files (written after the manifest)."""
+    _held.clear()  # one pytest session at a time: an unsealed earlier one (run without `rig run`) stays unsealed
     _held[folder.resolve()] = _Held(journal, run_id, session, signer)
 
 
@@ -342,9 +346,16 @@ def verify_run(journal: Journal, run_id: str, folder: Path | None = None, *, exp
     result = Verification(run_id)
     for check in CHECKS:
         if check.needs_folder and folder is None:
+            result.notes.append(f"not checked without the run folder: {check.claim}")
             continue
         before = len(result.findings)
-        intact = check.run(ctx, result)
+        try:
+            intact = check.run(ctx, result)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            # Only a document someone wrote by hand (and signed, or not) gets here: fail closed, naming it.
+            result.add("altered", "a signed or written document", f"malformed, so {check.claim!r} could not be "
+                                                                   f"checked ({type(exc).__name__}: {exc})")
+            continue
         if intact and len(result.findings) == before:
             result.intact.append(intact)
     return result

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from drivers.crypto import sm2_generate_keypair, sm2_keypair_from_private
 from rig.cli import main
-from rig.integrity import RunSigner, record_digest
+from rig.integrity import RunSigner, canonical_json, record_digest
 from rig.results import Journal, metadata, results_document
 from rig.verify import JOURNAL_FILES, seal_session, sign_session
 
@@ -308,3 +308,20 @@ def test_a_forged_run_is_consistent_but_never_called_verified_without_a_pin(sign
     caught = CliRunner().invoke(main, ["verify", str(copy)])
     assert caught.exit_code == 1 and "not one of bench twin's pinned keys" in caught.stdout
     assert CliRunner().invoke(main, ["verify", str(signed_run)]).exit_code == 0, "the real run passes the same pin"
+
+
+def test_a_hand_made_manifest_signed_by_its_maker_fails_closed(signed_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / signed_run.name
+    shutil.copytree(signed_run, copy)
+    with sqlite3.connect(copy / "journal.sqlite") as conn:
+        (text,) = conn.execute("SELECT manifest FROM run_sessions WHERE session = 1").fetchone()
+        manifest = json.loads(text)
+        del manifest["records"]  # no record count or chain head: nothing to check the records against
+        signer = RunSigner(sm2_generate_keypair(), "bench", "hand-made")
+        manifest["key"]["public"] = signer.public_hex
+        conn.execute("UPDATE run_sessions SET manifest = ?, signature = ?, public_key = ? WHERE session = 1",
+                     (canonical_json(manifest), signer.sign(manifest), signer.public_hex))
+    result = CliRunner().invoke(main, ["verify", str(copy)])
+    assert result.exit_code == 1, result.output
+    assert "ALTERED a signed or written document: malformed" in result.stdout
+    assert result.exception is None or isinstance(result.exception, SystemExit)
