@@ -345,6 +345,11 @@ class MeterLink:
         """False when the port has no baud rate (socket://, loop://)."""
         return carries_baud(self.url)
 
+    def _wire_time_s(self, nbytes: int) -> float:
+        """Time `nbytes` occupy the line; none on a pty, which passes them at once (a meter behind one answers
+        before a wire could have carried the request: modelling it would make latencies negative)."""
+        return 0.0 if self.is_pty else self.line.wire_time_s(nbytes)
+
     @property
     def is_pty(self) -> bool:
         """True when the port is a pseudo-terminal (also through a symlink): no wire, bytes pass whatever rate
@@ -383,7 +388,7 @@ class MeterLink:
             raise  # the port's own verdict, already named (a BLE port: the meter's service is missing, issue 8)
         except Exception as exc:  # noqa: BLE001
             raise LinkError(f"{self.url}: writing failed: {exc}") from None
-        self._line_free_at = start + self.line.wire_time_s(len(raw))
+        self._line_free_at = start + self._wire_time_s(len(raw))
         return self._line_free_at
 
     def _collect(self, port: SerialPort, request: Dlt645Frame, sent_at: float, *, expect_reply: bool,
@@ -435,7 +440,7 @@ class MeterLink:
         if reply_at is not None:
             # The reply occupies the line for its wire time from its first byte.
             nbytes = sum(len(d) for t, d in chunks if t >= reply_at)
-            self._line_free_at = max(self._line_free_at, reply_at + self.line.wire_time_s(nbytes))
+            self._line_free_at = max(self._line_free_at, reply_at + self._wire_time_s(nbytes))
         return Attempt(sent_at_s=sent_at, chunks=tuple(chunks), frames=tuple(frames), bad_frames=tuple(bad),
                        noise_bytes=reader.discarded, reply=reply, reply_at_s=reply_at, late=tuple(late))
 
@@ -469,12 +474,13 @@ class MeterLink:
         self._require()
 
     def _check_line(self, exchange: Exchange) -> None:
-        """LinkError when no try got a valid reply and every try heard different bytes: a meter's fault repeats
-        byte for byte (a wrong frame, or silence); bytes that differ every time are the line's."""
-        if exchange.reply is not None:
+        """LinkError when no try got a valid reply and every try heard bytes, different each time, with no
+        well-formed meter frame among them: a meter's fault repeats byte for byte (a wrong frame, or silence),
+        and a late reply to another request is a meter's frame; bytes that differ every time are the line's."""
+        if exchange.reply is not None or any(a.late for a in exchange.attempts):
             return
         received = [a.received for a in exchange.attempts]
-        if len(received) > 1 and any(received) and len(set(received)) == len(received):
+        if len(received) > 1 and all(received) and len(set(received)) == len(received):
             bad = [b.reason for a in exchange.attempts for b in a.bad_frames]
             raise LinkError(f"meter {self.address} on {self.url}: no valid reply to {_answers(exchange.request)} "
                             f"in {len(received)} attempt(s) and different bytes each time "
