@@ -129,7 +129,7 @@ def test_stop_on_bench_fault_then_resume_after_the_repair(tmp_path: Path) -> Non
     assert kept == [b for b in before if b[1] != "bench fault"], "no completed record is lost"
     assert [r["verdict"] for r in done["superseded_records"]] == ["bench-fault"]
     verified = rig("verify", first["run_id"], "--reports", str(reports))
-    assert verified.returncode == 0, verified.stdout[-2000:]
+    assert verified.returncode == 3, verified.stdout[-2000:]  # consistent; twin keys are never pinned
 
 
 def test_mutate_never_counts_a_bench_fault_as_caught() -> None:
@@ -141,3 +141,22 @@ def test_mutate_never_counts_a_bench_fault_as_caught() -> None:
     healthy_row = Row(HEALTHY, None, ())
     healthy_row.bench_faults = {"testplans/smoke/test_bench.py::test_source_reaches_set_point"}
     assert healthy_row.verdict == "bench fault", "not a false alarm, not clean either"
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "serial_vanish", "target": "0", "at_s": 60, "duration_s": PERSISTENT},
+    {"kind": "serial_flip", "target": "0", "at_s": 60, "duration_s": PERSISTENT, "rate": 1.0},
+    {"kind": "serial_drop", "target": "0", "at_s": 60, "duration_s": PERSISTENT, "rate": 1.0},
+], ids=["port-gone", "every-bit-flipped", "every-byte-dropped"])
+def test_a_meter_line_that_stays_broken_is_a_bench_fault_not_a_meter_defect(tmp_path: Path,
+                                                                             fault: dict[str, Any]) -> None:
+    """A meter's port that stays gone, or a line that garbles or loses everything, fails no meter item: every
+    UART point after it is a bench fault (exit 3), as for the SCPI instruments; the BLE items still pass."""
+    proc = rig("run", "testplans/comms", "--reports", str(tmp_path), *schedule(fault))
+    assert proc.returncode == 3, proc.stdout[-3000:]
+    document = results(tmp_path)
+    outcomes = {t["test"]: t["outcome"] for t in document["tests"]}
+    assert document["verdict"] == "bench-fault" and document["bench_faults"] >= 10
+    assert not [t for t, o in outcomes.items() if o in ("failed", "error")], "no meter item failed"
+    assert not [r for r in document["records"] if r["verdict"] == "fail"], "no meter record failed"
+    assert {o for t, o in outcomes.items() if "[ble-" in t} <= {"passed", "skipped"}
