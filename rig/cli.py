@@ -195,8 +195,10 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
     click.get_current_context().call_on_close(lambda: _seal(run_dir))
     _link_latest(Path(reports_dir), run_dir)
     if STOP.interrupted:
+        if resume_id is not None:  # a signal after every item completed: the whole-run reports still follow
+            _finish_resume(run_dir, code, config.results_db)
         console.print(f"[yellow]interrupted[/yellow] by {', '.join(STOP.received)}; source driven safe; "
-                      f"finish the run with: rig run --resume {run_id}")
+                      f"if an item did not complete, finish the run with: rig run --resume {run_id}")
         raise SystemExit(EXIT_INTERRUPTED)
     stopped = _operator_stop(run_dir)
     if stopped:
