@@ -3,9 +3,10 @@
 Each run is its own `rig run` process (2 at a time) with 1..4 faults drawn from a seeded generator: mostly
 transient (one event, or a short window), some persistent. A healthy meter must come out of every run with no
 meter verdict against it, and every record the journal took must be in the run's results. Reports:
-runs completed, faults injected / survived, retries that cured a fault, points failed as bench faults (persistent
-faults), records lost, wrong verdicts. Exit 0 when every run completed, no record was lost and no verdict was
-wrong; 1 otherwise.
+runs completed, faults scheduled / fired / survived (a fault fired when the twin injected it: its traffic-log note;
+one whose time never came or whose target was never used did not, and is not counted as survived), retries that
+cured a fault, points failed as bench faults (persistent faults), records lost, wrong verdicts. Exit 0 when
+every run completed, no record was lost and no verdict was wrong; 1 otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import concurrent.futures
 import json
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,8 @@ TRANSIENT_KINDS = ("scpi_drop", "scpi_delay", "scpi_garble", "scpi_error_queue",
 # scpi_delay costs its timeout in wall time at every try: persistent faults are the quick ones.
 PERSISTENT_KINDS = ("scpi_drop", "scpi_garble", "scpi_error_queue", "reference_reset")
 SCPI_TARGETS = ("source", "reference")
+# The twin notes each scheduled fault's first firing in the run's traffic log (rig.twin.faults).
+FIRED_RE = re.compile(r" twin # fault (\d+) fired: ")
 
 
 def random_faults(rng: random.Random) -> list[dict[str, Any]]:
@@ -67,6 +71,7 @@ class RunOutcome:
     exit_code: int = -1
     completed: bool = False
     retried_ok: int = 0
+    fired: set[int] = field(default_factory=set)  # indices of the scheduled faults the twin injected
     bench_fault_points: int = 0
     records_lost: int = 0
     wrong_verdicts: list[str] = field(default_factory=list)
@@ -96,6 +101,7 @@ def soak_run(index: int, seed: int, plans: tuple[str, ...], out: Path,
         outcome.problem = f"no results.json (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}"
         return outcome
     document = json.loads(results_file.read_text())
+    outcome.fired = fired_faults(reports / document["run_id"])
     outcome.completed = proc.returncode in (0, 3) and all(
         t["outcome"] in ("passed", "bench-fault") for t in document["tests"]) and bool(document["tests"])
     records = document["records"]
@@ -108,6 +114,14 @@ def soak_run(index: int, seed: int, plans: tuple[str, ...], out: Path,
                                if r["verdict"] == "fail"]
     outcome.records_lost = _records_lost(reports / document["run_id"], document, baseline)
     return outcome
+
+
+def fired_faults(folder: Path) -> set[int]:
+    """Indices of the scheduled faults that fired, from the twin's notes in the run's traffic log(s)."""
+    fired: set[int] = set()
+    for log in sorted(folder.glob("traffic*.log")):
+        fired |= {int(m.group(1)) for m in FIRED_RE.finditer(log.read_text(errors="replace"))}
+    return fired
 
 
 def _records_lost(folder: Path, document: dict[str, Any], baseline: set[tuple[str, str]]) -> int:
@@ -149,15 +163,18 @@ def main(argv: list[str] | None = None) -> int:
         baseline = {(r["test"], r["quantity"]) for r in base["records"]}
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
             outcomes = list(pool.map(lambda i: soak_run(i, args.seed, plans, out, baseline), range(args.runs)))
-    injected = sum(len(o.faults) for o in outcomes)
-    persistent = sum(1 for o in outcomes for f in o.faults if f["duration_s"] >= 1e6)
+    scheduled = sum(len(o.faults) for o in outcomes)
+    fired = sum(len(o.fired) for o in outcomes)
+    persistent = sum(1 for o in outcomes for i, f in enumerate(o.faults) if f["duration_s"] >= 1e6 and i in o.fired)
     summary = {
         "runs": args.runs,
         "runs_completed": sum(o.completed for o in outcomes),
-        "faults_injected": injected,
-        "persistent_faults": persistent,
-        # survived: in a run that completed with nothing lost and no wrong verdict
-        "faults_survived": sum(len(o.faults) for o in outcomes
+        "faults_scheduled": scheduled,
+        "faults_fired": fired,
+        "faults_never_fired": scheduled - fired,
+        "persistent_faults_fired": persistent,
+        # survived: fired, in a run that completed with nothing lost and no wrong verdict
+        "faults_survived": sum(len(o.fired) for o in outcomes
                                if o.completed and not o.records_lost and not o.wrong_verdicts),
         "retries_ok": sum(o.retried_ok for o in outcomes),
         "points_failed_as_bench_faults": sum(o.bench_fault_points for o in outcomes),

@@ -454,11 +454,7 @@ def report(run_ref: str, fmt: str, out_file: str | None, reports_dir: str, db: s
     journal, run_id, folder = _locate(run_ref, reports_dir, db)
     data = certificate_data(journal, run_id, folder)
     target = Path(out_file) if out_file else (folder or Path(reports_dir) / run_id) / f"certificate.{fmt}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "html":
-        target.write_text(render_html(data))
-    else:
-        target.write_bytes(render_pdf(data))
+    _write_out(target, render_html(data).encode("utf-8") if fmt == "html" else render_pdf(data), "--out")
     console.print(f"certificate {data.number}: {target} (overall verdict: {data.overall_verdict})")
     raise SystemExit(EXIT_OK)
 
@@ -652,9 +648,19 @@ def history(meter: str | None, test_id: str | None, quantity: str | None, since:
         if not series:
             console.print("[red]error:[/red] nothing selected to plot")
             raise SystemExit(EXIT_USAGE)
-        Path(plot_file).write_bytes(hist.trend_png(series, flags))
+        _write_out(Path(plot_file), hist.trend_png(series, flags), "--plot")
         console.print(f"trend plot: {plot_file}")
     raise SystemExit(EXIT_OK)
+
+
+def _write_out(target: Path, data: bytes, option: str) -> None:
+    """Write an output file, creating its folder; exit 2 naming the option and why when that cannot be done."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except OSError as exc:
+        console.print(f"[red]error:[/red] {option} {target}: cannot write it ({exc.strerror or exc})")
+        raise SystemExit(EXIT_USAGE) from None
 
 
 def _link_latest(reports: Path, run_dir: Path) -> None:

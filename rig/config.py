@@ -32,13 +32,12 @@ class ConfigError(RigError):
 # Bench files, answers files: a few kB. Reading stops here, so /dev/zero or a huge file is an error, not a hang.
 MAX_INPUT_FILE_BYTES = 1024 * 1024
 
-# Ambient conditions a certificate can state: -40..+85 °C is the industrial range of electronics, so a value
-# outside it is a typo (or °F); relative humidity in %.
-AMBIENT_RANGES = {"temperature_c": (-40.0, 85.0), "humidity_pct": (0.0, 100.0)}
-
-
 def parse_ambient(text: str) -> dict[str, float]:
-    """`TEMP_C,RH_PCT` (e.g. `23.1,45`) -> {temperature_c, humidity_pct}; ConfigError naming what is wrong."""
+    """`TEMP_C,RH_PCT` (e.g. `23.1,45`) -> {temperature_c, humidity_pct}; ConfigError naming what is wrong.
+
+    The ranges are those of the operator's answers to the same questions (`rig.operator.TOPICS`)."""
+    from rig.operator import TOPICS
+
     parts = str(text).split(",")
     try:
         values = [float(part) for part in parts]
@@ -46,10 +45,13 @@ def parse_ambient(text: str) -> dict[str, float]:
         values = []
     if len(values) != 2:
         raise ConfigError(f"--ambient {text!r}: give TEMP_C,RH_PCT, e.g. 23.1,45")
-    out = dict(zip(AMBIENT_RANGES, values, strict=True))
-    for name, (low, high) in AMBIENT_RANGES.items():
-        if not low <= out[name] <= high:
-            raise ConfigError(f"--ambient {text!r}: {name} {out[name]:g} is outside {low:g}..{high:g}")
+    out = dict(zip(("temperature_c", "humidity_pct"), values, strict=True))
+    for name, value in out.items():
+        topic = TOPICS[f"ambient.{name}"]
+        low = topic.low if topic.low is not None else -math.inf
+        high = topic.high if topic.high is not None else math.inf
+        if not low <= value <= high:
+            raise ConfigError(f"--ambient {text!r}: {name} {value:g} {topic.unit} is outside {low:g}..{high:g}")
     return out
 
 

@@ -2,8 +2,10 @@
 plot, and drift flags raised before a point fails.
 
 Drift rule (per series = meter x test function x quantity, over the runs that measured it, oldest first):
-a value's *limit usage* u = (value - centre) / half-width of its limit band (|u| <= 1 inside; one-sided
-limits are not scaled and only flagged when they fail);
+a value's *limit usage* u = (value - nominal) / (the limit on its side - nominal), signed by the side
+(|u| <= 1 inside). The nominal is 0 when the band holds 0 (errors, counts, times: [0, 15] pulses at no
+load has its ideal at 0, not at 7.5), else the band's centre. One-sided limits are not scaled and only
+flagged when they fail;
 - `fail`: the last value is outside its limits;
 - `near limit`: the last |u| >= margin (default 0.8, i.e. 80 % of the limit used);
 - `drift`: with at least MIN_TREND_RUNS runs, the least-squares line of u over the last TREND_WINDOW
@@ -102,12 +104,27 @@ def group(points: Sequence[Point]) -> list[Series]:
     return list(series.values())
 
 
+def nominal(point: Point) -> float:
+    """Where a value of a two-sided band is furthest from trouble: 0 when the band holds 0, else its centre."""
+    assert point.low is not None and point.high is not None
+    return 0.0 if point.low <= 0.0 <= point.high else (point.low + point.high) / 2.0
+
+
+def _side(point: Point, upwards: bool) -> float:
+    """Distance from the nominal to the limit above (upwards) or below it."""
+    assert point.low is not None and point.high is not None
+    return point.high - nominal(point) if upwards else nominal(point) - point.low
+
+
 def usage(point: Point) -> float | None:
-    """Limit usage u of a value: 0 at the centre of a two-sided band, +-1 at its limits."""
+    """Limit usage u of a value: 0 at the nominal of a two-sided band, +-1 at its limits."""
     if point.value is None or point.low is None or point.high is None or point.high <= point.low:
         return None
-    centre, half = (point.high + point.low) / 2.0, (point.high - point.low) / 2.0
-    return (point.value - centre) / half
+    offset = point.value - nominal(point)
+    side = _side(point, offset >= 0)
+    if side <= 0:  # a limit at the nominal itself ([0, 15] below 0): only its failing shows, as a fail
+        return None if offset else 0.0
+    return offset / side
 
 
 def _slope(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
@@ -147,14 +164,10 @@ def assess(series: Sequence[Series], *, horizon_runs: int = 5, margin: float = 0
         if abs(projected) >= 1.0 and outwards:
             fitted_now = slope * now + intercept
             runs_left = max(0.0, (math.copysign(1.0, slope) - fitted_now) / slope)
-            flags.append(Flag(s, "drift", f"trend {slope * _half(last):+.3g} {last.unit} per run projects the limit "
+            per_run = slope * _side(last, slope > 0)
+            flags.append(Flag(s, "drift", f"trend {per_run:+.3g} {last.unit} per run projects the limit "
                                           f"in about {runs_left:.1f} run(s) (within the {horizon_runs}-run horizon)"))
     return flags
-
-
-def _half(point: Point) -> float:
-    assert point.low is not None and point.high is not None
-    return (point.high - point.low) / 2.0
 
 
 def _fmt(value: float | None) -> str:

@@ -103,3 +103,60 @@ def test_cli_bad_bench_exits_2_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "meter.constant_imp_per_kwh" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+SECRET_HEX = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d.update(keys={"esam_master": SECRET_HEX}),
+    lambda d: d.update(keys=SECRET_HEX),
+    lambda d: d["positions"][0].update(write_password=SECRET_HEX),
+], ids=["key-inline", "keys-not-a-mapping", "password"])
+def test_key_or_password_written_inline_is_named_never_echoed(tmp_path: Path, mutate) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_bench(_write(tmp_path, mutate))
+    message = str(info.value)
+    assert SECRET_HEX not in message and SECRET_HEX.upper() not in message
+    assert "keys" in message or "write_password" in message
+
+
+def test_key_given_with_set_is_refused_without_its_value(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "run", "--set", f"keys.esam_master={SECRET_HEX}",
+                           "--reports", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "keys: esam_master written as a value: give a reference" in proc.stderr
+    assert SECRET_HEX not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing is created for a bench file that does not load"
+
+
+def test_deeply_nested_yaml_and_endless_file_are_config_errors(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_bench(deep)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_bench(None, ["twin.positions.0.metering=" + "{a: " * 5000 + "1" + "}" * 5000])
+    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+        load_bench("/dev/zero")
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "bench", "check", "--bench", str(deep)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "nested too deeply" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("override", "names"), [
+    ("safety.max_current_a=1e308", "safety.max_current_a: Input should be less than or equal to 500"),
+    ("safety.max_voltage_v=.inf", "safety.max_voltage_v: Input should be less than or equal to 1000"),
+    ("twin.faults.schedule=[{kind: serial_drop, target: '7', at_s: 1}]",
+     "twin.faults.schedule.0.target: serial_drop on position 7, but the bench has 1 position(s)"),
+])
+def test_absurd_safety_limits_and_faults_on_missing_positions_are_refused(override: str, names: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_bench(None, [override])
+    assert names in str(info.value)
+
+
+def test_fault_on_an_existing_position_of_a_rack_loads() -> None:
+    bench = load_bench(BENCHES_DIR / "twin-rack.yaml",
+                       ["twin.faults.schedule=[{kind: serial_drop, target: '5', at_s: 1, duration_s: 2}]"])
+    assert bench.twin is not None and bench.twin.faults.schedule[0].target == "5"

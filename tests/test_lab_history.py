@@ -116,3 +116,27 @@ def test_history_bad_input_exits_2(tmp_path: Path, lab_db: str) -> None:
     assert code == 2 and "no journals" in err
     code, _, err = run_history("--db", lab_db, "--meter", "999999999999", "--plot", str(tmp_path / "x.png"))
     assert code == 2 and "nothing selected" in err
+
+
+def test_a_perfect_zero_on_a_band_from_zero_is_not_near_its_limit() -> None:
+    """[0, 15] pulses at no load: 0 is the ideal, so only values approaching 15 use up the limit."""
+    assert history.assess([_series([0.0, 0.0, 0.0, 0.0, 0.0], 0.0, 15.0)]) == []
+    (near,) = history.assess([_series([12.5], 0.0, 15.0)])
+    assert near.kind == "near limit" and "83 %" in near.message
+    (rising,) = history.assess([_series([1.0, 3.0, 5.0, 7.0, 9.0], 0.0, 15.0)], horizon_runs=5)
+    assert rising.kind == "drift" and "+2 % per run" in rising.message
+    # A band that does not hold 0 is judged from its centre, as before.
+    (high,) = history.assess([_series([238.5], 220.0, 240.0)])
+    assert high.kind == "near limit" and "85 %" in high.message
+    assert history.assess([_series([230.0], 220.0, 240.0)]) == []
+
+
+def test_history_plot_into_a_new_folder(lab_db: str, tmp_path: Path) -> None:
+    plot = tmp_path / "plots" / "nightly" / "trend.png"
+    code, _, err = run_history("--db", lab_db, "--plot", str(plot))
+    assert code == 0, err
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = run_history("--db", lab_db, "--plot", str(blocker / "trend.png"))
+    assert code == 2 and f"--plot {blocker / 'trend.png'}: cannot write it" in err

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from drivers.transport import active_traffic_log
 from rig.config import FaultsConfig, FaultSpec
 from rig.twin.world import Terminals, World
 
@@ -39,6 +40,10 @@ class FaultSchedule:
         self.on_reference_reset: list[Callable[[], None]] = []
         self._fired: set[int] = set()
         self._lock = threading.Lock()
+        # Each fault's first firing is noted in the run's traffic log (ground truth on disk: a scheduled fault
+        # whose time never came, or whose target was never used, did not fire).
+        self._log = active_traffic_log()
+        self._noted: set[int] = set()
 
     @property
     def delay_s(self) -> float:
@@ -56,12 +61,20 @@ class FaultSchedule:
                     if now < spec.at_s + spec.duration_s:
                         if note:
                             self._event(now, spec, note)
+                        self._note_fired(index, now, spec)
                         return spec
                 elif index not in self._fired:
                     self._fired.add(index)
                     self._event(now, spec, note or "once")
+                    self._note_fired(index, now, spec)
                     return spec
         return None
+
+    def _note_fired(self, index: int, now: float, spec: FaultSpec) -> None:
+        if index not in self._noted:
+            self._noted.add(index)
+            if self._log is not None:
+                self._log.write("twin", "#", f"fault {index} fired: {spec.kind} on {spec.target} at {now:.3f} s")
 
     def _event(self, now: float, spec: FaultSpec, action: str) -> None:
         if len(self.events) < 10_000:  # a persistent fault must not grow without bound
@@ -118,5 +131,6 @@ class FaultSchedule:
                 continue
             self._fired.add(index)
             self._event(max(t0, spec.at_s), spec, "reference standard restarted")
+            self._note_fired(index, max(t0, spec.at_s), spec)
             for hook in self.on_reference_reset:
                 hook()
