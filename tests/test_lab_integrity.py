@@ -25,18 +25,22 @@ RIG = [sys.executable, "-m", "rig.cli"]
 PRIVATE_HEX = "3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8"  # test key, not a real one
 
 
-@pytest.fixture(scope="module")
-def signed_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A smoke run on the twin signed with a bench key given by reference (a key file)."""
-    base = tmp_path_factory.mktemp("signed")
+def signed_smoke_run(base: Path, private_hex: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """(run folder, process) of a smoke run on the twin signed with a bench key given by reference (a key file)."""
     key_file = base / "bench-signing.hex"
-    key_file.write_text(PRIVATE_HEX + "\n")
+    key_file.write_text(private_hex + "\n")
     reports = base / "reports"
     proc = subprocess.run([*RIG, "run", "testplans/smoke", "--reports", str(reports),
                            "--set", f"keys.signing.file={key_file}"], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    folder = (reports / "latest").resolve()
-    return {"folder": folder, "run_id": folder.name, "proc": proc, "key_file": key_file}
+    return (reports / "latest").resolve(), proc
+
+
+@pytest.fixture(scope="module")
+def signed_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A smoke run on the twin signed with a bench key given by reference (a key file)."""
+    folder, proc = signed_smoke_run(tmp_path_factory.mktemp("signed"), PRIVATE_HEX)
+    return {"folder": folder, "run_id": folder.name, "proc": proc}
 
 
 @pytest.fixture

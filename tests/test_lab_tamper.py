@@ -10,7 +10,6 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from test_lab_integrity import RIG, signed_smoke_run
 
 from drivers.crypto import sm2_generate_keypair, sm2_keypair_from_private
 from rig.cli import main
@@ -26,7 +26,6 @@ from rig.integrity import RunSigner, canonical_json, record_digest
 from rig.results import Journal, metadata, results_document
 from rig.verify import JOURNAL_FILES, seal_session, sign_session
 
-RIG = [sys.executable, "-m", "rig.cli"]
 PRIVATE_HEX = "5c1bd4e0d6e4d7a7a51d3b3bd0b1d5f0e3a9c6f8b2d4e1f0a3c5e7d9b1f3a5c7"  # test key, not a real one
 PUBLIC_HEX = sm2_keypair_from_private(PRIVATE_HEX).public_hex
 
@@ -56,15 +55,8 @@ class Edit:
 
 @pytest.fixture(scope="module")
 def signed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("tamper")
-    key_file = base / "bench-signing.hex"
-    key_file.write_text(PRIVATE_HEX + "\n")
-    reports = base / "reports"
-    first = subprocess.run([*RIG, "run", "testplans/smoke", "--reports", str(reports),
-                            "--set", f"keys.signing.file={key_file}"], capture_output=True, text=True, timeout=180)
-    assert first.returncode == 0, first.stderr[-3000:]
-    folder = (reports / "latest").resolve()
-    again = subprocess.run([*RIG, "run", "--resume", folder.name, "--reports", str(reports)],
+    folder, _proc = signed_smoke_run(tmp_path_factory.mktemp("tamper"), PRIVATE_HEX)
+    again = subprocess.run([*RIG, "run", "--resume", folder.name, "--reports", str(folder.parent)],
                            capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (folder / "certificate.html").is_file()
