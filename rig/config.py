@@ -434,7 +434,8 @@ class UartKnobs(_Strict):
 
     checksum_error: bool = knob(False, "replies carry a wrong checksum (CS + 1)", "frame conformance (checksum)")
     address_high_byte_first: bool = knob(
-        False, "replies carry the meter address high byte first", "frame conformance (address order)"
+        False, "the address field high byte first both ways: replies carry it so, and requests addressed the "
+        "standard way are refused (other error)", "frame conformance (address order)"
     )
     no_data_offset: bool = knob(
         False, "reply data goes out without the +33H offset", "frame conformance (+33H), every reading"

@@ -250,7 +250,14 @@ class ManagementModule:
             if frame.function_code == Function.BROADCAST_TIME:
                 self._broadcast_time(frame, now_s)
             return None  # nobody answers a broadcast
-        if not self._addressed(frame.address, frame.function_code) or frame.function_code == Function.BROADCAST_TIME:
+        # A firmware that keeps its address high byte first reads the field of a request that way too.
+        seen = _high_byte_first(frame.address) if self.knobs.address_high_byte_first else frame.address
+        if not self._addressed(seen, frame.function_code) or frame.function_code == Function.BROADCAST_TIME:
+            if seen != frame.address and self._addressed(frame.address, frame.function_code):
+                # Its own address in the standard's order looks foreign to it: it refuses, echoing the field
+                # as it came (as PyPI dlt645's server does: abnormal reply, "other error").
+                echo = _high_byte_first(frame.address)  # encode_reply turns it back: the bytes as they came
+                return Dlt645Frame(echo, frame.function_code | 0xC0, bytes((int(ErrorCode.OTHER),))), None
             return None  # not for this meter; a time sync not sent to all is ignored
         handler = _HANDLERS.get(frame.function_code)
         if handler is None:
@@ -363,7 +370,7 @@ class ManagementModule:
         knobs = self.knobs
         address, control, data = reply.address, reply.control, reply.data
         if knobs.address_high_byte_first:
-            address = "".join(address[i:i + 2] for i in range(10, -1, -2))
+            address = _high_byte_first(address)
             if reply.function_code == Function.READ_ADDRESS:
                 data = data[::-1]
         if knobs.wrong_control_bits and not reply.is_abnormal:
@@ -374,6 +381,11 @@ class ManagementModule:
         if knobs.checksum_error:
             raw[-2] = (raw[-2] + 1) & 0xFF
         return bytes(raw)
+
+
+def _high_byte_first(address: str) -> str:
+    """The address with its bytes in the other order (a firmware that sends and reads it high byte first)."""
+    return "".join(address[i:i + 2] for i in range(10, -1, -2))
 
 
 _HANDLERS: Final[Mapping[int, Callable[[ManagementModule, Dlt645Frame, float], Reply | None]]] = {

@@ -75,6 +75,8 @@ BROADCAST_SOURCE: Final = REFERENCE + " 'Broadcast time': refused beyond 5 min, 
 # A refused sync leaves the clock where it was: within the reading's own resolution (whole seconds
 # read twice plus the time the reads take).
 CLOCK_UNMOVED = Limit(-2.0, 2.0, "s", LAB + ": whole-second clock read before and after, plus read time")
+# How long the clock is watched to see that it runs at all (bench time).
+CLOCK_RUN_S: Final = 5.0
 # The meter's clock against the bench's calendar time: beyond the broadcast window it cannot be synced.
 CLOCK_OFFSET = Limit(-BROADCAST_MAX_SHIFT_S, BROADCAST_MAX_SHIFT_S, "s",
                      LAB + ": within the 5 min a broadcast sync can correct", check=True)

@@ -15,6 +15,7 @@ import pytest
 
 from drivers.dlt645 import Dlt645Frame, Function, encode_broadcast_time
 from drivers.dlt645.link import MeterLink
+from drivers.errors import FrameError
 from rig.bench import Bench, Position
 from testplans.comms import spec
 from testplans.comms.conftest import clock_offset_s, meter_clock, restore_clock, scenario_day
@@ -23,20 +24,50 @@ pytestmark = pytest.mark.plan
 
 
 def test_meter_clock_agrees_with_bench(bench: Bench, link: MeterLink, position: Position, record) -> None:
-    """The meter's date and time against the bench's calendar time."""
+    """The meter's date and time read as a valid calendar time, agree with the bench's, and the clock runs
+    (over a few seconds of bench time it moves as much as the bench's)."""
+    try:
+        before, at0 = meter_clock(bench, link)
+    except FrameError as exc:  # a date or time no calendar has: the meter keeps no clock
+        record(f"meter clock reads as a calendar time: {exc}", 0, "", low=1, high=1, position=position)
+        return
     offset = clock_offset_s(bench, link)
     limit = spec.CLOCK_OFFSET
     record("meter clock against the bench's calendar time", offset, limit.unit, low=limit.low, high=limit.high,
            position=position, source=limit.source, check=limit.check)
+    bench.clock.sleep(spec.CLOCK_RUN_S)
+    after, at1 = meter_clock(bench, link)
+    ran = (after - before).total_seconds() - (at1 - at0)
+    unmoved = spec.CLOCK_UNMOVED
+    still = _still(before, after, at1 - at0)
+    record(f"meter clock's run minus the bench time that passed{still}", ran, "s", low=unmoved.low, high=unmoved.high,
+           position=position, source=unmoved.source, bench_s=at1 - at0)
 
 
-def _moved(bench: Bench, link: MeterLink, send: Callable[[Callable[[], dt.datetime]], None]) -> float:
-    """Seconds the meter's clock moved beyond the bench time that passed while `send` ran; `send` gets
-    the meter's time now (estimated from a read and the bench time since)."""
+def _moved(bench: Bench, link: MeterLink, send: Callable[[Callable[[], dt.datetime]], None]) -> tuple[float, str]:
+    """Seconds the meter's clock moved beyond the bench time that passed while `send` ran, and '' or what that
+    shows of the meter (its clock standing still); `send` gets the meter's time now (estimated from a read and
+    the bench time since)."""
     before, at0 = meter_clock(bench, link)
     send(lambda: before + dt.timedelta(seconds=bench.clock.now() - at0))
     after, at1 = meter_clock(bench, link)
-    return (after - before).total_seconds() - (at1 - at0)
+    return (after - before).total_seconds() - (at1 - at0), _still(before, after, at1 - at0)
+
+
+def _not_taken(moved: float, shift_s: float) -> str:
+    """': the meter's clock moved ... instead of ...' when a sync the meter must take was not taken."""
+    low, high = spec.CLOCK_UNMOVED.low, spec.CLOCK_UNMOVED.high
+    assert low is not None and high is not None
+    if shift_s + low <= moved <= shift_s + high:
+        return ""
+    return f": the meter's clock moved {moved:+.0f} s instead of {shift_s:+g} s (the sync was not taken)"
+
+
+def _still(before: dt.datetime, after: dt.datetime, bench_s: float) -> str:
+    """': the meter's clock stood still ...' when two reads a second or more apart show the same time."""
+    if bench_s >= 1.0 and abs((after - before).total_seconds()) < 1.0:
+        return f": the meter's clock stood still over {bench_s:.0f} s"
+    return ""
 
 
 def test_broadcast_time_accepted_within_rules(bench: Bench, link: MeterLink, position: Position, transport: str,
@@ -52,11 +83,12 @@ def test_broadcast_time_accepted_within_rules(bench: Bench, link: MeterLink, pos
 
     try:
         link.write_datetime(dt.datetime.combine(scenario_day(bench, 0, transport), dt.time(10, 0, 0)))
-        moved = _moved(bench, link, send)
+        moved, still = _moved(bench, link, send)
     finally:
         restore_clock(bench, link)
     limit = spec.CLOCK_UNMOVED
-    record(f"clock moved by a broadcast sync of +{shift:g} s", moved, "s", low=shift + limit.low,
+    why = _not_taken(moved, shift) or still
+    record(f"clock moved by a broadcast sync of +{shift:g} s{why}", moved, "s", low=shift + limit.low,
            high=shift + limit.high, position=position, source=spec.BROADCAST_SOURCE)
     record("frames answering the broadcast", sum(heard), "frames", low=0, high=0, position=position)
 
@@ -101,12 +133,13 @@ def test_broadcast_time_refused_outside_rules(bench: Bench, link: MeterLink, pos
         day = scenario_day(bench, 1 + list(REFUSALS).index(case), transport)
         link.write_datetime(dt.datetime.combine(day, refusal.start))
         if refusal.synced_first:
-            first = _moved(bench, link, lambda meter_now: link.broadcast_time(
+            first, still = _moved(bench, link, lambda meter_now: link.broadcast_time(
                 meter_now() + dt.timedelta(seconds=refusal.shift_s)))
-            record("clock moved by the day's first sync", first, "s", low=refusal.shift_s + limit.low,
+            why = _not_taken(first, refusal.shift_s) or still
+            record(f"clock moved by the day's first sync{why}", first, "s", low=refusal.shift_s + limit.low,
                    high=refusal.shift_s + limit.high, position=position, source=spec.BROADCAST_SOURCE)
-        moved = _moved(bench, link, send)
+        moved, still = _moved(bench, link, send)
     finally:
         restore_clock(bench, link)
-    record(f"clock moved by a refused sync ({case}, {refusal.shift_s:+g} s)", moved, "s", low=limit.low,
+    record(f"clock moved by a refused sync ({case}, {refusal.shift_s:+g} s){still}", moved, "s", low=limit.low,
            high=limit.high, position=position, source=spec.BROADCAST_SOURCE)
