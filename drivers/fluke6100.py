@@ -1,9 +1,11 @@
-"""Fluke 6100B / 6105A electrical power standard as a phantom-load meter-test source (drivers layer).
+"""Fluke 6100B / 6105A electrical power standard (drivers layer): the phantom-load meter-test source
+(`FLUKE_6100B`, `Fluke6100Source`) and its Energy option's error calculator (`FLUKE_6105A_ENERGY`,
+`Fluke6105aEnergy`), which compares meter-under-test (MUT) pulses with the energy of the main outputs.
 
-The command set is data (`FLUKE_6100B`), taken from the Fluke "6100B/6105A Users Manual", chapter 5
-"Remote Operation" (SCPI Commands and Syntax); pages are cited per row. A row the manual's text does not
-show in that exact form is listed in `check`: confirm it on an instrument before the first bench run.
-Imports nothing above the drivers.
+The command sets are data, taken from the Fluke "6100B/6105A Users Manual", chapter 5 "Remote Operation"
+(SCPI Commands and Syntax); pages are cited per row. A row the manual's text does not show in that exact
+form is listed in `check`: confirm it on an instrument before the first bench run. Imports nothing above
+the drivers.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Final
 
 from drivers.errors import InstrumentError
+from drivers.reference import CalculatorState, ErrorCalculator, ReferenceDialect, ReferenceStandard
 from drivers.scpi import Setting
 from drivers.source import PowerSource, SourceDialect
 from drivers.transport import MessageTransport
@@ -71,3 +74,58 @@ class Fluke6100Source(PowerSource):
     def model(self) -> str:
         """The model of the phase driving the meter, e.g. 6105A."""
         return self.transport.query(MODEL_QUERY).strip().strip('"')
+
+
+# The Energy option (6105A, or a 6100B with it): MUT pulse inputs on channels 1..3, the reference taken
+# from the main outputs themselves (MAIN). Rows from 5-57..5-61; the pages read do not show how a test is
+# started, how its state and each MUT's error are read, or the reference's accumulated energy: those rows
+# are named after the ENERgy tree and listed in `check`. Its calibration is not queried in the pages read
+# either: the twin's CAL:CERT?/CAL:DUE? stand in (check).
+# Note 5-58: ENERgy:ABORt also switches the outputs off (as STBY does) unless "Maintain Voltage" is set.
+MUT_CHANNELS: Final = 3
+FLUKE_6105A_ENERGY: Final = ReferenceDialect(
+    name="fluke-6105a-energy",
+    calibration_certificate="CAL:CERT?",
+    calibration_due="CAL:DUE?",
+    measure_voltage=f"{_P}:VOLT:MHAR:AMPL?",  # 5-36: the reference is the main output (ENER:REF:SOUR MAIN)
+    measure_current=f"{_P}:CURR:AMPL?",  # 5-43
+    measure_power=f"{_P}:POW:WATT?",  # 5-32
+    measure_power_factor=f"{_P}:POW:PFAC?",
+    measure_frequency="SOUR:FREQ?",
+    energy_start="ENER:REF:ACC:STAR",
+    energy_stop="ENER:REF:ACC:STOP",
+    energy_query="ENER:REF:ACC?",
+    # 5-94: ENERgy:MUT:CONStant(?) <dnpd>, in the units of ENERgy:MUT:CONStant:UNIT (IPKWH: imp/kWh, 5-95).
+    constant=Setting("meter constant", "ENER:MUT:CONS", "imp/kWh", 0.001, 1e9, decimals=3),
+    pulses=Setting("pulses per reading", "ENER:MUT:TEST:DUR", "pulses", 1, 1e7, decimals=0),
+    calc_start="ENER:STAR",
+    calc_abort="ENER:ABOR",  # 5-92
+    calc_state="ENER:STAT?",
+    calc_error="ENER:MUT{channel}:ERR?",
+    count_start="ENER:MUT{channel}:COUN:STAR",
+    count_query="ENER:MUT{channel}:COUN?",
+    states=(("IDLE", CalculatorState.IDLE), ("ARMED", CalculatorState.WAIT), ("RUNNING", CalculatorState.RUN),
+            ("COMPLETE", CalculatorState.DONE), ("COUNTING", CalculatorState.COUNT)),
+    # 5-97: channels 1..3 as independent MUTs; 5-91: the test's duration counted on the position's channel
+    # (sent after MUT:SOURce, as 5-58 recommends).
+    calc_setup=("ENER:MUT:SOUR CH1TO3", "ENER:MUT:TEST:PSOU CH{channel}"),
+    # 5-95: constants in impulses per kWh (no short form of the parameter); 5-103: reference = main outputs.
+    open_setup=("ENER:MUT:CONS:UNIT IPKWH", "ENER:REF:SOUR MAIN"),
+    source=f"{MANUAL}: 5-32, 5-36, 5-43 (readings), 5-58..5-61 (ENERgy tree: PSOUrce, ABORt, MUT, REFerence)",
+    check=("calibration_certificate", "calibration_due", "measure_power_factor", "measure_frequency",
+           "energy_start", "energy_stop", "energy_query", "pulses", "calc_start", "calc_state", "calc_error",
+           "count_start", "count_query", "states"),
+)
+
+
+class Fluke6105aEnergy(ReferenceStandard):
+    """The power standard's Energy option as the bench's reference and error calculators (MUT channels 1..3)."""
+
+    def __init__(self, transport: MessageTransport, dialect: ReferenceDialect = FLUKE_6105A_ENERGY) -> None:
+        super().__init__(transport, dialect)
+
+    def calculator(self, channel: int) -> ErrorCalculator:
+        """The MUT input `channel` (1..3) as an error calculator."""
+        if not 1 <= channel <= MUT_CHANNELS:
+            raise ValueError(f"error calculator channel {channel}: the Energy option has MUT inputs 1..{MUT_CHANNELS}")
+        return super().calculator(channel)

@@ -13,8 +13,8 @@ from typing import Final
 
 from drivers.ac_sources import CHROMA_61500, KEYSIGHT_AC6800
 from drivers.errors import RigError
-from drivers.fluke6100 import FLUKE_6100B, Fluke6100Source
-from drivers.reference import ReferenceStandard
+from drivers.fluke6100 import FLUKE_6100B, FLUKE_6105A_ENERGY, Fluke6100Source, Fluke6105aEnergy
+from drivers.reference import SCPI_REFERENCE, ReferenceDialect, ReferenceStandard
 from drivers.source import PHANTOM, PowerSource, SourceDialect
 from drivers.transport import MessageTransport
 
@@ -35,15 +35,16 @@ class SourceDriver:
 
 @dataclass(frozen=True)
 class ReferenceDriver:
-    """A reference standard / error calculator family: the driver class."""
+    """A reference standard / error calculator family: the driver class and the dialect it speaks."""
 
     name: str
     driver: type[ReferenceStandard]
+    dialect: ReferenceDialect
     description: str
 
     def build(self, transport: MessageTransport) -> ReferenceStandard:
         """The driver on `transport` (not opened)."""
-        return self.driver(transport)
+        return self.driver(transport, self.dialect)
 
 
 SOURCES: Final = {d.name: d for d in (
@@ -55,7 +56,10 @@ SOURCES: Final = {d.name: d for d in (
 )}
 
 REFERENCES: Final = {d.name: d for d in (
-    ReferenceDriver("scpi-reference", ReferenceStandard, "reference standard with SCPI error calculators"),
+    ReferenceDriver("scpi-reference", ReferenceStandard, SCPI_REFERENCE,
+                    "reference standard with SCPI error calculators, the twin's dialect"),
+    ReferenceDriver("fluke-6105a-energy", Fluke6105aEnergy, FLUKE_6105A_ENERGY,
+                    "Fluke 6105A (6100B) Energy option: MUT pulse inputs 1..3 against the main outputs"),
 )}
 
 # role -> driver names accepted for it (what the bench file is validated against).

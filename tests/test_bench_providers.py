@@ -17,7 +17,8 @@ import pytest
 
 from drivers.clock import WallClock
 from drivers.errors import RigError
-from drivers.fluke6100 import Fluke6100Source
+from drivers.fluke6100 import Fluke6100Source, Fluke6105aEnergy
+from drivers.reference import CalculatorState
 from rig.bench import LabProvider, bench_session, open_bench, provider_for
 from rig.config import BENCHES_DIR, BenchConfig, load_bench
 from rig.operator import Answer, Question
@@ -151,6 +152,27 @@ def test_the_twin_serves_the_fluke_dialect_when_the_bench_file_names_it() -> Non
         assert source.voltage_v == 230
 
 
+def test_the_twin_serves_the_fluke_energy_option_as_the_reference() -> None:
+    with bench_session(load_bench(BENCHES_DIR / "twin-fluke.yaml")) as bench:
+        reference = bench.reference
+        assert isinstance(reference, Fluke6105aEnergy)
+        transport = reference.transport
+        assert transport.query("ENER:MUT:CONS:UNIT?;:ENER:REF:SOUR?") == "IPKWH;MAIN", "set when it opened"
+        transport.write("ENER:MUT:CONS:UNIT IPWH;:ENER:MUT:CONS 1.2")  # 1.2 imp/Wh is 1200 imp/kWh
+        transport.write("ENER:MUT:CONS:UNIT IPKWH")
+        assert transport.query("ENER:MUT:CONS?") == "1.2E3"
+        transport.write("ENER:MUT:SOUR CH4")  # the option has MUT inputs 1..3
+        transport.write("ENER:REF:SOUR CH6")  # the twin has no reference meter inputs, only the main outputs
+        assert reference.errors() == [(-224, "Illegal parameter value"), (-224, "Illegal parameter value")]
+        bench.source.apply(voltage_v=220, current_a=5)
+        bench.source.output_on()
+        calc = bench.positions[0].calculator
+        calc.configure(constant_imp_per_kwh=bench.meter.constant_imp_per_kwh, pulses=4)
+        calc.start()
+        assert bench.clock.wait_until(lambda: calc.state() is CalculatorState.DONE, 60.0, 1.0)
+        assert 0.0 < abs(calc.error_pct()) < 0.3, "a healthy twin meter through the Fluke's MUT input"
+
+
 @pytest.mark.parametrize(("value", "text"), [(14.4, "1.44E1"), (24300.0, "2.43E4"), (2.5, "2.5E0"), (0.0, "0.0E0"),
                                              (90.0, "9.0E1"), (0.25, "2.5E-1")])
 def test_the_twins_fluke_replies_in_the_manuals_number_format(value: float, text: str) -> None:
@@ -172,8 +194,9 @@ def test_plans_run_end_to_end_on_the_twin_speaking_fluke(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     results = json.loads((tmp_path / "latest" / "results.json").read_text())
     assert results["verdict"] == "pass" and results["tests"]
-    assert results["instruments"][0]["driver"] == "fluke-6100b"
-    assert "SOUR:PHAS1:VOLT:MHAR:AMPL 220.0000" in (tmp_path / "latest" / "traffic.log").read_text()
+    assert [i["driver"] for i in results["instruments"]] == ["fluke-6100b", "fluke-6105a-energy"]
+    traffic = (tmp_path / "latest" / "traffic.log").read_text()
+    assert "SOUR:PHAS1:VOLT:MHAR:AMPL 220.0000" in traffic and "ENER:MUT:TEST:PSOU CH1" in traffic
 
 
 # ---------------------------------------------------------------- no branch on the twin above the rig

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Iterable
 from typing import Any
 
 from drivers.errors import RigError
@@ -20,7 +21,7 @@ from rig.twin.keys import TwinEsamKey
 from rig.twin.management import ManagementModule, MeterUart
 from rig.twin.meter import MeteringModule, MeterModel
 from rig.twin.power import MeterPower
-from rig.twin.reference import ReferenceModel
+from rig.twin.reference import REFERENCE_PERSONALITIES, ReferenceModel
 from rig.twin.scpi import ScpiTcpServer
 from rig.twin.security import build_security
 from rig.twin.serial_port import TWIN_SERIALS, serve_port
@@ -30,16 +31,16 @@ from rig.twin.spi_served import SpiServer
 from rig.twin.world import VirtualClock, World
 
 
-def served_source_driver(bench: BenchConfig) -> str:
-    """The source dialect the twin speaks: the bench file's source driver when the twin serves the source
-    (RigError when it cannot speak it), else its own phantom-load dialect."""
-    source = bench.instrument("source")
-    if source.resource != TWIN_RESOURCE:
-        return "scpi-phantom-source"
-    if source.driver not in PERSONALITIES:
-        raise RigError(f"instruments: the twin cannot serve source driver {source.driver!r} (it serves "
-                       f"{', '.join(PERSONALITIES)}); give that source a real resource")
-    return source.driver
+def served_driver(bench: BenchConfig, role: str, speaks: Iterable[str], default: str) -> str:
+    """The dialect the twin's instrument with `role` speaks: the bench file's driver when the twin serves
+    that instrument (RigError when it cannot speak it), else its own (`default`)."""
+    instrument = bench.instrument(role)
+    if instrument.resource != TWIN_RESOURCE:
+        return default
+    if instrument.driver not in speaks:
+        raise RigError(f"instruments: the twin cannot serve {role} driver {instrument.driver!r} (it serves "
+                       f"{', '.join(speaks)}); give that {role} a real resource")
+    return instrument.driver
 
 
 class Twin:
@@ -52,8 +53,10 @@ class Twin:
         self.world = World(seed=config.seed, epoch=config.epoch)
         self.clock = VirtualClock(self.world)
         # Independent, reproducible streams so adding a meter does not change another's noise.
-        self.source = SourceModel(self.world, config.source, served_source_driver(bench))
-        self.reference = ReferenceModel(self.world, config.reference, random.Random(f"{config.seed}:reference"))
+        self.source = SourceModel(self.world, config.source,
+                                  served_driver(bench, "source", PERSONALITIES, "scpi-phantom-source"))
+        self.reference = ReferenceModel(self.world, config.reference, random.Random(f"{config.seed}:reference"),
+                                        served_driver(bench, "reference", REFERENCE_PERSONALITIES, "scpi-reference"))
         self.meters: list[MeterModel] = []
         self.uarts: list[MeterUart] = []
         self.world.models.append(self.reference)  # stepped first: meters' edges read its energy

@@ -15,9 +15,9 @@ import socketserver
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rig.twin.world import World
 
@@ -177,6 +177,7 @@ class ScpiDevice:
         self.world = world
         self.idn = idn
         self.latency_s = latency_s
+        self.personality = ""  # the bench file's driver name whose command set it speaks (`speak`)
         self.errors: deque[tuple[int, str]] = deque()
         # Standard event status register (*ESR? reads and clears it; *CLS clears it); set at power-on.
         self.esr = ESR_POWER_ON
@@ -200,6 +201,16 @@ class ScpiDevice:
     def command(self, pattern: str, handler: Handler) -> None:
         """Register a handler for a header pattern."""
         self._table.append((compile_header(pattern), handler))
+
+    def speak(self, personalities: Mapping[str, Callable[[Any], None]], personality: str, what: str) -> None:
+        """Register the command set of `personality` (a bench file's driver name) from `personalities`."""
+        try:
+            commands = personalities[personality]
+        except KeyError:
+            raise ValueError(f"the twin's {what} does not speak {personality!r}; it speaks: "
+                             f"{', '.join(personalities)}") from None
+        self.personality = personality
+        commands(self)
 
     def push_error(self, code: int, message: str) -> None:
         """Queue an error and set its event status bit; a full queue keeps the oldest and ends with -350."""

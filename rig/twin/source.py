@@ -52,13 +52,7 @@ class SourceModel(ScpiDevice):
         self.config = config
         world.source_noise_pct = config.amplitude_noise_pct
         self.lists = SourceLists()
-        try:
-            commands = PERSONALITIES[personality]
-        except KeyError:
-            raise ValueError(f"the twin's source does not speak {personality!r}; it speaks: "
-                             f"{', '.join(PERSONALITIES)}") from None
-        self.personality = personality
-        commands(self)
+        self.speak(PERSONALITIES, personality, "source")
         self.command("OUTPut[:STATe]", self._output)
         world.set_point.frequency_hz = 50.0
 

@@ -8,8 +8,8 @@ import pytest
 
 from drivers.ac_sources import CHROMA_61500
 from drivers.errors import InstrumentError, NotOpenError, RigError, SafetyLimitError, ValidationError
-from drivers.fluke6100 import FLUKE_6100B, Fluke6100Source
-from drivers.reference import CalculatorState, ReferenceStandard
+from drivers.fluke6100 import FLUKE_6100B, FLUKE_6105A_ENERGY, Fluke6100Source, Fluke6105aEnergy
+from drivers.reference import CalculatorState, ReferenceDialect, ReferenceStandard
 from drivers.registry import DRIVERS_BY_ROLE, REFERENCES, SOURCES, reference_driver, source_driver
 from drivers.source import PowerSource, SourceDialect
 from drivers.transport import ScriptedTransport
@@ -204,6 +204,57 @@ def test_fluke_has_no_list_subsystem_and_says_so() -> None:
         _ = source.transients
 
 
+# The Energy option: 5-95 ENERgy:MUT:CONStant:UNIT IPKWH (no short form of the parameter), 5-103
+# ENERgy:REFerence:SOURce MAIN, 5-97 ENERgy:MUT:SOURce CH1TO3, 5-91 MUT:TEST:PSOUrce after the sources,
+# 5-94 ENERgy:MUT:CONStant <dnpd>, 5-92 ENERgy:ABORt. Start, state, error and duration rows are `check`.
+
+def energy_with(script: list[tuple[str, str | None]]) -> tuple[Fluke6105aEnergy, ScriptedTransport]:
+    transport = ScriptedTransport([
+        ("*CLS;*OPC?", "1"),
+        ("ENER:MUT:CONS:UNIT IPKWH;:SYST:ERR?", '0,"No error"'),
+        ("ENER:REF:SOUR MAIN;:SYST:ERR?", '0,"No error"'),
+        *script,
+    ])
+    reference = Fluke6105aEnergy(transport)
+    reference.open()
+    return reference, transport
+
+
+def test_fluke_energy_option_error_reading_byte_exact() -> None:
+    reference, transport = energy_with([
+        ("ENER:MUT:SOUR CH1TO3;:SYST:ERR?", '0,"No error"'),
+        ("ENER:MUT:TEST:PSOU CH2;:SYST:ERR?", '0,"No error"'),
+        ("ENER:MUT:CONS 1200.000;:SYST:ERR?", '0,"No error"'),
+        ("ENER:MUT:TEST:DUR 10;:SYST:ERR?", '0,"No error"'),
+        ("ENER:STAR;:SYST:ERR?", '0,"No error"'),
+        ("ENER:STAT?", "COMPLETE"),
+        ("ENER:MUT2:ERR?", "-4.2E-2"), OK,
+        ("SOUR:PHAS1:POW:WATT?", "2.43E4"),
+    ])
+    calc = reference.calculator(2)
+    calc.configure(constant_imp_per_kwh=1200, pulses=10)
+    calc.start()
+    assert calc.state() is CalculatorState.DONE
+    assert calc.error_pct() == pytest.approx(-0.042)
+    assert reference.query_float(FLUKE_6105A_ENERGY.measure_power) == 24300.0  # 5-32: "2.43E4"
+    transport.assert_done()
+
+
+def test_fluke_energy_option_has_three_mut_inputs_and_names_an_unknown_state() -> None:
+    reference, _ = energy_with([("ENER:STAT?", "WARMING")])
+    with pytest.raises(ValueError, match=r"MUT inputs 1\.\.3"):
+        reference.calculator(4)
+    with pytest.raises(InstrumentError, match=r"ENER:STAT\? replied 'WARMING'"):
+        reference.calculator(1).state()
+
+
+def test_every_reference_dialect_lists_only_its_own_fields_to_check() -> None:
+    fields = set(ReferenceDialect.__dataclass_fields__)
+    for row in REFERENCES.values():
+        assert set(row.dialect.check) <= fields and row.dialect.source
+    assert "5-58" in FLUKE_6105A_ENERGY.source
+
+
 # ---------------------------------------------------------------- voltage-only sources, the registry
 
 
@@ -228,5 +279,7 @@ def test_every_registered_driver_builds_its_class_with_its_dialect() -> None:
     assert type(source_driver("fluke-6100b").build(ScriptedTransport([]), max_voltage_v=1, max_current_a=1)) \
         is Fluke6100Source
     assert type(reference_driver("scpi-reference").build(ScriptedTransport([]))) is ReferenceStandard
+    energy = reference_driver("fluke-6105a-energy").build(ScriptedTransport([]))
+    assert type(energy) is Fluke6105aEnergy and energy.dialect is FLUKE_6105A_ENERGY
     with pytest.raises(RigError, match="unknown source driver 'fluke-6100a'; known: scpi-phantom-source, fluke"):
         source_driver("fluke-6100a")
