@@ -19,7 +19,7 @@ from drivers.clock import WallClock
 from drivers.errors import RigError
 from drivers.fluke6100 import Fluke6100Source, Fluke6105aEnergy
 from drivers.reference import CalculatorState
-from rig.bench import LabProvider, bench_session, open_bench, provider_for
+from rig.bench import Bench, LabProvider, bench_session, open_bench, provider_for
 from rig.config import BENCHES_DIR, BenchConfig, load_bench
 from rig.operator import Answer, Question
 from rig.twin.provider import EmbeddedTwinProvider, ServedTwinProvider, TwinOperator, embedded_twin
@@ -218,3 +218,4 @@ def test_fixtures_and_plans_never_branch_on_the_twin() -> None:
     files = sorted((ROOT / "fixtures").rglob("*.py")) + sorted((ROOT / "testplans").rglob("*.py"))
     assert len(files) > 10
     assert [use for path in files for use in _twin_uses(path)] == []
+    assert not {name for name in Bench.__dataclass_fields__ if "twin" in name}, "a Bench has no twin attributes"
