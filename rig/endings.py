@@ -37,6 +37,7 @@ class StopSignals:
         self._raising = False
         self._installs = 0
         self._previous: dict[int, Any] = {}
+        self._terminals: set[str] = set()  # the terminal(s) the run writes to (gone after a hangup)
 
     @property
     def interrupted(self) -> bool:
@@ -48,6 +49,10 @@ class StopSignals:
         if threading.current_thread() is not threading.main_thread():
             return False
         if self._installs == 0:
+            for fd in (0, 1, 2):
+                with contextlib.suppress(OSError):
+                    if os.isatty(fd):
+                        self._terminals.add(os.ttyname(fd))
             for signum in CAUGHT:
                 self._previous[signum] = signal.signal(signum, self._handle)
         self._installs += 1
@@ -90,6 +95,8 @@ class StopSignals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         self.received.append(name)
+        if signum == signal.SIGHUP:
+            _detach_from_terminal(self._terminals)
         for listener in list(self.listeners):
             listener(name)
         if self._raising:
@@ -99,6 +106,26 @@ class StopSignals:
         with contextlib.suppress(OSError):
             os.write(2, f"rig: {name} received; finishing the run's ending first (source safe, journal, "
                         "reports)\n".encode())
+
+
+def _detach_from_terminal(terminals: set[str]) -> None:
+    """The terminal hung up: every write to it now fails (EIO) and would break the ending half-way. Every
+    descriptor still on it (standard streams, and the copies pytest's output capture keeps) goes to
+    /dev/null; what the run still has to say is in the journal, results.json and the reports."""
+    if not terminals:
+        return
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: the standard streams at least
+        fds = [0, 1, 2]
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                # a hung-up pseudo-terminal's node may be gone already: "/dev/pts/3 (deleted)"
+                if fd != devnull and os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)") in terminals:
+                    os.dup2(devnull, fd)
+        os.close(devnull)
 
 
 STOP = StopSignals()

@@ -338,3 +338,46 @@ def test_switch_drives_the_source_off_when_the_run_vanishes() -> None:
     assert code == 0
     assert not fake.output and "OUTP OFF" in fake.sent and "OUTP?" in fake.sent
     assert fake.sent[-1] == "OUTP:PROT:WDOG OFF"
+
+
+# ------------------------------------------------------------------ the terminal goes away
+
+
+def test_terminal_hangup_mid_plan_leaves_the_source_off(served_twins: list[Path], tmp_path: Path) -> None:
+    """`rig run` on a terminal that hangs up (ssh dropped, window closed) while the plan holds the source
+    on: SIGHUP from the kernel, and every later write to the terminal fails; the ending still runs."""
+    bench_file = served_twins[0]
+    master, slave = os.openpty()
+    # setsid -c: a session of its own with the pseudo-terminal as its controlling terminal, as a login has.
+    proc = subprocess.Popen(["setsid", "-w", "-c", *RIG, "run", "--bench", str(bench_file),
+                             str(DATA / "hold_plan.py"), "--reports", str(tmp_path)],
+                            stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    stop = threading.Event()
+    seen: list[bytes] = []
+
+    def drain() -> None:  # a terminal that nobody reads would block the run's writes
+        import select
+
+        while not stop.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    seen.append(os.read(master, 4096))
+                except OSError:
+                    return
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        assert _wait(lambda: _outp(bench_file) == "1", 60), b"".join(seen).decode(errors="replace")
+    finally:
+        stop.set()
+        reader.join()
+        os.close(master)  # the hangup
+    code = proc.wait(timeout=60)
+    assert code == 130, b"".join(seen).decode(errors="replace")
+    assert _outp(bench_file) == "0"
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["verdict"] == INTERRUPTED
+    assert "dead-man's switch # " not in (run_dir / "traffic.log").read_text(), "the run drove it safe itself"
