@@ -175,7 +175,8 @@ def open_meter_links(config: BenchConfig, positions: Sequence[Position], clock: 
         cfg = position.config
         for url in (cfg.serial, cfg.expansion_tap.serial if cfg.expansion_tap else None):
             if url in TWIN_SERIALS:
-                raise RigError(f"{where}: serial port {url!r} needs the twin, but no twin serves this bench")
+                raise RigError(f"{where}: serial port {url!r} needs the twin, but no twin serves this bench "
+                               "(add a 'twin:' section to the bench file, or give the meter's real port)")
         if cfg.serial is not None:
             position.link = MeterLink(cfg.serial, cfg.address, clock, line=_line(cfg.line),
                                       password=cfg.write_password, traffic=traffic, retry=retry)
@@ -211,7 +212,8 @@ def ble_backend(cfg: PositionConfig, where: str) -> BleBackend:
     if spec == "bleak":
         return BleBackend()
     if spec == TWIN_RESOURCE:
-        raise RigError(f"{where}: ble backend 'twin' needs the twin, but no twin serves this bench")
+        raise RigError(f"{where}: ble backend 'twin' needs the twin, but no twin serves this bench (add a "
+                       "'twin:' section to the bench file, or give a real Bluetooth backend)")
     from rig.twin.ble_central import backend_for  # bumble is imported only for a bench that asks for it
 
     return backend_for(spec)

@@ -130,10 +130,12 @@ def _twin_port(value: str | None) -> bool:
 
 
 def needs_embedded_twin(config: BenchConfig) -> bool:
-    """True when the bench file asks for the twin to run in this process: an instrument, a meter port or
-    the clock says `twin`."""
+    """True when the bench file asks for the twin to run in this process: an instrument or the clock says
+    `twin`, or a meter port does and the file has a `twin:` section (without one, the bench builder names
+    the port that has nothing to serve it)."""
     return (config.clock == "twin" or any(i.resource == TWIN_RESOURCE for i in config.instruments)
-            or any(_twin_port(port) for p in config.positions for port in _position_ports(p)))
+            or (config.twin is not None
+                and any(_twin_port(port) for p in config.positions for port in _position_ports(p))))
 
 
 def meters_simulated(config: BenchConfig) -> bool:
