@@ -423,8 +423,8 @@ class MeterUart:
     """The management module's RS-485 port as the line sees it: reception takes the wire time of the
     host's bytes, the reply waits the meter's delay, and the line stays busy while the reply is sent.
 
-    The World's lock is held from reception to the last byte sent, so the bench time a host reads
-    when the reply arrives is the time the meter sent it.
+    The twin's clock does not move past a request this port has not answered (`World.settle`), so the bench
+    time a host reads when the reply arrives is the time the meter sent it.
     """
 
     def __init__(self, management: ManagementModule) -> None:
@@ -443,17 +443,21 @@ class MeterUart:
         return self.management.line
 
     def receive(self, data: bytes, host: Line, send: Callable[[bytes], None]) -> None:
-        """Bytes from the host (garbled already when the host's settings differ from the meter's)."""
-        management = self.management
-        with self.world.lock:
-            now = self.world.time_s
+        """Bytes from the host (garbled already when the host's settings differ from the meter's). Their wire
+        time and the meter's reply delay are bench time the twin lets pass (`World.pass_time`: at once on the
+        virtual clock, in step with the wall clock when the twin is paced)."""
+        management, world = self.management, self.world
+        with world.lock:
+            now = world.time_s
             start = max(now, self.busy_until)
             end = start + len(data) * host.char_time_s
-            self.world.advance(end - now)
             self.busy_until = end
+        world.pass_time(end - now)
+        replies: list[tuple[Reply, float]] = []
+        with world.lock:
             new_burst = start - self._last_rx_end > INTER_FRAME_GAP_S
             self._last_rx_end = end
-            if not management.answering(self.world.time_s):
+            if not management.answering(world.time_s):
                 self.reader = FrameReader()
                 return
             if new_burst:
@@ -466,13 +470,14 @@ class MeterUart:
                     self.bad_frames_heard += 1
                     continue
                 self.frames_heard += 1
-                result = management.respond(item, self.world.time_s)
-                if result is None:
-                    continue
-                reply, after = result
-                self.world.advance(management.reply_delay_s())
+                result = management.respond(item, world.time_s)
+                if result is not None:
+                    replies.append((result, management.reply_delay_s()))
+        for (reply, after), delay_s in replies:
+            world.pass_time(delay_s)
+            with world.lock:
                 raw = management.encode_reply(reply)
                 send(raw)
-                self.busy_until = self.world.time_s + len(raw) * self.line.char_time_s
+                self.busy_until = world.time_s + len(raw) * self.line.char_time_s
                 if after is not None:
                     after()

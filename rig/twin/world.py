@@ -116,6 +116,8 @@ class World:
         self._pending: list[Pending] = []
         self._settled = threading.Condition()
         self._server_threads: set[int] = set()
+        self.pace_speed: float | None = None  # bench s per wall s while the clock is paced (VirtualClock.pace)
+        self._time_passed = threading.Condition()
 
     # ---- causality: servers tell the clock what they have in hand
 
@@ -162,6 +164,29 @@ class World:
                     return False
                 self._settled.wait(min(remaining, SETTLE_POLL_WALL_S))
         return True
+
+    def pass_time(self, duration_s: float) -> None:
+        """Let `duration_s` of bench time pass for a server of the twin (a reply delay, the wire time of bytes):
+        at once, unless the clock is paced, when the server waits (wall time) until the pacer has moved bench
+        time that far, so a client on the wall clock sees the delay. Call it without holding the lock."""
+        if duration_s <= 0:
+            return
+        speed = self.pace_speed
+        if speed is None or _owns(self.lock):
+            self.advance(duration_s)
+            return
+        target = self.time_s + duration_s
+        give_up = time.monotonic() + duration_s / speed + SETTLE_LIMIT_WALL_S
+        with self._time_passed:
+            while self.time_s < target and self.pace_speed is not None and time.monotonic() < give_up:
+                self._time_passed.wait(PACE_TICK_WALL_S)
+        if self.time_s < target:  # pacing stopped meanwhile
+            self.advance(target - self.time_s)
+
+    def time_passed(self) -> None:
+        """The pacer moved bench time: wake the servers waiting in `pass_time`."""
+        with self._time_passed:
+            self._time_passed.notify_all()
 
     def terminals(self) -> Terminals:
         """The terminal quantities now, including the source's amplitude ripple."""
@@ -275,7 +300,7 @@ class VirtualClock:
         self.stop_pacing()
         if speed == 0:
             return
-        self.speed = speed
+        self.speed = self.world.pace_speed = speed
         self._stop_pacing = threading.Event()
         self._pacer = threading.Thread(target=self._run_pacer, args=(speed, self._stop_pacing), name="twin-pacer",
                                        daemon=True)
@@ -286,14 +311,16 @@ class VirtualClock:
         self._stop_pacing.set()
         if self._pacer is not None:
             self._pacer.join(5.0)
-        self._pacer, self.speed = None, None
+        self._pacer, self.speed, self.world.pace_speed = None, None, None
+        self.world.time_passed()
 
     def _run_pacer(self, speed: float, stop: threading.Event) -> None:
+        # No settling here: a paced server lets its own delays pass with the pacer (World.pass_time).
         last = time.monotonic()
         while not stop.wait(PACE_TICK_WALL_S):
-            self.world.settle()
             now = time.monotonic()
             self.world.advance((now - last) * speed)
+            self.world.time_passed()
             last = now
 
     def datetime_now(self) -> dt.datetime:
