@@ -165,9 +165,9 @@ class EmbeddedTwinProvider:
     def open(self, config: BenchConfig) -> tuple[BenchConfig, Clock]:
         """Start the twin; the bench with its resources resolved, and the bench clock."""
         twin = Twin(config)
-        twin.start()
         self.twin = twin
         try:
+            twin.start()
             resolved = twin.resolve(config)
             if config.clock == "wall":
                 twin.clock.pace(WALL_SPEED)  # a real meter or instrument shares the bench: time runs by itself
