@@ -260,6 +260,8 @@ def test_prompts_work_on_a_terminal_without_s(wall_bench: Path, tmp_path: Path) 
     assert "150 is not plausible: answer a number from 0 to 100 %" in shown
     assert " operator: P1 (meter 000000000001) " in shown
     results = _results(reports)
+    assert [t["test"].rsplit("::", 1)[1] for t in results["tests"]] == ["test_meter_connected[P1]"], \
+        "the pytest arguments after -- select the smoke plan's first step"
     (mounted,) = [r for r in results["records"] if r["quantity"] == MOUNTED_QUANTITY]
     assert mounted["verdict"] == "pass" and mounted["detail"]["answered_by"].startswith("operator ")
 
