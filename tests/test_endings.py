@@ -214,8 +214,8 @@ def run_case(case: Case, bench_file: Path | None, base: Path) -> Outcome:
 
 
 @pytest.mark.slow
-def test_every_ending_leaves_the_source_off_and_never_passes_unfinished(served_twins: list[Path],
-                                                                        tmp_path: Path) -> None:
+def test_every_ending_leaves_the_source_off_and_never_passes_unfinished(
+        served_twins: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lanes = [threading.Lock() for _ in range(LANES)]
 
     def on_a_lane(case: Case) -> Outcome:
@@ -231,7 +231,8 @@ def test_every_ending_leaves_the_source_off_and_never_passes_unfinished(served_t
         outcomes = list(pool.map(on_a_lane, CASES))
     table = "\n".join(["signal                   moment     twin     source    session     certificate exit  "
                        "items orphans", *(o.row() for o in outcomes)])
-    print("\n" + table)
+    with capsys.disabled():  # the table is the point of this test: shown whether it passes or not
+        print("\n" + table)
     problems = []
     for o in outcomes:
         case, what = o.case, f"{o.case.label} at {o.case.moment} ({'served' if o.case.served else 'embedded'})"
@@ -381,3 +382,48 @@ def test_terminal_hangup_mid_plan_leaves_the_source_off(served_twins: list[Path]
     results = json.loads((run_dir / "results.json").read_text())
     assert results["verdict"] == INTERRUPTED
     assert "dead-man's switch # " not in (run_dir / "traffic.log").read_text(), "the run drove it safe itself"
+
+
+# ------------------------------------------------------------------ signals from outside
+
+
+@pytest.mark.parametrize("signals", [("SIGINT", "SIGINT"), ("SIGKILL",)], ids=["ctrl-c-twice", "kill-9"])
+def test_signals_from_outside_while_the_plan_holds_the_source_on(served_twins: list[Path], tmp_path: Path,
+                                                                 signals: tuple[str, ...]) -> None:
+    """What an operator does: Ctrl-C twice 50 ms apart at the terminal (the whole process group), or
+    kill -9 of the run's process; the plan is holding the source on."""
+    bench_file = served_twins[1]
+    proc = subprocess.Popen([*RIG, "run", "--bench", str(bench_file), str(DATA / "hold_plan.py"), "--reports",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert _wait(lambda: _outp(bench_file) == "1", 60), "the plan never energised the source"
+        for k, name in enumerate(signals):
+            if k:
+                threading.Event().wait(0.05)
+            if name == "SIGKILL":
+                proc.kill()
+            else:
+                os.killpg(proc.pid, signal.Signals[name])
+        _, stderr = proc.communicate(timeout=60)
+        died = time.monotonic()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _wait(lambda: _outp(bench_file) == "0", KILL_OFF_WITHIN_S)
+    assert time.monotonic() - died <= KILL_OFF_WITHIN_S + 0.5
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink())
+    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+    journal = Journal.in_folder(run_dir, create=False)
+    verdict = journal.sessions(run_id)[-1].verdict
+    certificate = certificate_data(journal, run_id, run_dir).overall_verdict
+    journal.engine.dispose()
+    assert certificate == "incomplete"
+    if signals == ("SIGKILL",):
+        assert proc.returncode == -signal.SIGKILL and verdict is None
+        assert "dead-man's switch # " in (run_dir / "traffic.log").read_text()
+    else:
+        assert proc.returncode == 130, stderr
+        assert verdict == INTERRUPTED
+        assert json.loads((run_dir / "results.json").read_text())["verdict"] == INTERRUPTED
