@@ -83,6 +83,14 @@ class MeterType(_Strict):
         default=60.0, ge=0, description="shortest outage the meter logs as a power-down event, s (None: the meter "
         "type does not say; project reference power.md, check)")
 
+    @field_validator("accuracy_class", mode="before")
+    @classmethod
+    def _class_as_text(cls, value: Any) -> Any:
+        # `accuracy_class: 1` (unquoted YAML, or --set meter.accuracy_class=2) means the class named "1".
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return f"{value:g}"
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> MeterType:
         allowed = CLASSIC_CLASSES if self.scheme == "classic" else LETTER_CLASSES

@@ -160,3 +160,9 @@ def test_fault_on_an_existing_position_of_a_rack_loads() -> None:
     bench = load_bench(BENCHES_DIR / "twin-rack.yaml",
                        ["twin.faults.schedule=[{kind: serial_drop, target: '5', at_s: 1, duration_s: 2}]"])
     assert bench.twin is not None and bench.twin.faults.schedule[0].target == "5"
+
+
+def test_unquoted_accuracy_class_is_the_class_of_that_name() -> None:
+    assert load_bench(None, ["meter.accuracy_class=2"]).meter.accuracy_class == "2"
+    with pytest.raises(ConfigError, match=r"accuracy_class '0\.5' is not a classic class"):
+        load_bench(None, ["meter.accuracy_class=0.5"])

@@ -3,11 +3,13 @@ ends with the same records and outcomes as a run that was never interrupted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,132 @@ def test_rack_killed_between_positions_resumes_per_point_and_position(tmp_path: 
     sessions = {r["test"].split("[PF1-")[1]: r["session"] for r in done["records"]}
     assert sessions["0.5Ib-P2]"] == 0 and sessions["0.5Ib-P3]"] == 1 and sessions["0.5Ib-P6]"] == 1
     assert len({r["meter"] for r in done["records"]}) == 6
+
+
+# ------------------------------------------------------------------ the resume pin: inputs must not change
+
+PIN_PLAN = "testplans/accuracy/test_accuracy.py::test_basic_error"
+PIN_KILLED = "test_basic_error[PF1-Ib-P1]"
+GAIN = "twin.meter.metering.gain_error_pct"
+
+
+@pytest.fixture(scope="module")
+def pinned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A class 1 run of a meter 1.5 % fast (it fails class 1), with a bench file, an override and an answers
+    file of its own, SIGKILLed in the middle of a point."""
+    base = tmp_path_factory.mktemp("pin")
+    bench = base / "bench.yaml"
+    bench.write_text((HERE.parent / "benches" / "twin.yaml").read_text())
+    assert 'accuracy_class: "1"' in bench.read_text()
+    answers = base / "answers.yaml"
+    answers.write_text("ambient.temperature_c: 23\n")
+    killed = rig("run", PIN_PLAN, "--bench", str(bench), "--set", f"{GAIN}=1.5", "--operator-answers", str(answers),
+                 "--reports", str(base / "reports"), "--", "-kPF1-", "-pkill_switch",
+                 env={"RIG_KILL_AT": PIN_KILLED, "RIG_KILL_WHEN": "call"})
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    (run_id,) = [p.name for p in (base / "reports").iterdir() if p.name != "latest"]
+    return {"bench": bench, "answers": answers, "reports": base / "reports", "run_id": run_id,
+            "folder": base / "reports" / run_id}
+
+
+def sessions_of(folder: Path, run_id: str) -> int:
+    from rig.results import Journal
+
+    journal = Journal.in_folder(folder, create=False)
+    try:
+        return len(journal.sessions(run_id))
+    finally:
+        journal.close()
+
+
+@contextlib.contextmanager
+def changed(*edits: tuple[Path, str, str]) -> Iterator[None]:
+    """Files edited (old text -> new) for the block, put back after it."""
+    originals = {path: path.read_text() for path, _, _ in edits}
+    try:
+        for path, old, new in edits:
+            assert old in path.read_text()
+            path.write_text(path.read_text().replace(old, new))
+        yield
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
+
+
+def refused_resume(pinned: dict[str, Any], *edits: tuple[Path, str, str]) -> str:
+    """Resume the pinned run with `edits` expecting a refusal: exit 2, one line, no new session, run.json as
+    it was."""
+    with changed(*edits):
+        run_file = (pinned["folder"] / "run.json").read_text()
+        proc = rig("run", "--resume", pinned["run_id"], "--reports", str(pinned["reports"]))
+        assert (pinned["folder"] / "run.json").read_text() == run_file
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot resume {pinned['run_id']}: changed since"), lines
+    assert sessions_of(pinned["folder"], pinned["run_id"]) == 1, "a refused resume starts no session"
+    return lines[0]
+
+
+def test_resume_refuses_a_changed_bench_file(pinned: dict[str, Any]) -> None:
+    line = refused_resume(pinned, (pinned["bench"], 'accuracy_class: "1"', 'accuracy_class: "2"'))
+    assert f"bench file {pinned['bench']}: content changed since the first session" in line
+    assert "--accept-changed" in line and "override" not in line and "answers" not in line
+
+
+def test_resume_refuses_changed_overrides_in_run_json_naming_the_key_not_the_value(pinned: dict[str, Any]) -> None:
+    line = refused_resume(pinned, (pinned["folder"] / "run.json", f'"{GAIN}=1.5"',
+                                   f'"{GAIN}=0.04", "meter.accuracy_class=2"'))
+    assert f"override {GAIN} changed" in line and "override meter.accuracy_class added" in line
+    assert "0.04" not in line and "1.5" not in line and "bench file" not in line
+
+
+def test_resume_refuses_a_changed_answers_file(pinned: dict[str, Any]) -> None:
+    line = refused_resume(pinned, (pinned["answers"], "23", "31"))
+    assert f"operator answers file {pinned['answers']}: content changed since the first session" in line
+
+
+def test_resume_names_every_difference_at_once(pinned: dict[str, Any]) -> None:
+    line = refused_resume(pinned, (pinned["bench"], 'accuracy_class: "1"', 'accuracy_class: "2"'),
+                          (pinned["answers"], "23", "24"))
+    assert line.count("content changed since the first session") == 2
+
+
+def test_resume_with_accept_changed_runs_and_every_certificate_says_so(pinned: dict[str, Any]) -> None:
+    reason = "nameplate re-read: the meters are class 2"
+    with changed((pinned["bench"], 'accuracy_class: "1"', 'accuracy_class: "2"')):
+        proc = rig("run", "--resume", pinned["run_id"], "--reports", str(pinned["reports"]),
+                   "--accept-changed", reason)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    assert "accepted changes" in proc.stderr and "Traceback" not in proc.stderr
+    document = results(pinned["folder"])
+    (accepted,) = document["accepted_changes"]
+    assert accepted["session"] == 1 and accepted["reason"] == reason
+    assert accepted["differences"] == [f"bench file {pinned['bench']}: content changed since the first session "
+                                       f"{accepted['differences'][0].split('session ', 1)[1]}"]
+    # The resumed points were judged against class 2 (±2 %): they pass although the meter is 1.5 % fast.
+    resumed = [r for r in document["records"] if r["session"] == 1]
+    assert resumed and {r["verdict"] for r in resumed} == {"pass"} and {r["high"] for r in resumed} == {2.0}
+    certificate = (pinned["folder"] / "certificate.html").read_text()
+    assert "Session 1 resumed the run although its inputs had changed since the first session" in certificate
+    assert reason in certificate
+    report = rig("report", pinned["run_id"], "--reports", str(pinned["reports"]), "--format", "html",
+                 "--out", str(pinned["reports"] / "again" / "certificate.html"))
+    assert report.returncode == 0, report.stderr
+    assert reason in (pinned["reports"] / "again" / "certificate.html").read_text()
+    verified = rig("verify", pinned["run_id"], "--reports", str(pinned["reports"]))
+    assert "ALTERED" not in verified.stdout, verified.stdout
+
+
+def test_accept_changed_without_resume_and_damaged_run_json_types_exit_2(tmp_path: Path) -> None:
+    alone = rig("run", PIN_PLAN, "--accept-changed", "why", "--reports", str(tmp_path))
+    assert alone.returncode == 2 and "--accept-changed goes with --resume" in alone.stderr
+    for bad, named in (({"plans": "testplans"}, "'plans'"), ({"overrides": [3]}, "'overrides.0'"),
+                       ({"bench_file": 7}, "'bench_file'"), ({"resumes": "none"}, "'resumes'")):
+        folder = tmp_path / "typed-run"
+        folder.mkdir(exist_ok=True)
+        asked = {"run_id": "typed-run", "plans": [], "bench_file": None, "overrides": [], "pytest_extra": [],
+                 "resumes": []} | bad
+        (folder / "run.json").write_text(json.dumps(asked))
+        proc = rig("run", "--resume", "typed-run", "--reports", str(tmp_path))
+        assert proc.returncode == 2 and "run.json is damaged" in proc.stderr and named in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
