@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from drivers.dlt645 import Dlt645Frame, ErrorCode, Function, abnormal_error, encode_di
-from drivers.serial_transport import is_pty
+from drivers.serial_transport import LineSettings, carries_parity, is_pty
 from rig.bench import bench_session
 from rig.config import load_bench
 from rig.procedures import LoadPoint, energise
@@ -163,10 +163,14 @@ def test_independent_meter_conforms_and_its_deviations_are_named_everywhere(tmp_
 
 def test_a_meter_that_sends_its_address_high_byte_first_is_explained_everywhere(tmp_path: Path) -> None:
     with independent_meter(tmp_path, high_byte_first=True) as port:
-        proc, run_dir = _run(tmp_path, _bench_file(tmp_path, port), "wildcard or conform")
+        proc, run_dir = _run(tmp_path, _bench_file(tmp_path, port), "wildcard or conform or preamble")
     assert proc.returncode == 1, proc.stderr
     phrase = "the meter sends its address high byte first (read 010000000000; the standard sends 000000000001"
-    assert [r for r in _failures(run_dir) if phrase in r["quantity"]]
+    failures = _failures(run_dir)
+    assert [r for r in failures if phrase in r["quantity"]]
+    # It refuses every request addressed the standard way: a refusal is no sign the wake-up bytes were understood.
+    refused = [r for r in failures if r["test"].endswith("test_preamble_handling[uart-P1]")]
+    assert len(refused) == 5 and all("the meter refused it: error word 0x01 (OTHER)" in r["quantity"] for r in refused)
     for where, text in _everywhere(proc, run_dir).items():
         assert phrase in text, f"the byte order explanation is not in {where}"
 
@@ -190,3 +194,20 @@ def test_the_twins_address_order_knob_behaves_like_such_a_meter() -> None:
         assert theirs.reply is not None and not theirs.reply.is_abnormal
         assert theirs.reply.address == reversed_address
         assert link.read_address() == reversed_address
+
+
+def test_a_pty_is_recognised_by_what_it_is_not_by_its_name(tmp_path: Path) -> None:
+    """socat's `link=` names a pty anywhere: parity (which Linux refuses on a pty) is still left off."""
+    master, slave = os.openpty()
+    try:
+        alias = tmp_path / "ttyRig"
+        alias.symlink_to(os.ttyname(slave))
+        plain = tmp_path / "not-a-tty"
+        plain.write_text("")
+        assert is_pty(os.ttyname(slave)) and is_pty(str(alias))
+        assert not is_pty(str(plain)) and not is_pty("rfc2217://127.0.0.1:4000") and not is_pty(str(tmp_path / "gone"))
+        assert not carries_parity(str(alias)) and carries_parity("rfc2217://127.0.0.1:4000")
+        assert LineSettings(2400, 8, "E", 1).pyserial(str(alias))["parity"] == "N"
+    finally:
+        os.close(master)
+        os.close(slave)
