@@ -160,3 +160,17 @@ def test_a_meter_line_that_stays_broken_is_a_bench_fault_not_a_meter_defect(tmp_
     assert not [t for t, o in outcomes.items() if o in ("failed", "error")], "no meter item failed"
     assert not [r for r in document["records"] if r["verdict"] == "fail"], "no meter record failed"
     assert {o for t, o in outcomes.items() if "[ble-" in t} <= {"passed", "skipped"}
+
+
+def test_a_ble_link_that_stays_down_is_a_bench_fault_not_a_meter_defect(tmp_path: Path) -> None:
+    """The meter's BLE link down for good: the BLE points (and a point sharing a reading with them) are bench
+    faults, exit 3; no meter item fails."""
+    proc = rig("run", "testplans/comms", "--reports", str(tmp_path),
+               *schedule({"kind": "ble_drop", "target": "0", "at_s": 60, "duration_s": PERSISTENT}))
+    assert proc.returncode == 3, proc.stdout[-3000:]
+    document = results(tmp_path)
+    outcomes = {t["test"]: t["outcome"] for t in document["tests"]}
+    assert document["verdict"] == "bench-fault"
+    assert not [t for t, o in outcomes.items() if o in ("failed", "error")], "no meter item failed"
+    assert not [r for r in document["records"] if r["verdict"] == "fail"], "no meter record failed"
+    assert sum(1 for t, o in outcomes.items() if "[ble-" in t and o == "bench-fault") >= 5
