@@ -344,6 +344,7 @@ def test_switch_drives_the_source_off_when_the_run_vanishes() -> None:
 # ------------------------------------------------------------------ the terminal goes away
 
 
+@pytest.mark.slow
 def test_terminal_hangup_mid_plan_leaves_the_source_off(served_twins: list[Path], tmp_path: Path) -> None:
     """`rig run` on a terminal that hangs up (ssh dropped, window closed) while the plan holds the source
     on: SIGHUP from the kernel, and every later write to the terminal fails; the ending still runs."""
@@ -387,6 +388,7 @@ def test_terminal_hangup_mid_plan_leaves_the_source_off(served_twins: list[Path]
 # ------------------------------------------------------------------ signals from outside
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signals", [("SIGINT", "SIGINT"), ("SIGKILL",)], ids=["ctrl-c-twice", "kill-9"])
 def test_signals_from_outside_while_the_plan_holds_the_source_on(served_twins: list[Path], tmp_path: Path,
                                                                  signals: tuple[str, ...]) -> None:
