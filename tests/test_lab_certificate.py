@@ -110,7 +110,9 @@ def test_expired_calibration_refuses_to_start(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "calibration TWIN-CAL-0001 expired on 2020-01-01" in proc.stderr
     assert "--accept-expired-calibration" in proc.stderr and "Traceback" not in proc.stderr
-    results = json.loads((tmp_path / "latest" / "results.json").read_text())
+    assert not (tmp_path / "latest").exists(), "a refused run does not become reports/latest"
+    (folder,) = list(tmp_path.iterdir())
+    results = json.loads((folder / "results.json").read_text())
     assert results["verdict"] == "refused" and results["records"] == []
 
 

@@ -120,9 +120,13 @@ def test_stop_on_bench_fault_then_resume_after_the_repair(tmp_path: Path) -> Non
     assert "on_bench_fault: stop" not in first["stopped_because"] and "rig run --resume" in first["stopped_because"]
     before = [(r["test"], r["quantity"], r["value"]) for r in first["records"]]
     bench.write_text(text + "run: {on_bench_fault: stop}\n")  # the lab repaired the reference standard
-    resumed = rig("run", "--resume", first["run_id"], "--reports", str(reports))
+    refused = rig("run", "--resume", first["run_id"], "--reports", str(reports))
+    assert refused.returncode == 2 and f"bench file {bench}: content changed" in refused.stderr
+    repaired = "the twin's reference standard repaired: fault schedule removed"
+    resumed = rig("run", "--resume", first["run_id"], "--reports", str(reports), "--accept-changed", repaired)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     done = json.loads((reports / first["run_id"] / "results.json").read_text())
+    assert [a["reason"] for a in done["accepted_changes"]] == [repaired]
     assert done["verdict"] == "pass" and done["bench_faults"] == 0
     assert {t["outcome"] for t in done["tests"]} == {"passed"} and len(done["tests"]) == 31
     kept = [(r["test"], r["quantity"], r["value"]) for r in done["records"] if r["session"] == 0]
