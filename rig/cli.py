@@ -25,7 +25,16 @@ from rich.console import Console
 
 import testplans
 from drivers.errors import RigError
-from rig.config import DEFAULT_BENCH, BenchConfig, ConfigError, MeterKnobs, dump_bench, load_bench, parse_ambient
+from rig.config import (
+    DEFAULT_BENCH,
+    BenchConfig,
+    ConfigError,
+    MeterKnobs,
+    dump_bench,
+    load_bench,
+    parse_ambient,
+    read_text_capped,
+)
 from rig.pin import pin_differences, run_pin
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -297,9 +306,14 @@ def _check_inputs(ambient: str | None, operator_answers: str | None) -> None:
         if ambient:
             parse_ambient(ambient)
         if operator_answers:
+            read_text_capped(Path(operator_answers), "operator answers file")  # /dev/zero: an error, not a hang
             load_answers(Path(operator_answers))
     except (ConfigError, OperatorError) as exc:
         console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(EXIT_USAGE) from None
+    except RecursionError:
+        console.print(f"[red]error:[/red] operator answers file {operator_answers} is nested too deeply to be "
+                      "a mapping of topics to answers")
         raise SystemExit(EXIT_USAGE) from None
 
 

@@ -47,10 +47,15 @@ def test_ambient_out_of_range_is_refused_before_anything_is_created(tmp_path: Pa
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("text", ["- meter.connected\n- yes\n", "just a sentence\n", "{meter.connectd: yes}\n"])
-def test_answers_file_that_is_not_a_mapping_of_topics_is_refused(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize("text", ["- meter.connected\n- yes\n", "just a sentence\n", "{meter.connectd: yes}\n",
+                                  "[" * 50_000 + "]" * 50_000, None],
+                         ids=["list", "text", "unknown-topic", "deep", "dev-zero"])
+def test_answers_file_that_is_not_a_mapping_of_topics_is_refused(tmp_path: Path, text: str | None) -> None:
     answers = tmp_path / "answers.yaml"
-    answers.write_text(text)
+    if text is None:
+        answers = Path("/dev/zero")
+    else:
+        answers.write_text(text)
     line = one_error_line(rig("run", PLAN, "--operator-answers", str(answers), "--reports", str(tmp_path / "r")))
     assert f"operator answers file {answers}" in line
     assert not (tmp_path / "r").exists()
