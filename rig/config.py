@@ -764,7 +764,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """Split `a.b.c=value` into a key path and a YAML-scalar value."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} must look like key.path=value")
+        # Shown up to the first space or colon only: `keys.esam_master: 0011...` must not echo the key.
+        shown = re.split(r"[\s:]", text.strip(), maxsplit=1)[0]
+        shown += "..." if shown != text.strip() else ""
+        raise ConfigError(f"override {shown!r} must look like key.path=value")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

@@ -166,3 +166,10 @@ def test_unquoted_accuracy_class_is_the_class_of_that_name() -> None:
     assert load_bench(None, ["meter.accuracy_class=2"]).meter.accuracy_class == "2"
     with pytest.raises(ConfigError, match=r"accuracy_class '0\.5' is not a classic class"):
         load_bench(None, ["meter.accuracy_class=0.5"])
+
+
+def test_malformed_override_holding_a_key_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_bench(None, [f"keys.esam_master: {SECRET_HEX}"])
+    assert "override 'keys.esam_master...' must look like key.path=value" in str(info.value)
+    assert SECRET_HEX not in str(info.value)
