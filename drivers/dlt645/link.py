@@ -480,12 +480,30 @@ class MeterLink:
         if exchange.reply is not None or any(a.late for a in exchange.attempts):
             return
         received = [a.received for a in exchange.attempts]
-        if len(received) > 1 and all(received) and len(set(received)) == len(received):
+        # A reply that came broken but with this meter's header every time (cut short, wrong checksum) is the
+        # meter's, even when its value changed between tries (a clock, a measurement).
+        theirs = all(any(self._meter_shaped(bad.raw, exchange.request) for bad in a.bad_frames)
+                     for a in exchange.attempts)
+        if len(received) > 1 and all(received) and len(set(received)) == len(received) and not theirs:
             bad = [b.reason for a in exchange.attempts for b in a.bad_frames]
             raise LinkError(f"meter {self.address} on {self.url}: no valid reply to {_answers(exchange.request)} "
                             f"in {len(received)} attempt(s) and different bytes each time "
                             f"({bad[-1] if bad else 'noise'}): line noise or a loose connection on {self.url}, "
                             "not the meter")
+
+    def _meter_shaped(self, raw: bytes, request: Dlt645Frame) -> bool:
+        """True when `raw` starts as this meter's reply to `request`: 68, its address (either byte order), 68,
+        a control byte answering the request's function."""
+        if len(raw) < 9 or raw[0] != 0x68 or raw[7] != 0x68:
+            return False
+        if not raw[8] & 0x80 or raw[8] & 0x1F != request.function_code:
+            return False
+        try:
+            address = address_from_wire(raw[1:7])
+        except FrameError:
+            return False
+        wanted = {a for a in (request.address, self.address) if "A" not in a}
+        return not wanted or address in wanted or _swapped(address) in wanted
 
     def _exchange(self, frame: Dlt645Frame, *, preamble: int | None = None, retries: int | None = None,
                   expect_reply: bool = True, listen_s: float = 0.0, reply_from: str | None = None) -> Exchange:
