@@ -23,7 +23,6 @@ import click
 from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
 
-import testplans
 from drivers.errors import RigError
 from rig.config import (
     DEFAULT_BENCH,
@@ -36,6 +35,7 @@ from rig.config import (
     read_text_capped,
 )
 from rig.pin import pin_differences, run_pin
+from rig.plans import plans_dir
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -66,7 +66,7 @@ def main() -> None:
 
 def resolve_plans(plans: tuple[str, ...]) -> list[str]:
     """Plan paths as given (relative to here), else relative to the installed `testplans` package."""
-    package_dir = Path(testplans.__file__).resolve().parent
+    package_dir = plans_dir()
     if not plans:
         return [str(package_dir)]
     resolved = []
@@ -170,7 +170,7 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
     args = [
         *resolve_plans(tuple(plan_args)),
         # Node ids start with testplans/ wherever the package is installed (rig mutate relies on it).
-        f"--rootdir={Path(testplans.__file__).resolve().parent.parent}",
+        f"--rootdir={plans_dir().parent}",
         "-p", "fixtures.plugin", "-p", "fixtures.progress", "--rig-progress",
         "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", "--no-header",
         f"--rig-run-dir={run_dir}", f"--rig-run-id={run_id}",

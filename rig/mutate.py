@@ -2,13 +2,13 @@
 and derive the knob x plan matrix (caught / missed, false alarms on the healthy twin).
 
 Each run is a separate `rig run` process with its own twin, so runs cannot leak state into each other.
-The defect catalogue is plan knowledge and lives with the plans (`testplans.mutations`).
+The defect catalogue is plan knowledge and lives with the plans, which hand it over through an entry point
+(`rig.plans.mutation_catalogue`); the rig never imports them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import importlib
 import json
 import subprocess
 import sys
@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from rig.config import MeterType
+from rig.plans import mutation_catalogue
 
 HEALTHY = "healthy twin"
 
@@ -146,9 +147,8 @@ def _run(plans: Sequence[str], bench_file: str | None, overrides: Sequence[str],
 def run_matrix(plans: Sequence[str], *, bench_file: str | None, overrides: Sequence[str], meter: MeterType,
                out_dir: Path, jobs: int, console: Console) -> Matrix:
     """Run healthy + every applicable mutation and build the matrix."""
-    catalogue = importlib.import_module("testplans.mutations")
     rows = [Row(HEALTHY, None, ())]
-    for mutation in catalogue.MUTATIONS:
+    for mutation in mutation_catalogue():
         expected = tuple(t for t in mutation.catches if _in_plans(t, plans))
         if expected:
             rows.append(Row(mutation.knob, mutation.override(meter), expected))
