@@ -16,8 +16,9 @@ from typing import Protocol
 
 from drivers.ble import BleBackend, BleTarget
 from drivers.clock import Clock, WallClock
-from drivers.dlt645.ble_link import BleMeterLink
-from drivers.dlt645.link import LineSettings, MeterLink, UartTap
+from drivers.dlt645.ble_link import BLE_AIR, BleMeterLink
+from drivers.dlt645.link import LineSettings, MeterLink, TrafficHook, UartTap, open_serial_port
+from drivers.dlt698.link import Dlt698Link, ble_port, shared_port
 from drivers.errors import BenchFault, LinkError, RigError
 from drivers.reference import ErrorCalculator, ReferenceStandard
 from drivers.registry import reference_driver, source_driver
@@ -43,6 +44,8 @@ class Position:
     spi: ChipLink | None = None  # the metering chip's SPI master and/or sniffer (bench file: spi)
     link: MeterLink | None = None  # DL/T 645 over the position's serial port (bench file: serial, line)
     tap: UartTap | None = None  # UART adapter on the management-expansion link (bench file: expansion_tap)
+    link698: Dlt698Link | None = None  # DL/T 698.45 on the serial port (bench file: protocol dlt698 or both)
+    ble698: Dlt698Link | None = None  # DL/T 698.45 over the BLE transparent UART (protocol dlt698 or both)
     ble: BleMeterLink | None = None  # DL/T 645 over the meter's BLE transparent UART (bench file: ble; issue 8)
 
     @property
@@ -177,15 +180,18 @@ def open_meter_links(config: BenchConfig, positions: Sequence[Position], clock: 
             if url in TWIN_SERIALS:
                 raise RigError(f"{where}: serial port {url!r} needs the twin, but no twin serves this bench "
                                "(add a 'twin:' section to the bench file, or give the meter's real port)")
-        if cfg.serial is not None:
+        if cfg.serial is not None and cfg.speaks_645:
             position.link = MeterLink(cfg.serial, cfg.address, clock, line=_line(cfg.line),
                                       password=cfg.write_password, traffic=traffic, retry=retry)
         if cfg.expansion_tap is not None:
             position.tap = UartTap(cfg.expansion_tap.serial, clock, _line(cfg.expansion_tap.line), traffic=traffic)
-        if cfg.ble is not None:  # issue 8: opening starts its event loop; the meter is connected at the first request
+        if cfg.ble is not None and cfg.speaks_645:  # opening starts its event loop; the meter is connected at first use
             position.ble = BleMeterLink(ble_target(cfg), cfg.address, clock, backend=ble_backend(cfg, where),
                                         password=cfg.write_password, traffic=traffic, retry=retry)
-    ports: list[MeterLink | UartTap] = [p for pos in positions for p in (pos.link, pos.tap, pos.ble) if p is not None]
+        if cfg.speaks_698:
+            open_698_links(position, clock, traffic, retry, where)
+    ports: list[MeterLink | UartTap | Dlt698Link] = [
+        p for pos in positions for p in (pos.link, pos.tap, pos.ble, pos.link698, pos.ble698) if p is not None]
     if not ports:
         return
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(ports))) as pool:
@@ -219,7 +225,26 @@ def ble_backend(cfg: PositionConfig, where: str) -> BleBackend:
     return backend_for(spec)
 
 
-def _try_open(port: MeterLink | UartTap) -> str:
+def open_698_links(position: Position, clock: Clock, traffic: TrafficHook | None, retry: RetryPolicy | None,
+                   where: str) -> None:
+    """The position's DL/T 698.45 links (not yet opened): on a meter that speaks both protocols they borrow
+    the DL/T 645 links' ports (one host opens a UART once)."""
+    cfg = position.config
+    link698 = cfg.dlt698
+    if cfg.serial is not None:
+        uart = shared_port(position.link) if position.link is not None else open_serial_port
+        position.link698 = Dlt698Link(cfg.serial, cfg.server_address, clock, client=link698.client_address,
+                                      logical=link698.logical_address, line=_line(cfg.line), port_factory=uart,
+                                      traffic=traffic, retry=retry)
+    if cfg.ble is not None:
+        air = shared_port(position.ble) if position.ble is not None else \
+            ble_port(ble_target(cfg), clock, ble_backend(cfg, where))
+        position.ble698 = Dlt698Link(ble_target(cfg).url, cfg.server_address, clock, client=link698.client_address,
+                                     logical=link698.logical_address, line=BLE_AIR, port_factory=air,
+                                     traffic=traffic, retry=retry)
+
+
+def _try_open(port: MeterLink | UartTap | Dlt698Link) -> str:
     try:
         port.open()
     except RigError as exc:
@@ -229,7 +254,8 @@ def _try_open(port: MeterLink | UartTap) -> str:
 
 def close_meter_links(positions: Sequence[Position]) -> None:
     """Close every position's meter link and tap (in parallel: pyserial waits 0.3 s on each close)."""
-    ports = [p for pos in positions for p in (pos.link, pos.tap, pos.ble) if p is not None and p.is_open]
+    ports = [p for pos in positions for p in (pos.link, pos.tap, pos.ble, pos.link698, pos.ble698)
+             if p is not None and p.is_open]
     if ports:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(ports))) as pool:
             list(pool.map(lambda port: port.close(), ports))

@@ -172,6 +172,25 @@ class UartTapConfig(StrictModel):
 _PASSWORD_RE = re.compile(r"^[0-9A-Fa-f]{2}[0-9]{6}$")
 
 
+_SERVER_ADDRESS_RE = re.compile(r"^([0-9A]{2}){1,16}$")
+
+
+class Dlt698Config(StrictModel):
+    """How the rig addresses the position's meter in DL/T 698.45 (as master station)."""
+
+    server_address: str | None = Field(
+        None, description="server address (SA) as on the nameplate, 2..32 digits; default: the position's address")
+    client_address: int = Field(0x10, ge=0, le=255, description="client address (CA) the rig sends from (10H)")
+    logical_address: int = Field(0, ge=0, le=3, description="logical address of the meter's server (0: the meter)")
+
+    @field_validator("server_address")
+    @classmethod
+    def _server_address(cls, value: str | None) -> str | None:
+        if value is not None and not _SERVER_ADDRESS_RE.match(value.upper()):
+            raise ValueError(f"server_address {value!r} must be an even count (2..32) of decimal digits")
+        return value
+
+
 class PositionConfig(StrictModel):
     """One meter position of the rack: its meter address, comms ports and pulse input."""
 
@@ -188,6 +207,24 @@ class PositionConfig(StrictModel):
         "02000000", description="level (2 hex digits) and 6-digit password of DL/T 645 writes (14H), e.g. '02000000'"
     )
     spi: SpiPositionConfig | None = Field(None, description="the metering chip's SPI bus: master and/or capture")
+    protocol: Literal["dlt645", "dlt698", "both"] = Field(
+        "dlt645", description="what the meter speaks on its UART and BLE links: DL/T 645-2007, DL/T 698.45, or both")
+    dlt698: Dlt698Config = Field(Dlt698Config(), description="DL/T 698.45 addressing (protocol dlt698 or both)")
+
+    @property
+    def speaks_645(self) -> bool:
+        """The position's meter is read in DL/T 645-2007."""
+        return self.protocol in ("dlt645", "both")
+
+    @property
+    def speaks_698(self) -> bool:
+        """The position's meter is read in DL/T 698.45."""
+        return self.protocol in ("dlt698", "both")
+
+    @property
+    def server_address(self) -> str:
+        """The meter's DL/T 698.45 server address (the nameplate address unless the bench file says)."""
+        return self.dlt698.server_address or self.address
 
     @field_validator("address")
     @classmethod
