@@ -220,7 +220,14 @@ def ble_backend(cfg: PositionConfig, where: str) -> BleBackend:
     if spec == TWIN_RESOURCE:
         raise RigError(f"{where}: ble backend 'twin' needs the twin, but no twin serves this bench (add a "
                        "'twin:' section to the bench file, or give a real Bluetooth backend)")
-    from rig.twin.ble_central import backend_for  # bumble is imported only for a bench that asks for it
+    if spec.startswith("twin-ble://"):  # the embedded twin's air in this process: its own central
+        from rig.twin.ble import air_for
+
+        air = air_for(spec)
+        if air is None:
+            raise RigError(f"{where}: BLE backend {spec}: no twin with that air runs in this process")
+        return air.central().backends()
+    from drivers.ble.bumble_central import backend_for  # bumble is imported only for a bench that asks for it
 
     return backend_for(spec)
 

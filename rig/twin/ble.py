@@ -6,7 +6,7 @@ Twin side (`rig.twin`): written from the meter's side, independently of the rig'
 advertises its name and service, serves the write and notify characteristics, hands complete DL/T 645
 frames to the management module (`ManagementModule.respond`, the same firmware the RS-485 port serves)
 and notifies the reply in pieces of the negotiated ATT MTU; its defect knobs are `twin.meter.ble.*`.
-The rig reaches it through bleak with the backend classes of `rig.twin.ble_central` (a bumble central
+The rig reaches it through bleak with the backend classes of `drivers.ble.bumble_central` (a bumble central
 on the same air), or from another process through an HCI controller served on loopback TCP.
 """
 
@@ -19,7 +19,6 @@ import itertools
 import socket
 import threading
 import time
-import uuid as uuid_lib
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -34,7 +33,7 @@ if TYPE_CHECKING:  # bumble is imported when an air is built, not with the twin 
     from bumble.device import Connection, Device
     from bumble.link import LocalLink
 
-    from rig.twin.ble_central import BumbleCentral
+    from drivers.ble.bumble_central import BumbleCentral
     from rig.twin.faults import FaultSchedule
     from rig.twin.management import ManagementModule
 
@@ -63,11 +62,6 @@ def bumble_uuid(text: str) -> UUID:
     if value.endswith(_BASE_SUFFIX) and value.startswith("0000"):
         return UUID.from_16_bits(int(value[4:8], 16))
     return UUID(value)
-
-
-def bleak_uuid(value: UUID) -> str:
-    """bleak's 128-bit lower-case text of a bumble UUID."""
-    return str(uuid_lib.UUID(bytes=bytes(reversed(value.to_bytes(force_128=True)))))
 
 
 def twin_ble_address(meter_address: str) -> str:
@@ -357,10 +351,12 @@ class Air:
 
     def central(self) -> BumbleCentral:
         """The rig's dongle on this air (a bumble central on its own virtual controller), made on first use."""
-        from rig.twin.ble_central import BumbleCentral
+        from drivers.ble.bumble_central import BumbleCentral
 
         if self._central is None:
-            self._central = self.run(BumbleCentral.on_link(self.link, self.loop))
+            link = self.link
+            self._central = self.run(BumbleCentral.on_controller(
+                lambda name: scanning_controller(name, link=link), self.loop))
         return self._central
 
     def serve_hci(self) -> str:

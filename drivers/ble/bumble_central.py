@@ -1,12 +1,12 @@
 """bleak backend classes that drive a bumble central: how the rig's unchanged BLE link (bleak's `BleakClient` and
-`BleakScanner` with `backend=...`) reaches the twin's meters on their virtual controllers.
+`BleakScanner` with `backend=...`) reaches meters through a bumble `Device` rather than the OS's stack.
 
-Twin-side plumbing below the transport (`rig.twin`): `BumbleCentral` is the rig's Bluetooth dongle as a bumble
-`Device` - on the embedded twin's air (a controller on its LocalLink, same loop), or on an HCI transport of
-its own (a served twin's `tcp-client:127.0.0.1:PORT`, or any bumble transport such as a USB dongle `usb:0`).
-The backend classes run on the caller's (bleak's) event loop and hand every operation to the central's loop;
-notifications come back with `call_soon_threadsafe`, in order. `backend_for(spec)` is the one place a bench
-file's `ble.backend` becomes backend classes.
+`BumbleCentral` is the rig's Bluetooth dongle as a bumble `Device`: on a controller the caller makes (the embedded
+twin's air: a controller on its LocalLink, same loop), or on an HCI transport of its own (a served twin's
+`tcp-client:127.0.0.1:PORT`, or any bumble transport such as a USB dongle `usb:0`). The backend classes run on the
+caller's (bleak's) event loop and hand every operation to the central's loop; notifications come back with
+`call_soon_threadsafe`, in order. `backend_for(spec)` turns 'bleak' and 'bumble:<HCI transport>' into backend
+classes. Drivers layer: never imports the rig or the twin; bumble is imported only with this module.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import itertools
 import threading
+import uuid as uuid_lib
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -27,17 +28,15 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError, BleakGATTProtocolError
 from bumble import att
-from bumble.core import AdvertisingData
+from bumble.core import UUID, AdvertisingData
 from bumble.device import Advertisement, Connection, Device, Peer
 from bumble.gatt_client import CharacteristicProxy
 from bumble.hci import Address
 from bumble.host import Host
-from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
 from drivers.ble import BleBackend
 from drivers.errors import RigError
-from rig.twin.ble import air_for, bleak_uuid, scanning_controller
 
 T = TypeVar("T")
 
@@ -57,6 +56,11 @@ _UUID_LISTS: Final = (
 )
 
 
+def bleak_uuid(value: UUID) -> str:
+    """bleak's 128-bit lower-case text of a bumble UUID."""
+    return str(uuid_lib.UUID(bytes=bytes(reversed(value.to_bytes(force_128=True)))))
+
+
 class BumbleCentral:
     """The rig's Bluetooth dongle as a bumble central, on `loop`; scanners and clients of bleak share it."""
 
@@ -71,11 +75,13 @@ class BumbleCentral:
         device.on("advertisement", self._on_advertisement)
 
     @classmethod
-    async def on_link(cls, link: LocalLink, loop: asyncio.AbstractEventLoop) -> BumbleCentral:
-        """A dongle on a twin's LocalLink (run on that air's loop)."""
+    async def on_controller(cls, make_controller: Callable[[str], Any], loop: asyncio.AbstractEventLoop
+                            ) -> BumbleCentral:
+        """A dongle on the bumble controller `make_controller(name)` returns (e.g. one on a twin's LocalLink);
+        run on that controller's loop."""
         number = next(_DONGLE_NUMBERS)
         address = f"F0:00:00:00:{number >> 8:02X}:{number & 0xFF:02X}"
-        controller = scanning_controller(f"rig-dongle-{number}", link=link)
+        controller = make_controller(f"rig-dongle-{number}")
         device = Device(name="rig", address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
         await device.power_on()
         return cls(device, loop)
@@ -366,16 +372,11 @@ _REMOTE_LOCK = threading.Lock()
 
 
 def backend_for(spec: str) -> BleBackend:
-    """The bleak backend a bench file's `ble.backend` names: 'bleak' (the OS's stack), 'twin-ble://N' (the
-    embedded twin's air in this process), 'bumble:<HCI transport>' (a bumble central on that transport,
-    one per transport and process, opened at first use)."""
+    """The bleak backend a bench file's `ble.backend` names: 'bleak' (the OS's stack), 'bumble:<HCI transport>'
+    (a bumble central on that transport, one per transport and process, opened at first use). The embedded
+    twin's 'twin-ble://N' is resolved by the rig, which asks the twin's air for its central."""
     if spec == "bleak":
         return BleBackend()
-    if spec.startswith("twin-ble://"):
-        air = air_for(spec)
-        if air is None:
-            raise RigError(f"BLE backend {spec}: no twin with that air runs in this process")
-        return air.central().backends()
     if spec.startswith("bumble:"):
         return _LazyRemote(spec.removeprefix("bumble:")).backend()
     raise RigError(f"BLE backend {spec!r}: use 'bleak', 'twin' (resolved by the twin) or 'bumble:<HCI transport>'")
