@@ -21,7 +21,7 @@ import yaml
 
 from drivers.clock import poll_until
 from fixtures.gate import MOUNTED_QUANTITY, MOUNTED_TOPIC
-from fixtures.plugin import RecordingOperator
+from fixtures.operator_fixture import RecordingOperator
 from rig.operator import (
     TOPICS,
     Answer,

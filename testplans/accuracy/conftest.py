@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.plugin import BENCH_KEY
+from fixtures.stash import bench_config_of
 from rig.procedures import LoadPoint
 from testplans.specs import accuracy as spec
 
@@ -31,7 +31,7 @@ def source_point(meter: spec.MeterTypeLike, current_a: float, pf: spec.PowerFact
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    meter = metafunc.config.stash[BENCH_KEY].meter
+    meter = bench_config_of(metafunc.config).meter
     if "load_point" in metafunc.fixturenames:
         points = ordered_load_points(meter)
         metafunc.parametrize("load_point", points, ids=[load_point_id(p) for p in points])
