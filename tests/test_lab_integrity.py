@@ -199,8 +199,9 @@ def test_key_material_never_leaves_the_key_file(signed_run: dict[str, Any]) -> N
 
 def test_the_twin_signs_with_a_throwaway_key_stored_with_the_run(tmp_path: Path) -> None:
     from rig.integrity import throwaway_signer
+    from rig.integrity.seal import seal_session, sign_session
+    from rig.integrity.verify import verify_run
     from rig.results import Record
-    from rig.verify import seal_session, sign_session, verify_run
 
     journal = Journal(f"sqlite:///{tmp_path / 'j.sqlite'}")
     journal.start_run("r1", "twin", {"bench": {"name": "twin"}})

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from rig.integrity import genesis, record_digest
+from rig.integrity.verify import verify_run
 from rig.results import ItemOutcome, Journal, JournalError, Record, display_url, judge, utc_now
-from rig.verify import verify_run
 
 RIG = [sys.executable, "-m", "rig.cli"]
 

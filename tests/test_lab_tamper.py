@@ -23,8 +23,8 @@ from test_lab_integrity import RIG, signed_smoke_run
 from drivers.crypto import sm2_generate_keypair, sm2_keypair_from_private
 from rig.cli import main
 from rig.integrity import RunSigner, canonical_json, record_digest
+from rig.integrity.seal import JOURNAL_FILES, seal_session, sign_session
 from rig.results import Journal, metadata, results_document
-from rig.verify import JOURNAL_FILES, seal_session, sign_session
 
 PRIVATE_HEX = "5c1bd4e0d6e4d7a7a51d3b3bd0b1d5f0e3a9c6f8b2d4e1f0a3c5e7d9b1f3a5c7"  # test key, not a real one
 PUBLIC_HEX = sm2_keypair_from_private(PRIVATE_HEX).public_hex

@@ -67,7 +67,7 @@ def test_basic_error(bench: Bench, rack: RackCache, position: Position, load_poi
     record(
         f"error at {load_point.label} PF {load_point.pf.label}", reported, "%",
         low=-limit.value_pct, high=limit.value_pct, position=position,
-        readings_pct=readings, current_a=load_point.current_a, pf=load_point.pf.label,
+        readings_pct=readings, load_point=load_point.label, current_a=load_point.current_a, pf=load_point.pf.label,
         limit_source=limit.source, limit_check=limit.check, uncertainty_pct=uncertainty,
         tur=spec.tur(limit.value_pct, uncertainty),
     )
