@@ -14,8 +14,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-import testplans
 from rig.config import BenchConfig, ConfigError, load_bench
+from rig.plans import plans_dir
 from rig.run.exits import EXIT_USAGE
 from rig.run.resume import RUN_FILE
 
@@ -52,7 +52,7 @@ def main() -> None:
 
 def resolve_plans(plans: tuple[str, ...]) -> list[str]:
     """Plan paths as given (relative to here), else relative to the installed `testplans` package."""
-    package_dir = Path(testplans.__file__).resolve().parent
+    package_dir = plans_dir()
     if not plans:
         return [str(package_dir)]
     resolved = []

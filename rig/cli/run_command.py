@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-import testplans
 from rig.cli.common import bench_option, console, fail, load, main, new_run_id, resolve_plans, set_option
 from rig.config import DEFAULT_BENCH, ConfigError, parse_ambient, read_text_capped
 from rig.pin import run_pin
+from rig.plans import plans_dir
 from rig.run.resume import RunInputError, check_pin, new_request, resume_request, write_run_file
 
 
@@ -123,7 +123,7 @@ def _pytest_args(asked: dict[str, Any], run_dir: Path, session_tag: str, *, resu
     args = [
         *resolve_plans(tuple(asked["plans"])),
         # Node ids start with testplans/ wherever the package is installed (rig mutate relies on it).
-        f"--rootdir={Path(testplans.__file__).resolve().parent.parent}",
+        f"--rootdir={plans_dir().parent}",
         "-p", "fixtures.plugin", "-p", "fixtures.progress", "--rig-progress",
         "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", "--no-header",
         f"--rig-run-dir={run_dir}", f"--rig-run-id={asked['run_id']}",
