@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from rig.config.base import ConfigError, StrictModel, deep_merge, describe_errors
+from rig.twin.dlt698.knobs import Dlt698Knobs
 
 
 def knob(default: Any, description: str, breaks: str, **constraints: Any) -> Any:
@@ -188,6 +189,7 @@ class MeterKnobs(StrictModel):
     security: SecurityKnobs = SecurityKnobs()  # ESAM-backed sessions (issue 7)
     ble: BleKnobs = BleKnobs()  # the Bluetooth LE module (issue 8)
     power: PowerKnobs = PowerKnobs()  # supply, power-down, RTC on battery, clock battery (issue 9)
+    dlt698: Dlt698Knobs = Dlt698Knobs()  # the DL/T 698.45 server on the same ports
 
 
 class SourceTwin(StrictModel):

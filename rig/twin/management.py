@@ -22,7 +22,6 @@ from drivers.dlt645 import (
     BadFrame,
     Dlt645Frame,
     ErrorCode,
-    FrameReader,
     Function,
     Value,
     abnormal_reply,
@@ -38,11 +37,14 @@ from drivers.dlt645 import (
 )
 from drivers.errors import FrameError
 from rig.config import MeterType, UartKnobs
+from rig.twin.dlt698.codec import Bad698Frame, Dlt698Frame
+from rig.twin.dlt698.demux import DualFrameReader
 from rig.twin.meter import MIN_OPERATING_VOLTAGE_FRACTION, MeteringModule
 from rig.twin.serial_port import Line
 from rig.twin.world import Terminals, World
 
 if TYPE_CHECKING:
+    from rig.twin.dlt698.server import Dlt698Server
     from rig.twin.power import MeterPower  # supply, battery, RTC on battery (issue 9)
     from rig.twin.security import MeterSecurity  # ESAM-backed security (issue 7)
 
@@ -115,7 +117,8 @@ def broadcast_refusal(meter_time: dt.datetime, new_time: dt.datetime, last_sync:
     return None
 
 
-Reply = tuple[Dlt645Frame, Callable[[], None] | None]  # the reply, and what the meter does after sending it
+# The reply (a DL/T 645 or a DL/T 698.45 frame), and what the meter does after sending it
+Reply = tuple[Dlt645Frame | Dlt698Frame, Callable[[], None] | None]
 
 
 @dataclass
@@ -136,6 +139,7 @@ class ManagementModule:
     programming_count: int = 0  # parameter writes taken (DI 03300000), how a lab sees a command act once (issue 8)
     security: MeterSecurity | None = None  # ESAM-backed security (issue 7): 03H, 1CH, levels 98/99
     power: MeterPower | None = None  # supply, power-down events, RTC on the battery, battery (issue 9)
+    dlt698: Dlt698Server | None = None  # the same firmware's DL/T 698.45 server on the same ports
     rtc: MeterRtc = field(init=False)
     _gain: dict[str, float] = field(init=False)
 
@@ -242,8 +246,11 @@ class ManagementModule:
         return wildcard_ok and all(w in ("AA", o) for w, o in zip(
             (address[i:i + 2] for i in range(0, 12, 2)), (self.address[i:i + 2] for i in range(0, 12, 2))))
 
-    def respond(self, frame: Dlt645Frame, now_s: float) -> Reply | None:
+    def respond(self, frame: Dlt645Frame | Dlt698Frame, now_s: float) -> Reply | None:
         """The reply to `frame` (None: the meter says nothing), and what to do after sending it."""
+        if isinstance(frame, Dlt698Frame):
+            reply = self.dlt698.respond(frame, now_s) if self.dlt698 is not None else None
+            return (reply, None) if reply is not None else None
         if frame.is_reply:
             return None  # another device's reply on the line
         if frame.address == BROADCAST_ADDRESS:
@@ -365,8 +372,11 @@ class ManagementModule:
         esam_s = self.security.take_busy_s() if self.security is not None else 0.0  # the ESAM's APDUs (issue 7)
         return max(0.0, self.knobs.reply_delay_s + self.rng.uniform(-REPLY_JITTER_S, REPLY_JITTER_S)) + esam_s
 
-    def encode_reply(self, reply: Dlt645Frame) -> bytes:
+    def encode_reply(self, reply: Dlt645Frame | Dlt698Frame) -> bytes:
         """The wire bytes of a reply as this meter's firmware builds them (defect knobs applied)."""
+        if isinstance(reply, Dlt698Frame):
+            assert self.dlt698 is not None  # only its server makes 698 replies
+            return self.dlt698.encode(reply)
         knobs = self.knobs
         address, control, data = reply.address, reply.control, reply.data
         if knobs.address_high_byte_first:
@@ -430,7 +440,7 @@ class MeterUart:
     def __init__(self, management: ManagementModule) -> None:
         self.management = management
         self.world = management.world
-        self.reader = FrameReader()
+        self.reader = DualFrameReader()  # DL/T 645 and DL/T 698.45 frames on one line
         self.busy_until = 0.0  # bench time the line is free again
         self._last_rx_end = -1.0
         self._skipping = False
@@ -458,7 +468,7 @@ class MeterUart:
             new_burst = start - self._last_rx_end > INTER_FRAME_GAP_S
             self._last_rx_end = end
             if not management.answering(world.time_s):
-                self.reader = FrameReader()
+                self.reader = DualFrameReader()
                 return
             if new_burst:
                 self.reader.flush()  # the firmware's inter-frame timeout discards a half frame
@@ -466,7 +476,7 @@ class MeterUart:
             if self._skipping:
                 return  # this firmware expects 68 first after an idle line and drops the burst
             for item in self.reader.feed(data):
-                if isinstance(item, BadFrame):
+                if isinstance(item, (BadFrame, Bad698Frame)):
                     self.bad_frames_heard += 1
                     continue
                 self.frames_heard += 1

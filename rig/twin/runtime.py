@@ -15,6 +15,7 @@ from drivers.errors import RigError
 from rig.config import ESAM_MASTER_KEY, TWIN_RESOURCE, BenchConfig, TwinConfig
 from rig.twin.ble import build_air, resolve_ble
 from rig.twin.control import ControlServer, TwinControl
+from rig.twin.dlt698.server import Dlt698Server
 from rig.twin.expansion import EXPANSION_LINE, ExpansionModule
 from rig.twin.faults import FaultSchedule
 from rig.twin.keys import TwinEsamKey
@@ -81,11 +82,14 @@ class Twin:
             management.attach_power(MeterPower(bench.meter, knobs.power, metering, management.rtc, self.world,
                                                random.Random(f"{config.seed}:power:{index}")))
             metering.dip_power_w = knobs.power.counts_during_dip
+            # The same firmware's DL/T 698.45 server: tariffs and freezes on the meter's clock, stepped after it.
+            management.dlt698 = Dlt698Server(management, knobs.dlt698)
             self.uarts.append(MeterUart(management))
             meter = MeterModel(index=index, address=position.address, metering=metering, management=management,
                                expansion=expansion)
             self.meters.append(meter)
             self.world.models.append(meter)
+            self.world.models.append(management.dlt698)
         # Each meter's metering chip and the MCU task polling it over SPI (stepped after the meters).
         self.spi_buses: list[ChipBus] = [
             build_bus(self.world, bench.meter, meter.metering, config.knobs_for(meter.index).spi,
@@ -132,6 +136,8 @@ class Twin:
                 self._servers[f"serial:{index}"] = serve_port(position.serial, uart, line=uart.line,
                                                               name=f"P{index + 1}", rng=random.Random(seed),
                                                               faults=self.faults, target=str(index))
+                if uart.management.dlt698 is not None:  # its event reports go out on this port
+                    uart.management.dlt698.report_sinks.append(self._servers[f"serial:{index}"].send)
             tap = position.expansion_tap
             expansion = self.meters[index].expansion
             if tap is not None and tap.serial in TWIN_SERIALS and expansion is not None:

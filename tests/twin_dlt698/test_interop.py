@@ -1,0 +1,250 @@
+"""A second implementation agrees: the PyPI `dlt698` client, pointed at the twin meter's serial port (the same
+port its DL/T 645 server answers on), reads what the twin's ground truth says: energies with tariffs,
+measured values, clock, address, the minute and daily freeze records, and the power-down event records.
+
+The twin serves the meter on a pty (`serial: twin+pty`): the package's client opens device paths (no RFC 2217).
+Its `ServerAddress.bytes` is the SA field as on the wire (lowest byte first)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+
+import pytest
+
+from drivers.dlt645 import Dlt645Frame, FrameReader, Function, encode, encode_di
+from rig.config import load_bench
+from rig.twin.runtime import Twin
+
+dlt698 = pytest.importorskip("dlt698")
+from dlt698 import Client, ClientOptions, ConnectionProfile, Oad, SessionOptions  # noqa: E402
+from dlt698._native import AddressType, ServerAddress  # noqa: E402
+from dlt698.model import Selector9, Selector10  # noqa: E402
+from dlt698.protocol import GetRecord  # noqa: E402
+
+ADDRESS = "000000000001"
+BAUD = 2400
+
+
+def _twin(*overrides: str) -> Twin:
+    config = load_bench(overrides=["positions.0.serial=twin+pty", *overrides])
+    twin = Twin(config)
+    twin.start()
+    return twin
+
+
+def _client(twin: Twin, *, timeout_s: float = 2.0) -> Client:
+    url = twin.resolve(twin.bench).positions[0].serial
+    options = ClientOptions(protocol=SessionOptions(
+        request_timeout=timeout_s,
+        server=ServerAddress(bytes=bytes.fromhex(ADDRESS)[::-1], type=AddressType.single)))
+    client = Client(options)
+    client.open_serial(url, BAUD, ConnectionProfile.local_public)
+    return client
+
+
+def _energise(twin: Twin, seconds: float, current_a: float = 10.0) -> None:
+    world = twin.world
+    with world.lock:
+        world.output_on = True
+        world.set_point.voltage_v = 220.0
+        world.set_point.current_a = current_a
+        world.set_point.phase_deg = 0.0
+    twin.clock.sleep(seconds)
+
+
+@pytest.fixture
+def twin() -> Iterator[Twin]:
+    served = _twin()
+    try:
+        _energise(served, 3600.0)
+        yield served
+    finally:
+        served.stop()
+
+
+def _moment(data: object) -> dt.datetime:
+    """A date_time_s as the package gives it: its 7 raw bytes (year high, year low, month, ...)."""
+    raw = data.as_date_time_s()  # type: ignore[attr-defined]
+    return dt.datetime(raw[0] * 256 + raw[1], *raw[2:7])
+
+
+def _ints(data: object) -> list[int]:
+    return [item.value for item in data.value]  # type: ignore[attr-defined]
+
+
+def test_energy_with_tariffs_voltage_clock_and_address_match_the_twin(twin: Twin) -> None:
+    meter = twin.meters[0]
+    client = _client(twin)
+    try:
+        forward = _ints(client.get(Oad(oi=0x0010, attribute=2)).require_data())
+        scaler = client.get(Oad(oi=0x0010, attribute=3)).require_data().value
+        voltage = _ints(client.get(Oad(oi=0x2000, attribute=2)).require_data())
+        frequency = client.get(Oad(oi=0x200F, attribute=2)).require_data().value
+        clock = _moment(client.get(Oad(oi=0x4000, attribute=2)).require_data())
+        address = client.get(Oad(oi=0x4001, attribute=2)).require_data().value
+        missing = client.get(Oad(oi=0x2F00, attribute=2))
+    finally:
+        client.close()
+    truth_kwh = meter.metering.forward_kwh
+    assert truth_kwh > 0.5  # an hour at 2.2 kW
+    assert forward[0] == math.floor(truth_kwh * 100 + 1e-9)  # whole hundredths, as the register shows them
+    assert scaler.scaler == -2 and scaler.unit == 33  # kWh
+    assert abs(sum(forward[1:]) - forward[0]) <= 4  # the tariffs add up to the total (each truncated)
+    assert voltage[0] == pytest.approx(2200, abs=5)  # 0.1 V
+    assert frequency == pytest.approx(5000, abs=5)
+    management = meter.management
+    assert management is not None
+    expected = management.rtc.read(twin.world.time_s)
+    assert abs(clock - expected) <= dt.timedelta(seconds=2)
+    assert address == bytes.fromhex(ADDRESS)
+    assert missing.dar == 6  # object does not exist
+
+
+def test_the_same_port_still_answers_dlt645_between_698_requests(twin: Twin) -> None:
+    """Both protocols on one UART: a DL/T 645 read over the same pty after the 698 client is done."""
+    import os
+    import select
+    import termios
+    import tty
+
+    client = _client(twin)
+    energy = _ints(client.get(Oad(oi=0x0010, attribute=2)).require_data())[0]
+    client.close()
+    path = twin.resolve(twin.bench).positions[0].serial
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        tty.setraw(fd)
+        attrs = termios.tcgetattr(fd)
+        attrs[4] = attrs[5] = termios.B2400
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        request = Dlt645Frame(ADDRESS, Function.READ, encode_di(0x00010000))
+        os.write(fd, encode(request, preamble=4))
+        reader = FrameReader()
+        frames: list[object] = []
+        while not frames and select.select([fd], [], [], 3.0)[0]:
+            frames = [f for f in reader.feed(os.read(fd, 256)) if isinstance(f, Dlt645Frame)]
+    finally:
+        os.close(fd)
+    assert frames, "no DL/T 645 reply on the port the 698 client used"
+    reply = frames[0]
+    assert isinstance(reply, Dlt645Frame)
+    digits = reply.data[4:8][::-1].hex()  # BCD, the 33H offset already removed by the codec
+    assert int(digits) == energy
+
+
+def test_last_minute_freeze_record_holds_the_energy_at_the_freeze_moment(twin: Twin) -> None:
+    meter = twin.meters[0]
+    management = meter.management
+    assert management is not None and management.dlt698 is not None
+    client = _client(twin)
+    try:
+        last = client.get_record(GetRecord(attribute=Oad(oi=0x5002, attribute=2), rows=Selector9(previous=1)))
+        relation = client.get(Oad(oi=0x5002, attribute=3)).require_data().value
+        daily = client.get_record(GetRecord(attribute=Oad(oi=0x5004, attribute=2), rows=Selector10(latest=5)))
+    finally:
+        client.close()
+    records = management.dlt698.minute_freeze.records
+    assert len(records) == 4  # an hour of 15-min freezes
+    rows = last.result
+    assert isinstance(rows, list) and len(rows) == 1
+    row = rows[0]
+    columns = [str(c) for c in last.columns]
+    assert len(columns) == len(row) == 7  # sequence, freeze time, the 5 associated attributes
+    truth = records[-1].columns
+    assert row[0].value == truth[0x20230200].value == 4
+    frozen_at = _moment(row[1])
+    assert frozen_at == truth[0x20210200].value and frozen_at.minute % 15 == 0 and frozen_at.second == 0
+    assert _ints(row[2]) == [item.value for item in truth[0x00100200].items]
+    # The register at the freeze moment: the energy since then is what the meter counted after it.
+    now = management.rtc.read(twin.world.time_s)
+    after_kwh = 2.2 * (now - frozen_at).total_seconds() / 3600.0
+    assert _ints(row[2])[0] / 100 == pytest.approx(meter.metering.forward_kwh - after_kwh, abs=0.03)
+    assert [(o.oi, o.attribute) for o in (s.value[1].value for s in relation)] == [
+        (0x0010, 2), (0x0020, 2), (0x2000, 2), (0x2001, 2), (0x2004, 2)]
+    assert daily.result == []  # no midnight yet (the twin starts at 08:00)
+
+
+def test_minute_freeze_period_knob_and_daily_freeze_at_midnight() -> None:
+    twin = _twin("twin.positions.0.dlt698.minute_freeze_period_min=5")
+    try:
+        _energise(twin, 17 * 3600.0)  # 08:00 -> 01:00 the next day
+        server = twin.meters[0].management.dlt698  # type: ignore[union-attr]
+        assert server is not None
+        client = _client(twin)
+        try:
+            daily = client.get_record(GetRecord(attribute=Oad(oi=0x5004, attribute=2), rows=Selector9(previous=1)))
+            period = client.get(Oad(oi=0x5002, attribute=3)).require_data().value[0].value[0].value
+        finally:
+            client.close()
+    finally:
+        twin.stop()
+    assert period == 5
+    times = [r.columns[0x20210200].value for r in server.minute_freeze.records]
+    assert len(times) == 17 * 12 and len(set(times)) == len(times)
+    rows = daily.result
+    assert isinstance(rows, list) and len(rows) == 1
+    assert _moment(rows[0][1]).time() == dt.time()
+
+
+@pytest.mark.parametrize("defect", ["missing", "duplicated"])
+def test_freeze_boundary_knob_loses_or_doubles_the_midnight_record(defect: str) -> None:
+    twin = _twin(f"twin.positions.0.dlt698.freeze_boundary={defect}")
+    try:
+        _energise(twin, 17 * 3600.0)
+        server = twin.meters[0].management.dlt698  # type: ignore[union-attr]
+        assert server is not None
+        midnight = [r for r in server.minute_freeze.records if r.columns[0x20210200].value.time() == dt.time()]
+    finally:
+        twin.stop()
+    assert len(midnight) == (0 if defect == "missing" else 2)
+
+
+def _outage(twin: Twin) -> None:
+    twin.world.output_on = False
+    twin.clock.sleep(300.0)  # an outage long enough to be logged
+    twin.world.output_on = True
+    twin.clock.sleep(30.0)  # the meter boots and closes the record
+
+
+@pytest.mark.parametrize(("knob", "reports"), [("ok", 1), ("never", 0), ("twice", 2)])
+def test_power_down_event_record_and_report_notification(knob: str, reports: int) -> None:
+    twin = _twin(f"twin.positions.0.dlt698.reports={knob}")
+    sent: list[bytes] = []
+    try:
+        _energise(twin, 60.0)
+        server = twin.meters[0].management.dlt698  # type: ignore[union-attr]
+        assert server is not None
+        server.report_sinks.append(sent.append)
+        _outage(twin)
+        assert sent == []  # active reporting is off as delivered
+        client = _client(twin)
+        try:
+            assert client.set(Oad(oi=0x4300, attribute=8), dlt698.Data.boolean(True)) == 0
+        finally:
+            client.close()
+        _outage(twin)
+        client = _client(twin)
+        try:
+            count = client.get(Oad(oi=0x3011, attribute=4)).require_data().value
+            last = client.get_record(GetRecord(attribute=Oad(oi=0x3011, attribute=2), rows=Selector9(previous=1)))
+        finally:
+            client.close()
+        power = twin.meters[0].management.power  # type: ignore[union-attr]
+        assert power is not None
+        newest = power.records[0]
+    finally:
+        twin.stop()
+    assert len(sent) == reports
+    assert count == len(power.records)
+    rows = last.result
+    assert isinstance(rows, list) and len(rows) == 1
+    assert _moment(rows[0][1]) == newest.start
+    assert _moment(rows[0][2]) == newest.end
+    for raw in sent:  # the package's frame decoder takes the report: a REPORT-Notification of 3011's record
+        from dlt698.protocol import link
+
+        frame = link.decode_frame(raw.lstrip(b"\xfe"))
+        payload = bytes(frame.payload)
+        assert payload[:2] == bytes((0x88, 0x02)) and payload[4:8] == bytes.fromhex("30110200")
