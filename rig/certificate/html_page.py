@@ -12,6 +12,7 @@ from typing import Any
 from rig.certificate.data import CertificateData
 from rig.certificate.layout import (
     RESULT_HEADER,
+    Alert,
     Curves,
     Fields,
     Grid,
@@ -23,7 +24,6 @@ from rig.certificate.layout import (
     Statement,
     Title,
     Verdict,
-    Warning,
     page_sets,
 )
 
@@ -83,7 +83,7 @@ _RENDER: dict[type, Callable[[Any], str]] = {
     Note: lambda b: f"<p class='small'>{esc(b.text)}</p>",
     Paragraph: lambda b: f"<p>{esc(b.text)}</p>",
     Verdict: lambda b: f"<p class='verdict'>Overall verdict for this meter: {_verdict_span(b.verdict)}</p>",
-    Warning: lambda b: f"<p class='warn'>{esc(b.text)}</p>",
+    Alert: lambda b: f"<p class='warn'>{esc(b.text)}</p>",
     Heading: lambda b: f"<h2>{esc(b.text)}</h2>",
     Fields: _fields,
     Grid: _grid,

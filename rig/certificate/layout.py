@@ -21,24 +21,22 @@ UNCERTAINTY_STATEMENT = (
 
 
 @dataclass(frozen=True)
-class Title:
+class _Text:
+    """A block that is one text."""
+
+    text: str
+
+
+class Title(_Text):
     """The page set's title."""
 
-    text: str
 
-
-@dataclass(frozen=True)
-class Note:
+class Note(_Text):
     """Small print."""
 
-    text: str
 
-
-@dataclass(frozen=True)
-class Paragraph:
+class Paragraph(_Text):
     """Body text."""
-
-    text: str
 
 
 @dataclass(frozen=True)
@@ -48,18 +46,12 @@ class Verdict:
     verdict: str
 
 
-@dataclass(frozen=True)
-class Warning:
+class Alert(_Text):
     """Something a reader must not miss (an override, an unfinished run)."""
 
-    text: str
 
-
-@dataclass(frozen=True)
-class Heading:
+class Heading(_Text):
     """A section heading."""
-
-    text: str
 
 
 @dataclass(frozen=True)
@@ -131,7 +123,7 @@ class Statement:
     text: str
 
 
-Block = (Title | Note | Paragraph | Verdict | Warning | Heading | Fields | Grid | Results | Sources | Curves
+Block = (Title | Note | Paragraph | Verdict | Alert | Heading | Fields | Grid | Results | Sources | Curves
          | Statement)
 RESULT_HEADER = ("Quantity", "Limits", "Value", "U (k=2)", "TUR", "Verdict")
 RESULT_WIDTHS = (0.40, 0.15, 0.15, 0.10, 0.08, 0.12)
@@ -263,7 +255,7 @@ def sheet_blocks(data: CertificateData, sheet: MeterSheet) -> list[Block]:
         Title(f"Test certificate {data.number} — meter {sheet.address}"),
         Note(f"Issued {data.issued_utc} from the run's journal; run started {data.run_started_utc}."),
         Verdict(sheet.verdict),
-        *(Warning(text) for text in data.overrides),
+        *(Alert(text) for text in data.overrides),
         Heading("Meter under test"), Fields(_identity(data, sheet)),
         Heading("Bench and instruments (traceability)"), Fields(_run(data)), _instruments(data),
         Heading("Conditions"), Fields(_conditions(data.conditions, data.meter_type)),
@@ -273,7 +265,7 @@ def sheet_blocks(data: CertificateData, sheet: MeterSheet) -> list[Block]:
         blocks += [Heading("Bench checks (valid for every meter of the run)"), _results(data.bench_lines, sources)]
     blocks += [Heading("Clauses and limit sources"), Sources(sources)]
     if sheet.incomplete:
-        blocks.append(Warning("Not completed (the run was interrupted): " + ", ".join(sheet.incomplete)))
+        blocks.append(Alert("Not completed (the run was interrupted): " + ", ".join(sheet.incomplete)))
     png = _curves_png(data, sheet)
     if png:
         blocks.append(Curves("Error curves", png, f"error curves of {sheet.address}"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from rig.certificate.data import CertificateData
 from rig.certificate.layout import (
     RESULT_HEADER,
     RESULT_WIDTHS,
+    Alert,
     Block,
     Curves,
     Fields,
@@ -27,7 +28,6 @@ from rig.certificate.layout import (
     Statement,
     Title,
     Verdict,
-    Warning,
     page_sets,
 )
 from rig.results import FAIL, INFO, PASS
@@ -94,38 +94,26 @@ class _Layout:
         return table
 
     def flowables(self, block: Block) -> list[Any]:
+        """The flowables of one block."""
+        from reportlab.platypus import KeepTogether, Spacer
         from reportlab.platypus import Paragraph as P
-        from reportlab.platypus import Spacer
 
-        match block:
-            case Title(text):
-                return [self.p(text, self.h1)]
-            case Note(text):
-                return [self.p(text, self.small), Spacer(1, 4)]
-            case Paragraph(text):
-                return [self.p(text)]
-            case Verdict(verdict):
-                return [P(f"Overall verdict for this meter: {self.verdict_text(verdict)}", self.h2)]
-            case Warning(text):
-                return [self.p(text, self.warn)]
-            case Heading(text):
-                return [self.p(text, self.h2)]
-            case Fields():
-                return [self.fields(block)]
-            case Grid():
-                return [Spacer(1, 3), self.table([[self.p(c) for c in row] for row in [block.header, *block.rows]],
-                                                 block.widths, header=True)]
-            case Results():
-                return [self.results(block)]
-            case Sources(texts):
-                return [self.p(f"[{n}] {text}", self.small) for n, text in enumerate(texts, start=1)]
-            case Curves():
-                return [self.curves(block)]
-            case Statement(heading, text):
-                from reportlab.platypus import KeepTogether
-
-                return [KeepTogether([self.p(heading, self.h2), self.p(text, self.small)])]
-        raise TypeError(f"no PDF layout for {type(block).__name__}")
+        render: dict[type, Callable[[Any], list[Any]]] = {
+            Title: lambda b: [self.p(b.text, self.h1)],
+            Note: lambda b: [self.p(b.text, self.small), Spacer(1, 4)],
+            Paragraph: lambda b: [self.p(b.text)],
+            Verdict: lambda b: [P(f"Overall verdict for this meter: {self.verdict_text(b.verdict)}", self.h2)],
+            Alert: lambda b: [self.p(b.text, self.warn)],
+            Heading: lambda b: [self.p(b.text, self.h2)],
+            Fields: lambda b: [self.fields(b)],
+            Grid: lambda b: [Spacer(1, 3), self.table([[self.p(c) for c in row] for row in [b.header, *b.rows]],
+                                                      b.widths, header=True)],
+            Results: lambda b: [self.results(b)],
+            Sources: lambda b: [self.p(f"[{n}] {text}", self.small) for n, text in enumerate(b.texts, start=1)],
+            Curves: lambda b: [self.curves(b)],
+            Statement: lambda b: [KeepTogether([self.p(b.heading, self.h2), self.p(b.text, self.small)])],
+        }
+        return render[type(block)](block)
 
     def fields(self, block: Fields) -> Any:
         from reportlab.platypus import TableStyle

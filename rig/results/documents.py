@@ -15,6 +15,7 @@ from rig.results.records import (
     PASS,
     REFUSED,
     ItemOutcome,
+    SessionRow,
     StoredRecord,
     stored_to_json,
     utc_now,
@@ -41,6 +42,20 @@ def run_verdict(item_outcomes: Sequence[ItemOutcome], effective: Sequence[Stored
     return PASS
 
 
+def _tests(items: Sequence[ItemOutcome], incomplete: Iterable[str], last: SessionRow | None) -> list[dict[str, Any]]:
+    """Each item's latest outcome (with the bench fault's reason), then the items left unfinished."""
+    done = [{"test": i.nodeid, "outcome": i.outcome, "session": i.session}
+            | ({"message": i.message} if i.outcome == BENCH_FAULT else {}) for i in items]
+    return done + [{"test": nodeid, "outcome": INTERRUPTED, "session": last.session if last else 0}
+                   for nodeid in incomplete]
+
+
+def _session(s: SessionRow) -> dict[str, Any]:
+    return {"session": s.session, "started_utc": s.started_utc, "finished_utc": s.finished_utc,
+            "verdict": s.verdict, "exit_status": s.exit_status, "wall_s": s.wall_s, "bench_s": s.bench_s,
+            "signed": s.signature is not None, "key_kind": s.key_kind}
+
+
 def results_document(journal: Journal, run_id: str, *, open_items: Iterable[str] = ()) -> dict[str, Any]:
     """results.json for the whole run (every session), derived from the journal alone.
 
@@ -52,12 +67,7 @@ def results_document(journal: Journal, run_id: str, *, open_items: Iterable[str]
     effective, superseded = journal.effective_records(run_id)
     meta = run.meta or {}
     last = sessions[-1] if sessions else None
-    incomplete = sorted(({s.record.test for s in effective} - {i.nodeid for i in item_list}) | set(open_items or ()))
-    verdict = run_verdict(item_list, effective, last_session=last.verdict if last else None)
-    tests = [{"test": i.nodeid, "outcome": i.outcome, "session": i.session}
-             | ({"message": i.message} if i.outcome == BENCH_FAULT else {}) for i in item_list]
-    tests += [{"test": nodeid, "outcome": "interrupted", "session": last.session if last else 0}
-              for nodeid in incomplete]
+    incomplete = sorted(({s.record.test for s in effective} - {i.nodeid for i in item_list}) | set(open_items))
     return {
         "run_id": run_id,
         "started_utc": run.started_utc,
@@ -68,21 +78,16 @@ def results_document(journal: Journal, run_id: str, *, open_items: Iterable[str]
         # The last session that opened the bench (a resume with nothing left to run opens none).
         "instruments": next((s.meta["instruments"] for s in reversed(sessions) if s.meta.get("instruments")), []),
         "journal": journal.shown_url,
-        "sessions": [
-            {"session": s.session, "started_utc": s.started_utc, "finished_utc": s.finished_utc,
-             "verdict": s.verdict, "exit_status": s.exit_status, "wall_s": s.wall_s, "bench_s": s.bench_s,
-             "signed": s.signature is not None, "key_kind": s.key_kind}
-            for s in sessions
-        ],
+        "sessions": [_session(s) for s in sessions],
         # Resumes that ran although their inputs had changed since the first session (rig run --accept-changed).
-        "accepted_changes": [{"session": s.session, **s.meta["accepted_changes"]} for s in sessions
-                             if isinstance(s.meta.get("accepted_changes"), dict)],
+        "accepted_changes": [{"session": s.session, **changed} for s in sessions
+                             if isinstance(changed := s.meta.get("accepted_changes"), dict)],
         "wall_s": round(sum(s.wall_s or 0.0 for s in sessions), 3),
         "bench_s": round(sum(s.bench_s or 0.0 for s in sessions), 3),
-        "verdict": verdict,
+        "verdict": run_verdict(item_list, effective, last_session=last.verdict if last else None),
         "bench_faults": sum(1 for i in item_list if i.outcome == BENCH_FAULT),
         "exit_status": last.exit_status if last else None,
-        "tests": tests,
+        "tests": _tests(item_list, incomplete, last),
         "records": [stored_to_json(s) for s in effective],
         "superseded_records": [stored_to_json(s) for s in superseded],
         "attachments": [{"name": a.name, "session": a.session, "sm3": a.sm3, "size_bytes": a.size_bytes}
