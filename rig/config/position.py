@@ -182,6 +182,9 @@ class Dlt698Config(StrictModel):
         None, description="server address (SA) as on the nameplate, 2..32 digits; default: the position's address")
     client_address: int = Field(0x10, ge=0, le=255, description="client address (CA) the rig sends from (10H)")
     logical_address: int = Field(0, ge=0, le=3, description="logical address of the meter's server (0: the meter)")
+    minute_freeze_period_min: int = Field(15, ge=1, le=60, description="the meter's minute freeze period (5002), min")
+    minute_freeze_depth: int = Field(672, ge=1, description="records the minute freeze keeps (5002 attribute 3)")
+    daily_freeze_depth: int = Field(62, ge=1, description="records the daily freeze keeps (5004 attribute 3)")
 
     @field_validator("server_address")
     @classmethod
