@@ -16,7 +16,7 @@ import pytest
 from rig.bench import Bench, Position
 from rig.plots import BackgroundRenderer, CurvePoint
 from rig.procedures import LoadPoint, RackCache, dose_energy
-from testplans.accuracy.conftest import ordered_load_points, source_point
+from testplans.accuracy.helpers import ordered_load_points, source_point
 from testplans.specs import accuracy as spec
 
 pytestmark = pytest.mark.plan

@@ -17,7 +17,7 @@ from drivers.errors import RigError
 from rig.bench import Bench, Position
 from rig.procedures import RackCache
 from testplans.comms import spec
-from testplans.comms.conftest import power_meters, restore_clock
+from testplans.comms.helpers import power_meters, restore_clock
 from testplans.transports import BLE, meter_link
 
 pytestmark = pytest.mark.plan

@@ -18,7 +18,7 @@ from drivers.dlt645.link import MeterLink
 from drivers.errors import FrameError
 from rig.bench import Bench, Position
 from testplans.comms import spec
-from testplans.comms.conftest import clock_offset_s, meter_clock, restore_clock, scenario_day
+from testplans.comms.helpers import clock_offset_s, meter_clock, restore_clock, scenario_day
 
 pytestmark = pytest.mark.plan
 

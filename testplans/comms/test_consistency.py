@@ -17,7 +17,7 @@ from drivers.errors import RigError
 from rig.bench import Bench, Position
 from rig.procedures import LoadPoint, RackCache
 from testplans.comms import spec
-from testplans.comms.conftest import power_meters
+from testplans.comms.helpers import power_meters
 from testplans.specs import accuracy as accuracy_spec
 from testplans.transports import TRANSPORT_NAMES, TRANSPORTS, UART, link_of
 

@@ -11,7 +11,7 @@ from drivers.dlt645.link import AbnormalReply, LineSettings, MeterLink
 from drivers.errors import FrameError, InstrumentTimeout, RigError
 from rig.bench import Bench, Position
 from testplans.comms import spec
-from testplans.comms.conftest import clock_offset_s, restore_line
+from testplans.comms.helpers import clock_offset_s, restore_line
 
 pytestmark = pytest.mark.plan
 

@@ -13,7 +13,7 @@ from drivers.dlt645.link import MeterLink
 from rig.bench import Bench, Position
 from rig.procedures import RackCache
 from testplans.power import spec
-from testplans.power.conftest import clock_offset_s, mains_on, probe, read_events, read_registers
+from testplans.power.helpers import clock_offset_s, mains_on, probe, read_events, read_registers
 
 pytestmark = pytest.mark.plan
 

@@ -15,7 +15,7 @@ from drivers.transients import interruption
 from rig.bench import Bench, Position
 from rig.procedures import LoadPoint, RackCache, energise
 from testplans.power import spec
-from testplans.power.conftest import (
+from testplans.power.helpers import (
     PerPosition,
     after_power_returns,
     clock_offset_s,

@@ -13,7 +13,7 @@ from drivers.dlt645.link import MeterLink
 from rig.bench import Bench, Position
 from rig.procedures import RackCache
 from testplans.power import spec
-from testplans.power.conftest import PerPosition, after_power_returns, each, mains_on, not_answering, wait_answering
+from testplans.power.helpers import PerPosition, after_power_returns, each, mains_on, not_answering, wait_answering
 
 pytestmark = pytest.mark.plan
 

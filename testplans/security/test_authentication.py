@@ -10,7 +10,7 @@ import pytest
 from drivers.security import EsamSession, MeterSecurityClient, RemoteControl, SoftwareKeySource, dispersion_factor
 from rig.bench import Bench, Position
 from testplans.security import spec
-from testplans.security.conftest import refusal, status_word_3
+from testplans.security.helpers import refusal, status_word_3
 
 pytestmark = pytest.mark.plan
 

@@ -12,7 +12,7 @@ import pytest
 from drivers.security import MAC_LEVEL, MeterSecurityClient, RemoteControl, SecureRequest
 from rig.bench import Bench, Position
 from testplans.security import spec
-from testplans.security.conftest import cross_meter_midnight, meter_deadline, refusal
+from testplans.security.helpers import cross_meter_midnight, meter_deadline, refusal
 
 pytestmark = pytest.mark.plan
 

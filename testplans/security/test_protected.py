@@ -12,7 +12,7 @@ import pytest
 from drivers.security import CIPHERTEXT_LEVEL, MAC_LEVEL, MeterSecurityClient, RemoteControl
 from rig.bench import Bench, Position
 from testplans.security import spec
-from testplans.security.conftest import meter_deadline, refusal, status_word_3
+from testplans.security.helpers import meter_deadline, refusal, status_word_3
 
 pytestmark = pytest.mark.plan
 

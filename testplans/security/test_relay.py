@@ -14,7 +14,7 @@ import pytest
 from drivers.security import MeterSecurityClient, RemoteControl
 from rig.bench import Bench, Position
 from testplans.security import spec
-from testplans.security.conftest import refusal, status_word_3
+from testplans.security.helpers import refusal, status_word_3
 from testplans.specs import accuracy as accuracy_spec
 
 pytestmark = pytest.mark.plan

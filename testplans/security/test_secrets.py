@@ -11,7 +11,7 @@ import pytest
 
 from drivers.security import KeySource, MeterSecurityClient, RemoteControl
 from rig.bench import Bench, Position
-from testplans.security.conftest import key_material_found
+from testplans.security.helpers import key_material_found
 
 pytestmark = pytest.mark.plan
 

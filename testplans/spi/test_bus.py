@@ -15,7 +15,7 @@ from drivers.spi.sniffer import SniffedBus, SpiSniffer
 from rig.bench import Bench, Position
 from rig.procedures import RackCache
 from testplans.spi import spec
-from testplans.spi.conftest import power_up_capture
+from testplans.spi.helpers import power_up_capture
 
 pytestmark = pytest.mark.plan
 

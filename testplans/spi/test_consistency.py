@@ -20,7 +20,7 @@ from rig.bench import Bench, Position
 from rig.procedures import LoadPoint, RackCache, energise
 from testplans.specs import accuracy as accuracy_spec
 from testplans.spi import spec
-from testplans.spi.conftest import deviation_pct, power_up_capture, powered
+from testplans.spi.helpers import deviation_pct, power_up_capture, powered
 
 pytestmark = pytest.mark.plan
 

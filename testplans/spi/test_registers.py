@@ -15,7 +15,7 @@ from drivers.spi.scaling import calibration_checksum
 from rig.bench import Bench, Position
 from rig.procedures import RackCache
 from testplans.spi import spec
-from testplans.spi.conftest import powered
+from testplans.spi.helpers import powered
 
 pytestmark = pytest.mark.plan
 

@@ -167,7 +167,7 @@ def test_the_leak_checks_find_planted_key_material(tmp_path: Path) -> None:
     """The checks above and the plan's own check can fail: planted keys are found."""
     from drivers.dlt645 import encode
     from drivers.security import EsamSession, SoftwareKeySource
-    from testplans.security.conftest import key_material_found
+    from testplans.security.helpers import key_material_found
 
     master = twin_master_key(SEED)
     keys = SoftwareKeySource(master)
