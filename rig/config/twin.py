@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from rig.config.base import ConfigError, StrictModel, deep_merge, describe_errors
-from rig.twin.dlt698.knobs import Dlt698Knobs
+from rig.config.dlt698 import Dlt698Knobs
 
 
 def knob(default: Any, description: str, breaks: str, **constraints: Any) -> Any:

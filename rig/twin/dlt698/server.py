@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from drivers.errors import FrameError
+from rig.config.dlt698 import Dlt698Knobs
 from rig.twin.dlt698.codec import (
     ADDRESS_SINGLE,
     CONTROL_FRAGMENT,
@@ -37,7 +38,6 @@ from rig.twin.dlt698.codec import (
     structure,
     wire_matches,
 )
-from rig.twin.dlt698.knobs import Dlt698Knobs
 from rig.twin.world import Terminals
 
 if TYPE_CHECKING:

@@ -1,22 +1,22 @@
-"""Defect knobs of the twin meter's DL/T 698.45 server (`twin.knobs.*.dlt698`): pure data, healthy defaults."""
+"""`twin:` knobs of the twin meter's DL/T 698.45 server (`twin.meter.dlt698.*`): pure data, healthy defaults;
+imports nothing of the twin."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from rig.config.base import StrictModel
 
 
 def _knob(default: Any, description: str, breaks: str, **constraints: Any) -> Any:
-    # rig.config.twin's `knob` (and StrictModel's config below), repeated: rig.config imports this module, so
-    # this module cannot import rig.config back.
+    # rig.config.twin's `knob`, repeated: that module imports this one, and siblings import in one direction.
     return Field(default, description=description, json_schema_extra={"breaks": breaks}, **constraints)
 
 
-class Dlt698Knobs(BaseModel):
+class Dlt698Knobs(StrictModel):
     """Defects of the management module's DL/T 698.45 server (same UART and BLE as DL/T 645)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     hcs_error: bool = _knob(False, "replies carry a wrong header check (HCS + 1)", "698 frame conformance (HCS)")
     fcs_error: bool = _knob(False, "replies carry a wrong frame check (FCS + 1)", "698 frame conformance (FCS)")
