@@ -17,7 +17,7 @@ from rig.procedures import LoadPoint, RackCache
 from testplans.comms import spec as comms_spec
 from testplans.comms.helpers import power_meters
 from testplans.dlt698 import spec
-from testplans.dlt698.conftest import link698_of, read_scaled
+from testplans.dlt698.helpers import link698_of, read_scaled
 from testplans.specs import accuracy as accuracy_spec
 from testplans.transports import TRANSPORT_NAMES, TRANSPORTS
 
