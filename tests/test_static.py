@@ -4,6 +4,7 @@ pyproject.toml), no time.sleep outside the wall clock, no raw SCPI in plans."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -95,3 +96,19 @@ def test_plans_hold_no_raw_scpi_or_hex_frames() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in _sources("testplans")
                  if scpi.search(p.read_text()) or hex_frame.search(p.read_text())]
     assert offenders == []
+
+
+def test_plan_conftests_hold_fixtures_and_hooks_only() -> None:
+    """Helpers live in normal modules (testplans/<plan>/helpers.py): nothing imports a conftest, and a plan
+    conftest.py defines fixtures and pytest hooks, nothing else a plan could call."""
+    importers = [str(p.relative_to(ROOT)) for folder in ("testplans", "tests", "fixtures", "rig")
+                 for p in _sources(folder) if re.search(r"^\s*(from|import)\s+\S*conftest\b", p.read_text(), re.M)]
+    assert importers == []
+    others = []
+    for path in (ROOT / "testplans").rglob("conftest.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                decorators = [ast.unparse(d) for d in getattr(node, "decorator_list", [])]
+                if not node.name.startswith("pytest_") and not any("fixture" in d for d in decorators):
+                    others.append(f"{path.relative_to(ROOT)}::{node.name}")
+    assert others == []
