@@ -4,6 +4,7 @@ with the standard's scaler and unit. The messages themselves are the `dlt698` pa
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
@@ -11,8 +12,8 @@ from dlt698 import Data, Oad, codec, standard
 
 from drivers.errors import FrameError
 
-__all__ = ["DAR_NAMES", "SERVICE_NAMES", "Data", "Oad", "Scaled", "decode_apdu", "layout", "oad", "oad_text", "piid_of",
-           "scaled", "service_tag"]
+__all__ = ["DAR_NAMES", "SERVICE_NAMES", "Data", "Oad", "Scaled", "as_datetime", "date_time_s", "decode_apdu",
+           "layout", "oad", "oad_text", "piid_of", "scaled", "service_tag"]
 
 # DAR (data access result), DL/T 698.45 clause 7.3.2 (the common codes a meter returns).
 DAR_NAMES: Final = {
@@ -108,3 +109,20 @@ def scaled(attribute: Oad, value: Data, shape: standard.DeviceLayout | None = No
         raise FrameError(f"{oad_text(attribute)}: value not of the standard's type ({exc})") from None
     units = {standard.unit_symbol(n.scaling.unit) for n in numbers}
     return Scaled(tuple(standard.approximate_value(n) for n in numbers), units.pop() if len(units) == 1 else "")
+
+
+def date_time_s(moment: dt.datetime) -> Data:
+    """A date_time_s value (year high, year low, month, day, hour, minute, second) of `moment`."""
+    return Data.date_time_s([moment.year >> 8, moment.year & 0xFF, moment.month, moment.day, moment.hour,
+                             moment.minute, moment.second])
+
+
+def as_datetime(value: Data) -> dt.datetime:
+    """The calendar time a date_time_s value holds; FrameError when it holds none (FFH fields, a bad date)."""
+    raw = value.value
+    fields = [f for f in raw if isinstance(f, int)] if isinstance(raw, list) else []
+    try:
+        year, month, day, hour, minute, second = fields[0] << 8 | fields[1], *fields[2:7]
+        return dt.datetime(year, month, day, hour, minute, second)
+    except (IndexError, TypeError, ValueError):
+        raise FrameError(f"not a date_time_s: {fields}") from None
