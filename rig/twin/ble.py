@@ -23,8 +23,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from drivers.dlt645 import BadFrame, Dlt645Frame, FrameReader
+from drivers.dlt645 import BadFrame, Dlt645Frame
 from rig.config import BleConfig, BleKnobs, ble_uuid
+from rig.twin.dlt698.codec import Bad698Frame, Dlt698Frame
+from rig.twin.dlt698.demux import DualFrameReader
 
 if TYPE_CHECKING:  # bumble is imported when an air is built, not with the twin (it takes half a second)
     from bumble import gatt
@@ -119,8 +121,9 @@ class MeterBle:
     connections: int = 0
     device: Device | None = field(default=None, init=False)
     _notify_char: gatt.Characteristic[bytes] | None = field(default=None, init=False)
-    _reader: FrameReader = field(default_factory=FrameReader, init=False)
-    _last_request: Dlt645Frame | None = field(default=None, init=False)
+    # The MCU's UART task behind the module: DL/T 645 and DL/T 698.45 frames on the one transparent UART.
+    _reader: DualFrameReader = field(default_factory=DualFrameReader, init=False)
+    _last_request: Dlt645Frame | Dlt698Frame | None = field(default=None, init=False)
     _fresh_connection: bool = field(default=False, init=False)  # connected, nothing written yet
 
     @property
@@ -196,7 +199,7 @@ class MeterBle:
 
     def _lose(self, connection: Connection) -> None:
         """The radio link goes (bench fault ble_drop): the connection ends, what was under way is lost."""
-        self._reader = FrameReader()
+        self._reader = DualFrameReader()
         asyncio.get_running_loop().create_task(self._disconnect(connection))
 
     @staticmethod
@@ -213,7 +216,7 @@ class MeterBle:
 
     def _on_disconnection(self) -> None:
         # A sound module clears its receive buffer with the link; the defective one keeps the last request.
-        self._reader = FrameReader()
+        self._reader = DualFrameReader()
         if not self.knobs.duplicate_on_reconnect:
             self._last_request = None
 
@@ -232,7 +235,7 @@ class MeterBle:
         with world.lock:
             world.advance(CONNECTION_EVENT_S)
             for item in self._reader.feed(bytes(value)):
-                if isinstance(item, BadFrame):
+                if isinstance(item, (BadFrame, Bad698Frame)):
                     self.bad_frames_heard += 1
                     continue
                 self.requests_heard += 1
@@ -240,7 +243,7 @@ class MeterBle:
                 self._fresh_connection = False
                 self._serve(connection, item)
 
-    def _serve(self, connection: Connection, frame: Dlt645Frame) -> None:
+    def _serve(self, connection: Connection, frame: Dlt645Frame | Dlt698Frame) -> None:
         """The MCU answers `frame` (if powered and addressed) after its reply delay; the module notifies it."""
         management = self.management
         world = management.world
