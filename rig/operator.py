@@ -3,7 +3,7 @@
 
 `TerminalOperator` asks on the terminal and waits on the bench clock with a timeout; on the twin its
 provider's operator (rig.twin.provider.TwinOperator) answers from ground truth, so such plans run unattended.
-Answers are recorded by the caller (fixtures.plugin's `operator` fixture journals each one).
+Answers are recorded by the caller (the `operator` fixture, fixtures.operator_fixture, journals each one).
 """
 
 from __future__ import annotations
