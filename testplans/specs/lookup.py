@@ -30,8 +30,19 @@ REL_TOL: Final = 1e-9
 # Results
 
 
+class _Sourced:
+    """A value read from a table: `check` says it is not yet confirmed against the standard."""
+
+    check: bool
+
+    @property
+    def note(self) -> str:
+        """CHECK_NOTE for a value still to be confirmed, else ''."""
+        return CHECK_NOTE if self.check else ""
+
+
 @dataclass(frozen=True)
-class Limit:
+class Limit(_Sourced):
     """A limit in ±% with its source; check=True: not yet confirmed against the standard."""
 
     value_pct: float
@@ -39,14 +50,9 @@ class Limit:
     check: bool
     clause: str
 
-    @property
-    def note(self) -> str:
-        """CHECK_NOTE for a value still to be confirmed, else ''."""
-        return CHECK_NOTE if self.check else ""
-
 
 @dataclass(frozen=True)
-class SpecValue:
+class SpecValue(_Sourced):
     """A value of a table (unit in `unit`) with its source; check=True: not yet confirmed."""
 
     value: float
@@ -54,11 +60,6 @@ class SpecValue:
     source: str
     check: bool
     clause: str
-
-    @property
-    def note(self) -> str:
-        """CHECK_NOTE for a value still to be confirmed, else ''."""
-        return CHECK_NOTE if self.check else ""
 
 
 @dataclass(frozen=True)
