@@ -21,6 +21,7 @@ from drivers.crypto import (
     pad_iso9797_m2,
     sm3,
     sm4_cbc_decrypt,
+    sm4_cbc_encrypt,
     sm4_ecb_encrypt,
     unpad_iso9797_m2,
 )
@@ -321,6 +322,42 @@ class Esam:
     def _key_update(self, p1: int, p2: int, p3: int, data: bytes) -> bytes:
         return sw(SW_INS_UNKNOWN)  # key update (84 D4) is not part of this emulation
 
+    def _application_protection(self, p1: int, p2: int, p3: int, data: bytes) -> bytes:
+        """80 0E: DL/T 698.45 application-layer protection under the session key (this emulation's command).
+        P1 01 verify: counter (4, big-endian) || protected data || MAC (4), the MAC over all before it, the
+        counter above the last accepted; 02 decrypt (SM4-CBC, IV 0, ISO 9797-1 method 2 padding); 03 MAC of
+        the data; 04 encrypt."""
+        if self.blocked:
+            return sw(SW_BLOCKED)
+        if not self.session_open():
+            return sw(SW_SECURITY_STATUS)
+        key = self._session_key
+        assert key is not None
+        if p1 == 0x01:
+            if len(data) < 8:
+                return sw(SW_WRONG_LENGTH)
+            signed, mac, counter = data[:-4], data[-4:], int.from_bytes(data[:4], "big")
+            if not self.knobs.mac_not_checked and mac4(key, signed) != mac:
+                self._count_mac_error()
+                return sw(SW_MAC_WRONG)
+            if counter <= self._last_counter and not self.knobs.replay_accepted:
+                self._count_mac_error()
+                return sw(SW_CONDITIONS)
+            self._last_counter = max(self._last_counter, counter)
+            return sw(SW_OK)
+        if p1 == 0x02:
+            if not data or len(data) % BLOCK_BYTES:
+                return sw(SW_WRONG_LENGTH)
+            try:
+                return sw(SW_OK, unpad_iso9797_m2(sm4_cbc_decrypt(key, data)))
+            except SecurityError:
+                return sw(SW_WRONG_DATA)
+        if p1 == 0x03:
+            return sw(SW_OK, mac4(key, data))
+        if p1 == 0x04:
+            return sw(SW_OK, sm4_cbc_encrypt(key, pad_iso9797_m2(data)))
+        return sw(SW_WRONG_P1P2)
+
 
 def _bcd_low_first(value: int) -> bytes:
     return bytes.fromhex(f"{value:04d}")[::-1]
@@ -337,4 +374,5 @@ _COMMANDS: Final[dict[tuple[int, int], _Command]] = {
     (0x00, 0xC0): Esam._get_response,
     (0x00, 0x84): Esam._get_challenge,
     (0x84, 0xD4): Esam._key_update,
+    (0x80, 0x0E): Esam._application_protection,
 }

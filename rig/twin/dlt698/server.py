@@ -38,6 +38,13 @@ from rig.twin.dlt698.codec import (
     structure,
     wire_matches,
 )
+from rig.twin.dlt698.security import (
+    CONNECT_ALLOWED,
+    SECURITY_REQUEST,
+    Dlt698Security,
+    parse_security_request,
+    refusal,
+)
 from rig.twin.world import Terminals
 
 if TYPE_CHECKING:
@@ -169,6 +176,9 @@ class Dlt698Server:
         self.reports_sent = 0
         self.reports_acknowledged = 0
         self._piid = 0
+        # Its security firmware, when the meter has an ESAM (the same chip its DL/T 645 security uses).
+        self.security = (Dlt698Security(management.security.esam, lambda: management.address)
+                         if management.security is not None else None)
 
     # ---- the meter's values (the same state the DL/T 645 side reads)
 
@@ -403,7 +413,24 @@ class Dlt698Server:
         if tag == REPORT_RESPONSE:
             self.reports_acknowledged += 1
             return None
+        if tag == SECURITY_REQUEST:
+            return self._secured(apdu, now_s)
         return None
+
+    def _secured(self, apdu: bytes, now_s: float) -> bytes | None:
+        """A SECURITY-Request: the ESAM checks (and deciphers) it; only then is the APDU inside served."""
+        if self.security is None:
+            return refusal(DAR_OTHER)
+        request = parse_security_request(apdu)
+        inner = self.security.open(request)
+        if isinstance(inner, int):
+            return refusal(self._dar(inner))
+        if inner[:1] == bytes((SECURITY_REQUEST,)):
+            return refusal(self._dar(DAR_OTHER))  # no security inside security
+        response = self._serve(inner, now_s)
+        if response is None:
+            return refusal(self._dar(DAR_OTHER))
+        return self.security.seal(request, response)
 
     def _connect(self, apdu: bytes) -> bytes:
         factory = b"".join(text.encode("ascii").ljust(size, b"0")[:size] for text, size in FACTORY)
@@ -412,9 +439,13 @@ class Dlt698Server:
         protocol_bits, function_bits = apdu[4:12], apdu[12:28]
         sizes = [min(MAX_APDU, int.from_bytes(apdu[i:i + 2], "big")) for i in (28, 30)]
         window, largest = max(1, apdu[32]), min(MAX_APDU, int.from_bytes(apdu[33:35], "big"))
+        result, security_data = CONNECT_ALLOWED, b""
+        if self.security is not None:
+            result, security_data = self.security.connect(apdu[39:])
+        info = bytes((result,)) + (b"\x01" + security_data if security_data else b"\x00")
         return (bytes((CONNECT_RESPONSE, apdu[1])) + factory + PROTOCOL_VERSION.to_bytes(2, "big")
                 + protocol_bits + function_bits + b"".join(n.to_bytes(2, "big") for n in sizes) + bytes((window,))
-                + largest.to_bytes(2, "big") + apdu[35:39] + b"\x00\x00" + b"\x00\x00")
+                + largest.to_bytes(2, "big") + apdu[35:39] + info + b"\x00\x00")
 
     def _dar(self, dar: int) -> int:
         return DAR_OTHER if self.knobs.dar_wrong and dar != DAR_OK else dar
