@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from rig.certificate import lines as cert_lines
+from rig.certificate.checks import CHECKS, INCOMPLETE, Scope, verdict
 from rig.cli import main
+from rig.results import BENCH_FAULT, FAIL, PASS, ItemOutcome, Record, StoredRecord
 
 RIG = [sys.executable, "-m", "rig.cli"]
 RACK = str(Path(__file__).resolve().parent.parent / "benches" / "twin-rack.yaml")
@@ -71,6 +74,8 @@ def test_html_certificate_states_what_a_lab_must_state(accuracy_run: Path) -> No
     # The stated uncertainty (k = 2) and TUR of every basic-error point.
     points = [r for r in results["records"] if "uncertainty_pct" in (r["detail"] or {})]
     assert len(points) == 17
+    # Each basic-error record names its load point itself: the curves are labelled from it, not from the wording.
+    assert all(f"error at {r['detail']['load_point']} PF " in r["quantity"] for r in points)
     for u in {r["detail"]["uncertainty_pct"] for r in points}:
         expected = sum(1 for r in points if r["detail"]["uncertainty_pct"] == u)
         assert text.count(f"<td class='num'>{u:g} %</td>") == expected
@@ -138,3 +143,42 @@ def test_report_bad_input_exits_2(tmp_path: Path, accuracy_run: Path) -> None:
         (copy / f"journal.sqlite{suffix}").unlink(missing_ok=True)
     corrupt = report(str(copy))
     assert corrupt.exit_code == 2 and "journal.sqlite" in corrupt.stderr
+
+
+def _basic_error(quantity: str, **detail: Any) -> StoredRecord:
+    record = Record("plan.py::test_point", "P1", quantity, 0.2, "%", -1.0, 1.0, PASS, 1.0, detail)
+    return StoredRecord(record, "r", 1, 0, "2026-01-01T00:00:00+00:00", "", None)
+
+
+def test_curve_points_are_labelled_by_the_record_not_by_its_wording() -> None:
+    curves = cert_lines.error_curves([
+        _basic_error("basic error, cos phi 1, base current", load_point="Ib", current_a=5.0, pf="1"),
+        _basic_error("error at 0.05Ib PF 1", current_a=0.25, pf="1"),  # no load_point: labelled by its current
+        _basic_error("no-load pulses", current_a=0.0),  # no PF: not a point of a curve
+    ])
+    assert [(c.label, c.current_a) for c in curves["1"]] == [("Ib", 5.0), ("0.25 A", 0.25)]
+
+
+def _line(verdict_: str) -> cert_lines.TestLine:
+    return cert_lines.TestLine("test_x", "", "q", 1.0, "%", -1.0, 1.0, verdict_, "clause", False, None, None, 0)
+
+
+def _item(outcome: str) -> ItemOutcome:
+    return ItemOutcome("plan.py::test_x", 0, "P1", outcome, 1.0, "2026-01-01T00:00:00+00:00", None, None)
+
+
+@pytest.mark.parametrize(("scope", "expected"), [
+    (Scope([_line(PASS)], [_item("passed")], []), PASS),
+    (Scope([_line(FAIL)], [_item("failed")], []), FAIL),
+    (Scope([_line(PASS)], [_item("error")], []), FAIL),
+    (Scope([_line(PASS)], [_item(BENCH_FAULT)], []), INCOMPLETE),
+    (Scope([_line(PASS)], [], ["plan.py::test_x"]), INCOMPLETE),
+    (Scope([_line(FAIL)], [], ["plan.py::test_x"]), FAIL),  # fail outranks incomplete
+    (Scope([_line(PASS)], [_item("passed")], [], bench=FAIL), FAIL),  # the bench-wide checks hold for every meter
+    (Scope([_line(PASS)], [_item("passed")], [], bench=INCOMPLETE), INCOMPLETE),
+    (Scope([_line(PASS)], [_item("passed")], [], stopped="session 0 was killed"), INCOMPLETE),
+])
+def test_a_meter_verdict_is_the_worst_check_that_does_not_hold(scope: Scope, expected: str) -> None:
+    assert verdict(scope) == expected
+    failing = [c.claim for c in CHECKS if not c.holds(scope)]
+    assert bool(failing) == (expected != PASS), failing
