@@ -58,8 +58,9 @@ def verify(run_ref: str, expect_key: str | None, reports_dir: str, db: str | Non
     bench's keys pinned in the lab database: --db or RIG_DB); 3 the same but a signer is not pinned (the files
     agree with each other; who wrote them is not proven); 1 something altered or not covered; 2 bad input.
     """
+    from rig.integrity.report import Pins
+    from rig.integrity.verify import verify_run
     from rig.results import JournalError
-    from rig.verify import Pins, verify_run
 
     public_key(expect_key, "--expect-key")
     journal, run_id, folder = locate(run_ref, reports_dir, db)

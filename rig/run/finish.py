@@ -14,9 +14,9 @@ from typing import Any
 
 from drivers.errors import RigError
 from rig.endings import STOP
+from rig.integrity.seal import hash_attachments, hold_for_seal, sign_session
 from rig.results import BENCH_FAULT, FAIL, INTERRUPTED, PASS, REFUSED, results_document, whole_run_junit
 from rig.run.session import RunSession, traffic_name
-from rig.verify import hash_attachments, hold_for_seal, sign_session
 
 
 class Status(IntEnum):
@@ -85,7 +85,7 @@ def finish(run: RunSession, verdict: str, status: int, *, junit: Path | None) ->
         # The runner's junit.xml lists only what ran: the one from the journal names every unfinished item.
         junit.write_text(whole_run_junit(document))
     if run.signer is not None:
-        # `rig run` writes more reports after the runner: it seals them with this key (rig.verify.seal_folder).
+        # `rig run` writes more reports after the runner: it seals them with this key (rig.integrity.seal.seal_folder).
         hold_for_seal(run.run_dir, run.journal, run.run_id, run.session, run.signer)
 
 

@@ -46,8 +46,8 @@ def operator_stop(run_dir: Path) -> str | None:
 
 
 def seal(run_dir: Path, say: Say, *, final: bool = True) -> None:
-    """Sign the hash of every file of the run folder with the session's key (rig.verify.seal_folder)."""
-    from rig.verify import seal_folder
+    """Sign the hash of every file of the run folder with the session's key (rig.integrity.seal.seal_folder)."""
+    from rig.integrity.seal import seal_folder
 
     try:
         seal_folder(run_dir, final=final)
