@@ -40,3 +40,14 @@ class Dlt698Knobs(StrictModel):
     reports: Literal["ok", "never", "twice"] = _knob(
         "ok", "event REPORT-Notifications are never sent, or each is sent twice", "event reporting",
     )
+    accepts_corrupt_image: bool = _knob(
+        False, "the file-transfer check passes an image whose digest or signature is wrong",
+        "software upgrade refuses corrupt or unsigned images",
+    )
+    loses_old_image_on_interruption: bool = _knob(
+        False, "the old image is erased before the new one is in place: a power loss then leaves the meter dead",
+        "software upgrade survives a power loss",
+    )
+    version_not_updated: bool = _knob(
+        False, "after an upgrade the meter still reports the old software version", "software version after upgrade",
+    )

@@ -15,6 +15,7 @@ from drivers.errors import RigError
 from rig.config import ESAM_MASTER_KEY, TWIN_RESOURCE, BenchConfig, TwinConfig
 from rig.twin.ble import build_air, resolve_ble
 from rig.twin.control import ControlServer, TwinControl
+from rig.twin.dlt698.firmware import firmware_signing_keypair
 from rig.twin.dlt698.server import Dlt698Server
 from rig.twin.expansion import EXPANSION_LINE, ExpansionModule
 from rig.twin.faults import FaultSchedule
@@ -66,6 +67,7 @@ class Twin:
         self.faults.on_reference_reset.append(self.reference.power_on_reset)
         self.world.models.append(self.faults)
         self.esam_key = TwinEsamKey(bench, config.seed)  # ESAM master key (issue 7): the bench's or the seed's
+        firmware_key = firmware_signing_keypair(config.seed)  # the vendor key its meters' images are signed with
         for index, position in enumerate(bench.positions):
             knobs = config.knobs_for(index)
             metering = MeteringModule(bench.meter, knobs.metering, random.Random(f"{config.seed}:meter:{index}"))
@@ -83,7 +85,7 @@ class Twin:
                                                random.Random(f"{config.seed}:power:{index}")))
             metering.dip_power_w = knobs.power.counts_during_dip
             # The same firmware's DL/T 698.45 server: tariffs and freezes on the meter's clock, stepped after it.
-            management.dlt698 = Dlt698Server(management, knobs.dlt698)
+            management.dlt698 = Dlt698Server(management, knobs.dlt698, firmware_key.public_hex)
             self.uarts.append(MeterUart(management))
             meter = MeterModel(index=index, address=position.address, metering=metering, management=management,
                                expansion=expansion)

@@ -38,6 +38,7 @@ from rig.twin.dlt698.codec import (
     structure,
     wire_matches,
 )
+from rig.twin.dlt698.firmware import Firmware
 from rig.twin.dlt698.security import (
     CONNECT_ALLOWED,
     SECURITY_REQUEST,
@@ -57,11 +58,13 @@ CONNECT_REQUEST: Final = 2
 RELEASE_REQUEST: Final = 3
 GET_REQUEST: Final = 5
 SET_REQUEST: Final = 6
+ACTION_REQUEST: Final = 7
 REPORT_RESPONSE: Final = 8
 CONNECT_RESPONSE: Final = 130
 RELEASE_RESPONSE: Final = 131
 GET_RESPONSE: Final = 133
 SET_RESPONSE: Final = 134
+ACTION_RESPONSE: Final = 135
 REPORT_NOTIFICATION: Final = 136
 
 # DAR (data access result) codes the meter answers with
@@ -100,6 +103,7 @@ OI_DEVICE: Final = 0x4300  # electrical device: attribute 7 follow report, 8 act
 OI_POWER_DOWN: Final = 0x3011
 OI_MINUTE_FREEZE: Final = 0x5002
 OI_DAILY_FREEZE: Final = 0x5004
+OI_FILE_TRANSFER: Final = 0xF001
 
 # Record columns
 OAD_FREEZE_SEQUENCE: Final = 0x20230200
@@ -154,9 +158,11 @@ def _floor(value: float, scaler: int) -> int:
 class Dlt698Server:
     """The DL/T 698.45 server of one twin meter's management module."""
 
-    def __init__(self, management: ManagementModule, knobs: Dlt698Knobs) -> None:
+    def __init__(self, management: ManagementModule, knobs: Dlt698Knobs, signing_public_hex: str) -> None:
         self.management = management
         self.knobs = knobs
+        # Its image banks and file transfer; images must carry the vendor's signature (`signing_public_hex`).
+        self.firmware = Firmware(knobs, signing_public_hex)
         metering = management.metering
         # Tariff registers start with what the meter had when built (all of it in T1).
         self.forward_tariffs = [metering.forward_kwh, 0.0, 0.0, 0.0]
@@ -263,6 +269,8 @@ class Dlt698Server:
             (OI_POWER_DOWN, 8): lambda: Data(Tag.ENUM, self.event_report_flag),
             (OI_POWER_DOWN, 9): lambda: Data(Tag.BOOL, True),
             (OI_POWER_DOWN, 3): lambda: array([Data(Tag.OAD, oad) for oad in EVENT_COLUMNS[2:]]),
+            (OI_DEVICE, 3): lambda: structure([Data(Tag.VISIBLE_STRING, text) for text, _ in self._factory()]),
+            (OI_FILE_TRANSFER, 4): lambda: Data(Tag.BIT_STRING, self.firmware.block_status()),
         }
         for freeze in (self.minute_freeze, self.daily_freeze):
             table[(freeze.oi, 3)] = freeze.relation_table
@@ -329,6 +337,8 @@ class Dlt698Server:
         for freeze in (self.minute_freeze, self.daily_freeze):
             self._freeze(freeze, now, t0, end, (before_f, after_f), (before_r, after_r))
         self._check_events()
+        power = m.power
+        self.firmware.step(end, power.mains(terminals) if power is not None else terminals.voltage_v > 0)
 
     def _boundary_after(self, freeze: Freeze, moment: dt.datetime) -> dt.datetime:
         if freeze.oi == OI_DAILY_FREEZE:
@@ -389,6 +399,8 @@ class Dlt698Server:
         """The reply to `frame` (None: the meter says nothing)."""
         if not frame.from_client or frame.control & 0x07 != FUNCTION_USER_DATA or frame.control & CONTROL_FRAGMENT:
             return None
+        if self.firmware.bricked:
+            return None  # no valid image: the MCU does not run
         own = address_to_wire(self.management.address)
         if not wire_matches(frame.server_address, frame.address_type, own) or not frame.apdu:
             return None
@@ -410,6 +422,8 @@ class Dlt698Server:
             return self._get(apdu, now_s)
         if tag == SET_REQUEST:
             return self._set(apdu, now_s)
+        if tag == ACTION_REQUEST:
+            return self._action(apdu, now_s)
         if tag == REPORT_RESPONSE:
             self.reports_acknowledged += 1
             return None
@@ -433,7 +447,7 @@ class Dlt698Server:
         return self.security.seal(request, response)
 
     def _connect(self, apdu: bytes) -> bytes:
-        factory = b"".join(text.encode("ascii").ljust(size, b"0")[:size] for text, size in FACTORY)
+        factory = b"".join(text.encode("ascii").ljust(size, b"0")[:size] for text, size in self._factory())
         # Agree to the client's conformance bits, sizes no larger than its own or this meter's buffers, and the
         # association timeout it asked for.
         protocol_bits, function_bits = apdu[4:12], apdu[12:28]
@@ -523,6 +537,48 @@ class Dlt698Server:
             self.event_report_flag = value.value
             return DAR_OK
         return DAR_DENIED if self.value(oad, now_s) != DAR_NO_OBJECT else DAR_NO_OBJECT
+
+    def _factory(self) -> list[tuple[str, int]]:
+        """The version fields (text, size): the running image's version and checksum."""
+        fields = list(FACTORY)
+        fields[1] = (self.firmware.version, 4)
+        fields[5] = (self.firmware.checksum, 8)
+        return fields
+
+    def _action(self, apdu: bytes, now_s: float) -> bytes | None:
+        if apdu[1] != 1:
+            return None
+        piid, omd = apdu[2], int.from_bytes(apdu[3:7], "big")
+        parameter, _ = decode_data(apdu, 7)
+        dar = self._act(omd >> 8, parameter, now_s)
+        return bytes((ACTION_RESPONSE, 1, piid)) + omd.to_bytes(4, "big") + bytes((self._dar(dar),)) + b"\x00\x00\x00"
+
+    def _act(self, method: int, parameter: Data, now_s: float) -> int:
+        """F001's methods (start 7, write 8, check 10, execute 11); other objects' methods are refused."""
+        firmware = self.firmware
+        oi, number = method >> 8, method & 0xFF
+        if oi != OI_FILE_TRANSFER:
+            return DAR_NO_OBJECT
+        items = parameter.items
+        try:
+            if number == 7:
+                info, block_size, check = items[0].items, items[1].value, items[2].items
+                size, check_value = info[2].value, check[1].value
+                if not isinstance(size, int) or not isinstance(block_size, int) or not isinstance(check_value, bytes):
+                    return DAR_TYPE_MISMATCH
+                return firmware.start(size, block_size, check_value)
+            if number == 8:
+                block, data = items[0].value, items[1].value
+                if not isinstance(block, int) or not isinstance(data, bytes):
+                    return DAR_TYPE_MISMATCH
+                return firmware.write(block, data)
+        except IndexError:
+            return DAR_TYPE_MISMATCH
+        if number == 10:
+            return firmware.check()
+        if number == 11:
+            return firmware.execute(now_s)
+        return DAR_NO_OBJECT
 
     # ---- the bytes it sends
 
