@@ -94,16 +94,6 @@ class WaveformProgram:
         """Length of the whole program (every repeat), s; the wait for the start phase not included."""
         return self.repeat * sum(step.seconds(nominal_hz) for step in self.steps)
 
-    @property
-    def lowest_level_pct(self) -> float:
-        """The deepest level of the program, %."""
-        return min(step.level_pct for step in self.steps)
-
-    @property
-    def highest_level_pct(self) -> float:
-        """The highest level of the program, %."""
-        return max(step.level_pct for step in self.steps)
-
 
 def interruption(*, duration_s: float | None = None, cycles: float | None = None,
                  start_phase_deg: float | None = None, name: str = "") -> WaveformProgram:
