@@ -1,8 +1,9 @@
 """Metering-accuracy standards as data: error limits, test points, starting, creep, rounding, bench method.
 
 The queries the plans ask (`from testplans.specs import accuracy as spec`); the vocabulary (`terms`), the YAML
-shape (`schema`), reading the files (`files`) and the row lookup (`lookup`) are modules beside this one; the
-names of theirs that plans use are importable from here too (`__all__`).
+shape (`schema`), reading the files (`files`), the row lookup (`lookup`) and the bench's method (`method`:
+rounding, gate, uncertainty) are modules beside this one; the names of theirs that plans use are importable
+from here too (`__all__`).
 
 Test-plan layer: every value comes from the YAML tables beside this file (a lab corrects a value there,
 not here); imports no rig, no instrument I/O and no pytest, and reads nothing at import time.
@@ -12,8 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
-from typing import Final, Literal
+from typing import Final
 
 from testplans.specs.files import Specs, default_specs, load_spec_file, load_specs
 from testplans.specs.lookup import (
@@ -25,8 +25,20 @@ from testplans.specs.lookup import (
     SpecValue,
     context_for,
     is_check,
-    positive,
     range_lookup,
+)
+from testplans.specs.method import (
+    MIN_GATE_TIME_S,
+    MIN_READINGS_PER_POINT,
+    REPEATABILITY_MIN_READINGS,
+    WS_PER_KWH,
+    pulses_for_gate,
+    round_error,
+    rounding_interval,
+    rounding_interval_pct,
+    test_uncertainty,
+    test_uncertainty_pct,
+    tur,
 )
 from testplans.specs.schema import CreepSpec, InfluenceTable
 from testplans.specs.terms import (
@@ -43,13 +55,6 @@ from testplans.specs.terms import (
     power_factor,
 )
 
-# Method of the bench ("How a bench measures error" in the project reference): these are the rig's
-# own choices, not values of a standard, so they live here rather than in the tables.
-MIN_GATE_TIME_S: Final = 5.0
-MIN_READINGS_PER_POINT: Final = 2
-REPEATABILITY_MIN_READINGS: Final = 5
-
-_WS_PER_KWH: Final = 3.6e6
 _S_PER_MIN: Final = 60.0
 _S_PER_H: Final = 3600.0
 
@@ -159,7 +164,7 @@ def starting_time(meter: MeterTypeLike, *, profile: str = DEFAULT_PROFILE, specs
     ctx = context_for(meter, profile, specs)
     ist = starting_current(meter, profile=profile, specs=ctx.specs)
     spec = ctx.scheme.starting_time
-    pulse_period_s = _WS_PER_KWH / (meter.constant_imp_per_kwh * phase_factor(meter) * meter.un_v * ist.value)
+    pulse_period_s = WS_PER_KWH / (meter.constant_imp_per_kwh * phase_factor(meter) * meter.un_v * ist.value)
     return SpecValue(
         spec.pulse_periods * pulse_period_s,
         "s",
@@ -301,107 +306,6 @@ def influence_test(meter: MeterTypeLike, influence: str, *, specs: Specs | None 
         source=test.source or table.source,
         check=is_check(test.check, table.check),
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Rounding, gate time, bench uncertainty
-
-_ROUNDING_MODES: Final[Mapping[str, str]] = {"half_even": ROUND_HALF_EVEN, "half_up": ROUND_HALF_UP}
-
-
-def rounding_interval(
-    meter: MeterTypeLike, *, quantity: Literal["error", "std_dev"] = "error", specs: Specs | None = None
-) -> SpecValue:
-    """Rounding interval (%) of the mean error (or of the standard deviation), with source and check flag."""
-    ctx = context_for(meter, DEFAULT_PROFILE, specs)
-    table = ctx.specs.common.rounding
-    intervals = table.error_interval_pct if quantity == "error" else table.std_dev_interval_pct
-    if meter.accuracy_class not in intervals:
-        raise SpecError(f"{ctx.specs.common_path.name}: rounding has no {quantity} interval for {ctx.who()}")
-    return SpecValue(
-        intervals[meter.accuracy_class],
-        "%",
-        table.source,
-        table.check,
-        f"rounding interval of the {quantity}, rule {table.rule}, {ctx.who()}",
-    )
-
-
-def rounding_interval_pct(
-    meter: MeterTypeLike, *, quantity: Literal["error", "std_dev"] = "error", specs: Specs | None = None
-) -> float:
-    """Rounding interval in % of the reported mean error (quantity='std_dev': of the standard deviation)."""
-    return rounding_interval(meter, quantity=quantity, specs=specs).value
-
-
-def round_error(
-    value_pct: float,
-    interval: float,
-    *,
-    rule: Literal["half_even", "half_up"] | None = None,
-    specs: Specs | None = None,
-) -> float:
-    """Round an error (%) to a multiple of interval (%); ties to even unless the rule says otherwise."""
-    value = _finite("value_pct", value_pct)
-    step = positive("interval", interval, "%")
-    chosen = rule if rule is not None else (specs if specs is not None else default_specs()).common.rounding.rule
-    mode = _ROUNDING_MODES.get(chosen)
-    if mode is None:
-        raise SpecError(f"rounding rule {chosen!r} is not one of {', '.join(_ROUNDING_MODES)}")
-    # Decimal from the shortest text of each float: 0.35 at 0.1 is a tie as written, whatever its binary value.
-    steps = (Decimal(str(value)) / Decimal(str(step))).quantize(Decimal(1), rounding=mode)
-    return float(steps * Decimal(str(step))) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-def _finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SpecError(f"{name} = {value!r}: must be a finite number")
-    return float(value)
-
-
-def pulses_for_gate(power_w: float, constant_imp_per_kwh: float, min_gate_s: float = MIN_GATE_TIME_S) -> int:
-    """Meter pulses N (count) to gate on so one reading lasts at least min_gate_s: ceil(T_min / T_pulse), >= 1."""
-    power = positive("power_w", power_w, "W")
-    constant = positive("constant_imp_per_kwh", constant_imp_per_kwh, "imp/kWh")
-    gate = positive("min_gate_s", min_gate_s, "s")
-    pulse_period_s = _WS_PER_KWH / (power * constant)
-    # An exact ratio can land a hair above an integer in binary (3.0000000000000004); that must not
-    # cost a whole extra pulse.
-    return max(1, math.ceil(gate / pulse_period_s * (1.0 - 1e-12)))
-
-
-def test_uncertainty(pf: PowerFactor | str, *, specs: Specs | None = None) -> SpecValue:
-    """Typical expanded bench uncertainty (%, k in the clause) at a power factor, with source and check flag."""
-    factor = as_power_factor(pf)
-    tables = specs if specs is not None else default_specs()
-    table = tables.common.test_uncertainty
-    for row in table.rows:
-        if factor.label in row.pfs:
-            return SpecValue(
-                row.uncertainty_pct,
-                "%",
-                table.source,
-                table.check,
-                f"expanded uncertainty (k = {table.coverage_factor:g}) at PF {factor.label}",
-            )
-    specified = ", ".join(label for row in table.rows for label in row.pfs)
-    raise SpecError(f"no bench uncertainty is given for PF {factor.label} (given: {specified})")
-
-
-def test_uncertainty_pct(pf: PowerFactor | str, *, specs: Specs | None = None) -> float:
-    """Typical expanded bench uncertainty in % (k = 2) at a power factor."""
-    return test_uncertainty(pf, specs=specs).value
-
-
-# Named by the field's words, but pytest would collect them from a test module that imports them by name.
-test_uncertainty.__test__ = False  # type: ignore[attr-defined]
-test_uncertainty_pct.__test__ = False  # type: ignore[attr-defined]
-
-
-def tur(limit_pct: float, uncertainty_pct: float) -> float:
-    """Test uncertainty ratio: limit / expanded uncertainty (dimensionless)."""
-    limit = positive("limit_pct", abs(_finite("limit_pct", limit_pct)), "%")
-    return limit / positive("uncertainty_pct", uncertainty_pct, "%")
 
 
 __all__ = [  # the queries, and the names of the modules beside this one that the plans use
