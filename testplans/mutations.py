@@ -355,3 +355,38 @@ BLE_MUTATIONS: tuple[Mutation, ...] = (
              _ble_flag(False), "a command acts again after a reconnect"),
 )
 MUTATIONS = (*MUTATIONS, *BLE_MUTATIONS)
+
+
+# ---------------------------------------------------------------- DL/T 698.45: the same firmware's second protocol
+
+DLT698_FRAMES = "testplans/dlt698/test_frames.py"
+DLT698_OBJECTS = "testplans/dlt698/test_objects.py"
+DLT698_FREEZE = "testplans/dlt698/test_freeze.py"
+DLT698 = "twin.meter.dlt698"
+
+
+def _constant(value: float) -> Callable[[spec.MeterTypeLike], float]:
+    return lambda meter: value
+
+
+# The knobs given as text (freeze_boundary, reports) are not numbers `rig mutate` can set; the DL/T 698.45 knob
+# tests (tests/dlt698/test_knobs.py) set them.
+DLT698_MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(f"{DLT698}.hcs_error", (f"{DLT698_FRAMES}::test_reply_frames_conform",), _constant(1.0),
+             _constant(0.0), "698 replies carry a wrong HCS"),
+    Mutation(f"{DLT698}.fcs_error", (f"{DLT698_FRAMES}::test_reply_frames_conform",), _constant(1.0),
+             _constant(0.0), "698 replies carry a wrong FCS"),
+    Mutation(f"{DLT698}.dar_wrong", (f"{DLT698_FRAMES}::test_refusals_name_the_reason",), _constant(1.0),
+             _constant(0.0), "refusals answer DAR 255 instead of the reason"),
+    Mutation(f"{DLT698}.energy_scaler", (f"{DLT698_OBJECTS}::test_forward_energy_agrees_with_reference",),
+             _constant(-3.0), _constant(-2.0), "energy registers counted in another scaler than attribute 3 says"),
+    # Outside: 5 min against the bench file's 15; inside: the bench file's own period.
+    Mutation(f"{DLT698}.minute_freeze_period_min", (f"{DLT698_FREEZE}::test_freeze_objects_as_the_bench_file_says",
+                                                    f"{DLT698_FREEZE}::test_minute_freeze_against_reference"),
+             _constant(5.0), _constant(15.0), "minute freeze period not the bench file's"),
+    # Outside: 60 s late at Imax is about 220 Wh, three times the limit; inside: 1 s late is about 4 Wh.
+    Mutation(f"{DLT698}.freeze_late_s", (f"{DLT698_FREEZE}::test_minute_freeze_against_reference",
+                                         f"{DLT698_FREEZE}::test_daily_freeze_across_midnight"),
+             _constant(60.0), _constant(1.0), "freeze values taken after the freeze moment"),
+)
+MUTATIONS = (*MUTATIONS, *DLT698_MUTATIONS)

@@ -259,6 +259,7 @@ class Dlt698Link:
         self.retry = retry
         self.history: deque[Exchange698] = deque(maxlen=256)
         self.reports: list[Dlt698Frame] = []  # REPORT-Notifications heard (answered with REPORT-Response)
+        self.bad_reports: list[tuple[Dlt698Frame, str]] = []  # reports that do not decode, and why
         self.connected: ConnectResponse | None = None
         self._clock = clock
         self._factory = port_factory
@@ -375,9 +376,7 @@ class Dlt698Link:
         frame = Dlt698Frame.request(server or self.server, self.client, apdu, address_type=address_type,
                                     logical=self.logical)
         preamble = self.preamble if preamble is None else preamble
-        with contextlib.suppress(Exception):  # stale bytes (a late reply) are not this request's
-            while port.in_waiting:
-                self._read(port)
+        self._take_waiting(port)  # stale bytes (a late reply, a report) are not this request's answer
         attempts: list[Attempt698] = []
         for _ in range(1 + (self.retries if retries is None else retries)):
             sent_at = self._send(port, frame.wire(preamble))
@@ -388,6 +387,36 @@ class Dlt698Link:
         exchange = Exchange698(request=frame, preamble=preamble, attempts=tuple(attempts))
         self.history.append(exchange)
         return exchange
+
+    def _take_waiting(self, port: SerialPort) -> None:
+        """Bytes already waiting, without waiting for more: a report among them is kept and confirmed."""
+        splitter = FrameSplitter()
+        with contextlib.suppress(LinkError):
+            while port.in_waiting:
+                self._heard(port, splitter, self._read(port))
+
+    def _heard(self, port: SerialPort, splitter: FrameSplitter, data: bytes) -> list[Dlt698Frame]:
+        """The server frames `data` completes, each handled as unsolicited (reports confirmed)."""
+        frames = [f for f in splitter.feed(data) if isinstance(f, Dlt698Frame) and f.from_server]
+        for frame in frames:
+            self._unsolicited(port, frame, frame.payload)
+        return frames
+
+    def listen(self, duration_s: float) -> list[Dlt698Frame]:
+        """Read the line for `duration_s` of bench time without asking anything: every server frame heard;
+        a REPORT-Notification is kept in `reports` and confirmed with REPORT-Response at once."""
+        port = self._require()
+        splitter = FrameSplitter()
+        heard: list[Dlt698Frame] = []
+        end = self._clock.now() + duration_s
+        while True:
+            data = self._read(port)
+            heard += self._heard(port, splitter, data) if data else []
+            now = self._clock.now()
+            if now >= end:
+                return heard
+            if not data:
+                self._clock.wait_until(lambda: bytes_arriving(port), timeout_s=end - now, poll_s=POLL_WALL_S)
 
     def _answers(self, frame: Dlt698Frame, request: Dlt698Frame, apdu: bytes) -> bool:
         """True when server frame `frame` (APDU `apdu`) answers `request`: the reply service (or ERROR-Response)
@@ -469,7 +498,12 @@ class Dlt698Link:
         REPORT-Response (the standard's duty of the client); anything else is only kept."""
         if apdu[:1] == b"\x88":
             self.reports.append(frame)
-            self._send(port, self._frame(report_response(apdu), control=FUNCTION_DATA).wire(self.preamble))
+            try:
+                confirm = report_response(apdu)
+            except FrameError as exc:  # the plan judges it (`bad_reports`); a report not understood is not confirmed
+                self.bad_reports.append((frame, str(exc)))
+                return
+            self._send(port, self._frame(confirm, control=FUNCTION_DATA).wire(self.preamble))
 
     # ---- services
 

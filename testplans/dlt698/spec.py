@@ -52,3 +52,12 @@ REGISTER_RESOLUTION_KWH: Final = 0.01  # scaler -2: 0.01 kWh
 FREEZE_WATCH_S: Final = 3600.0
 # Freeze values against the reference at each boundary: the register's resolution plus the class limit.
 CLOCK_TOLERANCE_S: Final = 5.0
+
+# Events (class 7): the power-down event's record columns (event sequence 2022, start 201E, end 2020) and the
+# device object's active-report switch (4300 attribute 8).
+DEVICE: Final = 0x4300
+EVENT_SEQUENCE: Final = 0x2022
+EVENT_START: Final = 0x201E
+EVENT_END: Final = 0x2020
+# How long the rig listens for a report after the meter is back (bench time).
+REPORT_WAIT_S: Final = 10.0
