@@ -66,6 +66,30 @@ class WallClock:
         return dt.datetime.now()
 
 
+class ManualClock:
+    """Bench time that moves only when slept on: for drivers' and the rig's unit tests (a 300 s timeout takes no
+    wall time), the same protocol as the bench's clocks. Its calendar starts at 2026-01-01 00:00."""
+
+    def __init__(self, start_s: float = 0.0) -> None:
+        self.t = start_s
+
+    def now(self) -> float:
+        """The bench seconds slept so far (from `start_s`)."""
+        return self.t
+
+    def sleep(self, duration_s: float) -> None:
+        """Move bench time on by `duration_s` seconds at once."""
+        self.t += max(duration_s, 0.0)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
+        """Poll `predicate` every `poll_s` bench seconds until true or `timeout_s` bench seconds passed."""
+        return poll_until(self, predicate, timeout_s, poll_s)
+
+    def datetime_now(self) -> dt.datetime:
+        """2026-01-01 plus the bench seconds."""
+        return dt.datetime(2026, 1, 1) + dt.timedelta(seconds=self.t)
+
+
 class Deadline:
     """A point in bench time; ask how much is left rather than counting sleeps."""
 

@@ -131,7 +131,9 @@ def _reason(exc: BaseException) -> str:
 class ScriptedTransport:
     """Replays a script of (sent, reply) pairs and asserts every message byte-exact.
 
-    A reply of None means the message is a write. For drivers' unit tests: no hardware, no twin.
+    A reply of None means the message is a write. For drivers' unit tests: no hardware, no twin. Used as a
+    context manager (`with ScriptedTransport(script) as transport:`) it fails at the end of the block when part
+    of the script was not used.
     """
 
     def __init__(self, script: Iterable[tuple[str, str | None]], resource: str = "scripted") -> None:
@@ -179,6 +181,15 @@ class ScriptedTransport:
         """Fail when part of the script was not used."""
         if self._pos != len(self._script):
             raise AssertionError(f"script not finished: next expected {self._script[self._pos][0]!r}")
+
+    def __enter__(self) -> ScriptedTransport:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        # Like PyMeasure's expected_protocol: a block that ends normally must have used every exchange; a block
+        # that raised keeps its own error.
+        if exc_type is None:
+            self.assert_done()
 
 
 # ------------------------------------------------------------------------------------ traffic log

@@ -3,7 +3,6 @@ itself, and every answer recorded (the smoke plan's 'meter mounted and wired' st
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import os
@@ -19,7 +18,6 @@ from typing import Any
 import pytest
 import yaml
 
-from drivers.clock import poll_until
 from fixtures.gate import MOUNTED_QUANTITY, MOUNTED_TOPIC
 from fixtures.operator_fixture import RecordingOperator
 from rig.operator import (
@@ -39,25 +37,6 @@ HERE = Path(__file__).resolve().parent
 RIG = [sys.executable, "-m", "rig.cli"]
 
 
-class ManualClock:
-    """A clock that only moves when slept on: a 300 s prompt timeout takes no wall time."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, duration_s: float) -> None:
-        self.t += max(duration_s, 0.0)
-
-    def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
-        return poll_until(self, predicate, timeout_s, poll_s)
-
-    def datetime_now(self) -> dt.datetime:
-        return dt.datetime(2026, 1, 1) + dt.timedelta(seconds=self.t)
-
-
 @pytest.fixture
 def pipe() -> Iterator[tuple[Any, Any]]:
     """A real file descriptor pair, so the terminal operator's readiness check (select) is exercised."""
@@ -71,12 +50,12 @@ def pipe() -> Iterator[tuple[Any, Any]]:
             writer.close()
 
 
-def test_terminal_operator_asks_and_reasks_until_the_answer_fits(pipe: tuple[Any, Any]) -> None:
+def test_terminal_operator_asks_and_reasks_until_the_answer_fits(pipe: tuple[Any, Any], manual_clock: Any) -> None:
     reader, writer = pipe
     writer.write("maybe\nyes\n")
     writer.flush()
     shown = io.StringIO()
-    operator = TerminalOperator(ManualClock(), stdin=reader, stdout=shown, who="alice")
+    operator = TerminalOperator(manual_clock(), stdin=reader, stdout=shown, who="alice")
     answer = operator.ask(Question("Is meter 000000000001 mounted?", "confirm", "meter.connected", position="P1"))
     assert answer.value is True and answer.text == "yes" and answer.by == "operator alice"
     assert " operator: P1 " in shown.getvalue() and "Is meter 000000000001 mounted?\n" in shown.getvalue()
@@ -84,20 +63,20 @@ def test_terminal_operator_asks_and_reasks_until_the_answer_fits(pipe: tuple[Any
     assert "[operator] answer y (yes) or n (no): " in shown.getvalue(), "a malformed answer is asked again"
 
 
-def test_terminal_operator_times_out_on_the_bench_clock(pipe: tuple[Any, Any]) -> None:
+def test_terminal_operator_times_out_on_the_bench_clock(pipe: tuple[Any, Any], manual_clock: Any) -> None:
     reader, _writer = pipe
-    clock = ManualClock()
+    clock = manual_clock()
     operator = TerminalOperator(clock, stdin=reader, stdout=io.StringIO())
     with pytest.raises(OperatorTimeout, match="no answer to 'Ambient temperature\\?' within 120 s"):
         operator.ask(Question("Ambient temperature?", "number", "ambient.temperature_c", unit="°C", timeout_s=120))
     assert 120 <= clock.now() < 121
 
 
-def test_terminal_operator_says_when_the_terminal_closes(pipe: tuple[Any, Any]) -> None:
+def test_terminal_operator_says_when_the_terminal_closes(pipe: tuple[Any, Any], manual_clock: Any) -> None:
     reader, writer = pipe
     writer.close()
     with pytest.raises(OperatorError, match="terminal closed"):
-        TerminalOperator(ManualClock(), stdin=reader, stdout=io.StringIO()).ask(
+        TerminalOperator(manual_clock(), stdin=reader, stdout=io.StringIO()).ask(
             Question("Replace the battery of P1, then answer y", "confirm", "meter.battery_replaced"))
 
 

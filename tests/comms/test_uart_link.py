@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from drivers.clock import poll_until
+from drivers.clock import ManualClock
 from drivers.dlt645 import (
     Dlt645Frame,
     ErrorCode,
@@ -26,27 +26,6 @@ from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, NotOp
 
 ADDRESS = "000000000001"
 ENERGY = 0x00010000
-
-
-class ManualClock:
-    """Bench time that moves only when told to (like the twin's)."""
-
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, duration_s: float) -> None:
-        self.t += max(0.0, duration_s)
-
-    def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
-        return poll_until(self, predicate, timeout_s, poll_s)
-
-    def datetime_now(self) -> dt.datetime:
-        return dt.datetime(2026, 1, 1) + dt.timedelta(seconds=self.t)
-
-
 Responder = Callable[[bytes], list[tuple[float, bytes]]]
 
 
@@ -109,7 +88,7 @@ def reply_to_read(di: int, value: Any, *, delay: float = 0.06, mutate: Callable[
 
 
 def make_link(respond: Responder, **kwargs: Any) -> tuple[MeterLink, ScriptedPort, ManualClock]:
-    clock = ManualClock()
+    clock = ManualClock(100.0)
     ports: list[ScriptedPort] = []
 
     def factory(url: str, line: LineSettings) -> ScriptedPort:
@@ -252,13 +231,13 @@ def test_change_baud_follows_after_the_reply() -> None:
 
 
 def test_use_before_open_and_unopenable_port() -> None:
-    link = MeterLink("/dev/does-not-exist", ADDRESS, ManualClock())
+    link = MeterLink("/dev/does-not-exist", ADDRESS, ManualClock(100.0))
     with pytest.raises(NotOpenError, match="call open"):
         link.read(ENERGY)
     with pytest.raises(InstrumentError, match="cannot open serial port /dev/does-not-exist at 2400 8E1"):
         link.open()
     with pytest.raises(FrameError, match="12 digits"):
-        MeterLink("loop://", "12345", ManualClock())
+        MeterLink("loop://", "12345", ManualClock(100.0))
 
 
 def test_line_settings_char_time_and_validation() -> None:
@@ -285,7 +264,7 @@ def test_loop_port_hears_only_its_own_echo() -> None:
 
 
 def test_tap_decodes_both_directions_and_counts_noise() -> None:
-    clock = ManualClock()
+    clock = ManualClock(100.0)
     request = encode(Dlt645Frame.request(ADDRESS, Function.READ, encode_di(ENERGY)), preamble=2)
     reply = encode(Dlt645Frame.reply(ADDRESS, Function.READ, encode_di(ENERGY) + encode_value(ENERGY, 2.0)))
     port = ScriptedPort(clock, LineSettings(9600), lambda r: [])

@@ -15,6 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from drivers.clock import ManualClock
 from drivers.dlt645 import Dlt645Frame, Function, decode, encode
 from drivers.dlt645.abnormal import abnormal_error
 from drivers.dlt645.identifiers import DATA_ITEMS, decode_value, encode_di
@@ -177,20 +178,10 @@ class _Replies:
         return self.reply
 
 
-class _Clock:
-    def now(self) -> float:
-        return 0.0
-
-    def sleep(self, duration_s: float) -> None: ...
-
-    def wait_until(self, predicate, timeout_s: float, poll_s: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
-        return bool(predicate())
-
-
 @FAST
 @given(SCPI_TEXT, st.sampled_from(["*IDN?", "OUTP ON;:SYST:ERR?", "SYST:ERR?"]))
 def test_retrying_transport_returns_a_reply_or_a_rig_error(reply: str, message: str) -> None:
-    transport = RetryingTransport(_Replies(reply), RetryPolicy(_Clock(), attempts=2, backoff_s=0))
+    transport = RetryingTransport(_Replies(reply), RetryPolicy(ManualClock(), attempts=2, backoff_s=0))
     with contextlib.suppress(RigError):
         assert transport.query(message) == reply
 

@@ -5,25 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.clock import poll_until
+from drivers.clock import ManualClock
 from drivers.errors import BenchFault, InstrumentError, InstrumentTimeout, LinkError, ValidationError
 from drivers.retry import RetryEvent, RetryingTransport, RetryPolicy
 from drivers.scpi import DeviceError, ScpiInstrument
 from drivers.transport import ScriptedTransport
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, duration_s: float) -> None:
-        self.t += max(0.0, duration_s)
-
-    def wait_until(self, predicate, timeout_s: float, poll_s: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
-        return poll_until(self, predicate, timeout_s, poll_s)
 
 
 def flaky(failures: list[Exception], result: str = "ok"):  # type: ignore[no-untyped-def]
@@ -39,7 +25,7 @@ def flaky(failures: list[Exception], result: str = "ok"):  # type: ignore[no-unt
 
 
 def test_transient_failure_is_retried_in_bench_time_and_reported() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     policy = RetryPolicy(clock, attempts=3, backoff_s=0.5)
     events: list[RetryEvent] = []
     policy.listeners.append(events.append)
@@ -54,7 +40,7 @@ def test_transient_failure_is_retried_in_bench_time_and_reported() -> None:
 
 
 def test_budget_spent_is_a_bench_fault_naming_the_instrument_and_what_it_did() -> None:
-    policy = RetryPolicy(FakeClock(), attempts=2, backoff_s=0.1)
+    policy = RetryPolicy(ManualClock(), attempts=2, backoff_s=0.1)
     events: list[RetryEvent] = []
     policy.listeners.append(events.append)
     call, calls = flaky([LinkError("reset 1"), LinkError("reset 2"), LinkError("never reached")])
@@ -67,7 +53,7 @@ def test_budget_spent_is_a_bench_fault_naming_the_instrument_and_what_it_did() -
 
 
 def test_what_a_device_answered_is_never_retried() -> None:
-    policy = RetryPolicy(FakeClock())
+    policy = RetryPolicy(ManualClock())
     call, calls = flaky([InstrumentError("-222 Data out of range")])
     with pytest.raises(InstrumentError, match="-222"):
         policy.run("source", "SOUR:VOLT 999", call)  # default: only LinkError is transient
@@ -78,7 +64,7 @@ def test_what_a_device_answered_is_never_retried() -> None:
 
 
 def test_a_failing_reconnect_counts_as_a_failed_try() -> None:
-    policy = RetryPolicy(FakeClock(), attempts=3, backoff_s=0)
+    policy = RetryPolicy(ManualClock(), attempts=3, backoff_s=0)
     call, calls = flaky([LinkError("gone")])
     reconnects = [LinkError("still gone")]
 
@@ -119,7 +105,7 @@ class ScriptedLink:
 
 def retrying(replies: list[str | Exception]) -> tuple[RetryingTransport, ScriptedLink, list[RetryEvent]]:
     inner = ScriptedLink(replies)
-    policy = RetryPolicy(FakeClock(), attempts=3, backoff_s=0.1)
+    policy = RetryPolicy(ManualClock(), attempts=3, backoff_s=0.1)
     events: list[RetryEvent] = []
     policy.listeners.append(events.append)
     return RetryingTransport(inner, policy, name="reference"), inner, events
@@ -160,12 +146,12 @@ def test_persistent_garbage_is_a_bench_fault() -> None:
 
 
 def test_a_queue_of_device_errors_is_a_device_error_a_command_error_is_not() -> None:
-    device = ScriptedTransport([("SYST:ERR?", '-310,"System error"'), ("SYST:ERR?", '0,"No error"')])
-    device.open()
-    with pytest.raises(DeviceError, match="-310"):
-        ScpiInstrument(device).check("CALC1:ERR?")
-    command = ScriptedTransport([("SYST:ERR?", '-222,"Data out of range"'), ("SYST:ERR?", '0,"No error"')])
-    command.open()
-    with pytest.raises(InstrumentError, match="-222") as info:
-        ScpiInstrument(command).check("CALC1:PULS 0")
+    with ScriptedTransport([("SYST:ERR?", '-310,"System error"'), ("SYST:ERR?", '0,"No error"')]) as device:
+        device.open()
+        with pytest.raises(DeviceError, match="-310"):
+            ScpiInstrument(device).check("CALC1:ERR?")
+    with ScriptedTransport([("SYST:ERR?", '-222,"Data out of range"'), ("SYST:ERR?", '0,"No error"')]) as command:
+        command.open()
+        with pytest.raises(InstrumentError, match="-222") as info:
+            ScpiInstrument(command).check("CALC1:PULS 0")
     assert not isinstance(info.value, DeviceError) and not isinstance(info.value, LinkError)

@@ -4,13 +4,13 @@ when a program fails on the way."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from drivers.clock import poll_until
+from drivers.clock import ManualClock
 from drivers.errors import InstrumentError, InstrumentTimeout, SafetyLimitError, ValidationError
 from drivers.scpi import ScpiInstrument
 from drivers.source import PHANTOM, PowerSource
@@ -35,38 +35,21 @@ THREE_SECONDS_OFF = repeated(TransientStep(0.0, duration_s=1.0), 3, recovery_s=0
 ONE_CYCLE = interruption(cycles=1, start_phase_deg=0.0)
 
 
-class ManualClock:
-    """A clock that only moves when slept on."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, duration_s: float) -> None:
-        self.t += max(duration_s, 0.0)
-
-    def wait_until(self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
-        return poll_until(self, predicate, timeout_s, poll_s)
-
-    def datetime_now(self) -> dt.datetime:
-        return dt.datetime(2026, 1, 1) + dt.timedelta(seconds=self.t)
-
-
 def checked(*messages: str) -> list[tuple[str, str | None]]:
     """Each message sent with its error check in one round trip (ScpiInstrument.send)."""
     return [(f"{m};:SYST:ERR?", OK) for m in messages]
 
 
+@contextlib.contextmanager
 def subsystem(dialect: TransientDialect, script: list[tuple[str, str | None]]
-              ) -> tuple[TransientSubsystem, ScriptedTransport, list[str]]:
-    transport = ScriptedTransport([OPEN, *script])
-    instrument = ScpiInstrument(transport)
-    instrument.open()
-    safe_calls: list[str] = []
-    return (TransientSubsystem(instrument, dialect, max_voltage_v=264.0, on_failure=lambda: safe_calls.append("safe")),
-            transport, safe_calls)
+              ) -> Iterator[tuple[TransientSubsystem, ScriptedTransport, list[str]]]:
+    """A transient subsystem on a scripted transport; at the end of the block every exchange must have been used."""
+    with ScriptedTransport([OPEN, *script]) as transport:
+        instrument = ScpiInstrument(transport)
+        instrument.open()
+        safe_calls: list[str] = []
+        yield (TransientSubsystem(instrument, dialect, max_voltage_v=264.0,
+                                  on_failure=lambda: safe_calls.append("safe")), transport, safe_calls)
 
 
 CASES = {
@@ -100,12 +83,11 @@ CASES = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_three_one_second_interruptions_byte_exact(name: str) -> None:
     dialect, script = CASES[name]
-    transients, transport, safe_calls = subsystem(dialect, script)
-    clock = ManualClock()
-    took = transients.run(THREE_SECONDS_OFF, voltage_v=220.0, frequency_hz=50.0, clock=clock)
-    transport.assert_done()
-    assert safe_calls == []
-    assert 0 < took <= 3.15 + 1.0
+    with subsystem(dialect, script) as (transients, _transport, safe_calls):
+        clock = ManualClock()
+        took = transients.run(THREE_SECONDS_OFF, voltage_v=220.0, frequency_hz=50.0, clock=clock)
+        assert safe_calls == []
+        assert 0 < took <= 3.15 + 1.0
 
 
 ONE_CYCLE_LOADS = {
@@ -119,17 +101,16 @@ ONE_CYCLE_LOADS = {
 
 @pytest.mark.parametrize("name", list(ONE_CYCLE_LOADS))
 def test_one_cycle_at_zero_crossing_goes_in_cycles(name: str) -> None:
-    transients, transport, _ = subsystem(TRANSIENT_DIALECTS[name], ONE_CYCLE_LOADS[name])
-    duration = transients.load(ONE_CYCLE, voltage_v=220.0, frequency_hz=50.0)
-    transport.assert_done()
-    assert duration == pytest.approx(0.02 + 0.02), "one cycle, and up to one cycle waiting for 0°"
+    with subsystem(TRANSIENT_DIALECTS[name], ONE_CYCLE_LOADS[name]) as (transients, _transport, _):
+        duration = transients.load(ONE_CYCLE, voltage_v=220.0, frequency_hz=50.0)
+        assert duration == pytest.approx(0.02 + 0.02), "one cycle, and up to one cycle waiting for 0°"
 
 
 def test_a_dialect_without_start_phase_refuses_one_before_sending() -> None:
-    transients, transport, _ = subsystem(KEYSIGHT_AC6800_LIST, [])
-    with pytest.raises(ValidationError, match="keysight-ac6800 cannot start a transient at a phase angle"):
-        transients.load(ONE_CYCLE, voltage_v=220.0, frequency_hz=50.0)
-    assert transport.sent == ["*CLS;*OPC?"]
+    with subsystem(KEYSIGHT_AC6800_LIST, []) as (transients, transport, _):
+        with pytest.raises(ValidationError, match="keysight-ac6800 cannot start a transient at a phase angle"):
+            transients.load(ONE_CYCLE, voltage_v=220.0, frequency_hz=50.0)
+        assert transport.sent == ["*CLS;*OPC?"]
 
 
 @pytest.mark.parametrize(("make", "error", "message"), [
@@ -150,31 +131,31 @@ def test_bad_programs_are_refused_when_made(make: Callable[[], object], error: t
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_loads_are_refused_before_anything_is_sent(name: str) -> None:
     dialect = TRANSIENT_DIALECTS[name]
-    transients, transport, safe_calls = subsystem(dialect, [])
-    with pytest.raises(SafetyLimitError, match=r"step 1: 125 % of 220 V is 275 V, above the bench safety limit 264 V"):
-        transients.load(dip(125.0, duration_s=1.0), voltage_v=220.0, frequency_hz=50.0)
-    with pytest.raises(ValidationError, match="list points, the list holds"):
-        transients.load(WaveformProgram(tuple(TransientStep(50.0, duration_s=1.0) for _ in range(101))),
-                        voltage_v=220.0, frequency_hz=50.0)
-    with pytest.raises(ValidationError, match="lasts"):
-        transients.load(interruption(duration_s=1e-7), voltage_v=220.0, frequency_hz=50.0)
-    with pytest.raises(ValidationError, match="load a waveform program before starting it"):
-        transients.start()
-    assert transport.sent == ["*CLS;*OPC?"] and safe_calls == []
+    with subsystem(dialect, []) as (transients, transport, safe_calls):
+        too_high = r"step 1: 125 % of 220 V is 275 V, above the bench safety limit 264 V"
+        with pytest.raises(SafetyLimitError, match=too_high):
+            transients.load(dip(125.0, duration_s=1.0), voltage_v=220.0, frequency_hz=50.0)
+        with pytest.raises(ValidationError, match="list points, the list holds"):
+            transients.load(WaveformProgram(tuple(TransientStep(50.0, duration_s=1.0) for _ in range(101))),
+                            voltage_v=220.0, frequency_hz=50.0)
+        with pytest.raises(ValidationError, match="lasts"):
+            transients.load(interruption(duration_s=1e-7), voltage_v=220.0, frequency_hz=50.0)
+        with pytest.raises(ValidationError, match="load a waveform program before starting it"):
+            transients.start()
+        assert transport.sent == ["*CLS;*OPC?"] and safe_calls == []
 
 
 def test_instrument_error_while_loading_stops_the_list_and_drives_the_source_safe() -> None:
-    transport = ScriptedTransport([OPEN,
-                                   ("SOUR:LIST:BASE TIME;:SYST:ERR?", OK),
-                                   ("SOUR:LIST:VOLT 0.000;:SYST:ERR?", '-222,"Data out of range"'),
-                                   ("SYST:ERR?", OK),
-                                   ("ABOR:TRAN", None),
-                                   ("OUTP OFF", None), ("SOUR:CURR 0.00000", None), ("OUTP?", "0")])
-    source = PowerSource(transport, max_voltage_v=264.0, max_current_a=72.0)
-    source.open()
-    with pytest.raises(InstrumentError, match=r"SOUR:LIST:VOLT 0\.000': -222 Data out of range"):
-        source.run_transient(interruption(duration_s=1.0), voltage_v=220.0, frequency_hz=50.0, clock=ManualClock())
-    transport.assert_done()
+    with ScriptedTransport([OPEN,
+                                       ("SOUR:LIST:BASE TIME;:SYST:ERR?", OK),
+                                       ("SOUR:LIST:VOLT 0.000;:SYST:ERR?", '-222,"Data out of range"'),
+                                       ("SYST:ERR?", OK),
+                                       ("ABOR:TRAN", None),
+                                       ("OUTP OFF", None), ("SOUR:CURR 0.00000", None), ("OUTP?", "0")]) as transport:
+        source = PowerSource(transport, max_voltage_v=264.0, max_current_a=72.0)
+        source.open()
+        with pytest.raises(InstrumentError, match=r"SOUR:LIST:VOLT 0\.000': -222 Data out of range"):
+            source.run_transient(interruption(duration_s=1.0), voltage_v=220.0, frequency_hz=50.0, clock=ManualClock())
 
 
 class StuckSource:

@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from drivers.clock import ManualClock
 from drivers.crypto import mac4, pad_iso9797_m2, sm4_cbc_encrypt, sm4_ecb_encrypt
 from rig.config import SecurityKnobs
 from rig.twin.esam import LOCKOUT_THRESHOLD, Esam, twin_master_key
@@ -20,17 +21,9 @@ SERIAL = bytes.fromhex("0102030405060708")
 R1 = bytes(range(8))
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def esam(**knobs: bool) -> tuple[Esam, FakeClock]:
-    clock = FakeClock()
-    return Esam(MASTER, NUMBER, SERIAL, SecurityKnobs(**knobs), random.Random(3), clock), clock
+def esam(**knobs: bool) -> tuple[Esam, ManualClock]:
+    clock = ManualClock()
+    return Esam(MASTER, NUMBER, SERIAL, SecurityKnobs(**knobs), random.Random(3), clock.now), clock
 
 
 def apdu(chip: Esam, hex_header: str, data: bytes = b"") -> tuple[str, bytes]:
