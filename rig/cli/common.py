@@ -17,7 +17,6 @@ from rich.console import Console
 from rig.config import BenchConfig, ConfigError, load_bench
 from rig.plans import plans_dir
 from rig.run.exits import EXIT_USAGE
-from rig.run.resume import RUN_FILE
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -117,6 +116,8 @@ def locate(run: str, reports_dir: str | None, db: str | None) -> tuple[Any, str,
 
 def run_id_of(folder: Path) -> str:
     """The run id a folder's results.json (or run.json) names; else the folder's name."""
+    from rig.run.resume import RUN_FILE
+
     for name, key in (("results.json", "run_id"), (RUN_FILE, "run_id")):
         path = folder / name
         if path.is_file():

@@ -22,7 +22,6 @@ from rig.cli.common import (
     write_out,
 )
 from rig.run.exits import EXIT_OK
-from rig.run.session import user
 
 
 @main.command()
@@ -91,6 +90,7 @@ def keys_pin(bench: str | None, public_hex: str | None, from_run: str | None, no
              db: str | None) -> None:
     """Pin BENCH's SM2 public key (PUBLIC_HEX, or the one that signed --from-run) in the lab database."""
     from rig.integrity import key_fingerprint, normalise_public_key
+    from rig.run.session import user
 
     lab = lab_db(db, required=True)
     if from_run is not None:

@@ -16,7 +16,6 @@ from rig.cli.common import bench_option, console, fail, load, main, new_run_id, 
 from rig.config import DEFAULT_BENCH, ConfigError, parse_ambient, read_text_capped
 from rig.pin import run_pin
 from rig.plans import plans_dir
-from rig.run.resume import RunInputError, check_pin, new_request, resume_request, write_run_file
 
 
 class _PytestArgs(click.Command):
@@ -58,6 +57,7 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
     `rig run --resume RUN_ID` finishes a run that was interrupted or killed.
     """
     from rig.endings import STOP
+    from rig.run.resume import RunInputError, new_request, resume_request
 
     STOP.install()  # from here on a stop signal is recorded and obeyed safely (exit 130), never "Aborted!"
     plan_args = [p for p in plans if not p.startswith("-")]
@@ -87,6 +87,7 @@ def _run(asked: dict[str, Any], reports: Path, *, bench_file: str | None, resume
     import pytest
 
     from rig.run.folder import conclude, link_latest, seal
+    from rig.run.resume import RunInputError, check_pin, write_run_file
 
     run_id, overrides = asked["run_id"], tuple(asked["overrides"])
     run_dir = reports / run_id
