@@ -248,3 +248,4 @@ def test_power_down_event_record_and_report_notification(knob: str, reports: int
         frame = link.decode_frame(raw.lstrip(b"\xfe"))
         payload = bytes(frame.payload)
         assert payload[:2] == bytes((0x88, 0x02)) and payload[4:8] == bytes.fromhex("30110200")
+        assert type(dlt698.codec.decode_apdu(payload)).__name__ == "ReportNotification"  # nothing left over

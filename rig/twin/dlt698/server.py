@@ -313,7 +313,7 @@ class Dlt698Server:
         columns = [Csd(oad) for oad in EVENT_COLUMNS]
         self._piid = (self._piid + 1) & 0x3F
         apdu = (bytes((REPORT_NOTIFICATION, 2, self._piid, 1)) + (OI_POWER_DOWN << 16 | 0x0200).to_bytes(4, "big")
-                + encode_rcsd(columns) + b"\x01\x01" + _row(records[-1], columns) + b"\x00")
+                + encode_rcsd(columns) + b"\x01\x01" + _row(records[-1], columns) + b"\x00\x00")
         raw = self.encode(Dlt698Frame(CONTROL_REPORT, address_to_wire(self.management.address), 0, apdu))
         for _ in range(2 if self.knobs.reports == "twice" else 1):
             for sink in self.report_sinks:
