@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rig.results import FAIL, Journal
+from rig.results import FAIL, Journal, effective_records
 
 MIN_TREND_RUNS = 4
 TREND_WINDOW = 10
@@ -83,7 +83,7 @@ def collect(journals: Sequence[Journal], *, meter: str | None = None, test: str 
         effective: dict[str, set[int]] = {}
         for run, stored in rows:
             if run.run_id not in effective:
-                effective[run.run_id] = {s.seq for s in journal.effective_records(run.run_id)[0]}
+                effective[run.run_id] = {s.seq for s in effective_records(journal, run.run_id)[0]}
             if stored.seq not in effective[run.run_id]:
                 continue
             r = stored.record

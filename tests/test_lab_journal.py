@@ -13,7 +13,7 @@ import pytest
 
 from rig.integrity import genesis, record_digest
 from rig.integrity.verify import verify_run
-from rig.results import ItemOutcome, Journal, JournalError, Record, display_url, judge, utc_now
+from rig.results import ItemOutcome, Journal, JournalError, Record, display_url, effective_records, judge, utc_now
 
 RIG = [sys.executable, "-m", "rig.cli"]
 
@@ -59,7 +59,7 @@ def test_a_resumed_attempt_supersedes_the_interrupted_one(tmp_path: Path) -> Non
     journal.start_session("r", {})
     journal.add("r", rec("t::b", 0.25), 1)
     journal.item_done("r", 1, done("t::b", 1, "failed"))
-    kept, superseded = journal.effective_records("r")
+    kept, superseded = effective_records(journal, "r")
     assert [(s.record.test, s.session) for s in kept] == [("t::a", 0), ("t::c", 0), ("t::b", 1)]
     assert [(s.record.test, s.session) for s in superseded] == [("t::b", 0)]
     assert journal.completed_items("r") == {"t::a": "passed", "t::b": "failed"}

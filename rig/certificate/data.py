@@ -17,7 +17,17 @@ from rig.integrity import key_fingerprint
 from rig.integrity.report import Verification
 from rig.integrity.verify import verify_run
 from rig.plots import CurvePoint
-from rig.results import FAIL, INTERRUPTED, PASS, ItemOutcome, Journal, SessionRow, StoredRecord, latest_items
+from rig.results import (
+    FAIL,
+    INTERRUPTED,
+    PASS,
+    ItemOutcome,
+    Journal,
+    SessionRow,
+    StoredRecord,
+    effective_records,
+    latest_items,
+)
 
 
 @dataclass
@@ -129,7 +139,7 @@ def certificate_data(journal: Journal, run_id: str, folder: Path | None = None) 
     meta = run.meta or {}
     sessions = journal.sessions(run_id)
     items = latest_items(journal.items(run_id))
-    effective, _superseded = journal.effective_records(run_id)
+    effective, _superseded = effective_records(journal, run_id)
     docs = {i.nodeid: i.doc or "" for i in items}
     bench = _Taken.of(None, effective, items, docs)
     bench_verdict = verdict(Scope(lines=bench.lines, items=bench.items, incomplete=bench.incomplete))

@@ -25,6 +25,7 @@ from rig.results import (
     SealRow,
     SessionRow,
     StoredRecord,
+    effective_records,
     results_document,
 )
 
@@ -328,7 +329,7 @@ def _check_results_records(ctx: Evidence, out: Verification) -> str | None:
         out.add("uncovered", "results.json", "was written before the journal's last session (killed?); "
                                              "`rig run --resume` rewrites it")
         return None
-    effective, superseded = ctx.journal.effective_records(ctx.run_id)
+    effective, superseded = effective_records(ctx.journal, ctx.run_id)
     for s in [*effective, *superseded]:
         if s.seq not in seen:
             out.add("altered", f"results.json {_name(s)}", "missing (removed from results.json)")

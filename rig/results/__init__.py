@@ -10,7 +10,7 @@ The names below stay importable from here (`from rig.results import Journal, Rec
 """
 
 from rig.results.database import JournalError, display_url, normalise_url
-from rig.results.documents import latest_items, results_document, run_verdict, whole_run_junit
+from rig.results.documents import effective_records, latest_items, results_document, run_verdict, whole_run_junit
 from rig.results.journal import Journal
 from rig.results.records import (
     BENCH_FAULT,
@@ -37,6 +37,6 @@ from rig.results.schema import metadata
 __all__ = [
     "BENCH_FAULT", "FAIL", "INFO", "INTERRUPTED", "PASS", "REFUSED", "Attachment", "ItemOutcome", "Journal",
     "JournalError", "PinnedKey", "Record", "RunRow", "SealRow", "SessionRow", "StoredRecord", "display_url",
-    "judge", "latest_items", "metadata", "normalise_url", "record_to_json", "results_document", "run_verdict",
-    "stored_to_json", "utc_now", "whole_run_junit",
+    "effective_records", "judge", "latest_items", "metadata", "normalise_url", "record_to_json", "results_document",
+    "run_verdict", "stored_to_json", "utc_now", "whole_run_junit",
 ]

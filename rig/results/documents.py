@@ -1,5 +1,5 @@
-"""Whole-run documents derived from the journal alone: the run's verdict, results.json and JUnit XML
-for every session of a run.
+"""Whole-run documents derived from the journal alone: which records and outcomes count (a resume supersedes
+an earlier attempt), the run's verdict, results.json and JUnit XML for every session of a run.
 """
 
 from __future__ import annotations
@@ -26,6 +26,26 @@ def latest_items(item_outcomes: Iterable[ItemOutcome]) -> list[ItemOutcome]:
     """Each item's latest completion (a bench-faulted item completes again when a resume measures it)."""
     latest = {i.nodeid: i for i in item_outcomes}
     return [i for i in item_outcomes if latest[i.nodeid] is i]
+
+
+def effective_records(journal: Journal, run_id: str) -> tuple[list[StoredRecord], list[StoredRecord]]:
+    """(the run's records, superseded ones).
+
+    An item's records are those of the session in which it completed; an item that never
+    completed keeps those of its latest attempt (partial). Records of an attempt that a resume
+    re-ran are superseded: kept in the journal and the chain, left out of reports.
+    """
+    completed = {i.nodeid: i.session for i in journal.items(run_id)}
+    every = journal.stored_records(run_id)
+    latest: dict[str, int] = {}
+    for s in every:
+        latest[s.record.test] = max(latest.get(s.record.test, -1), s.session)
+    kept: list[StoredRecord] = []
+    superseded: list[StoredRecord] = []
+    for s in every:
+        wanted = completed.get(s.record.test, latest[s.record.test])
+        (kept if s.session == wanted else superseded).append(s)
+    return kept, superseded
 
 
 def run_verdict(item_outcomes: Sequence[ItemOutcome], effective: Sequence[StoredRecord], *,
@@ -64,7 +84,7 @@ def results_document(journal: Journal, run_id: str, *, open_items: Iterable[str]
     run = journal.run(run_id)
     sessions = journal.sessions(run_id)
     item_list = latest_items(journal.items(run_id))
-    effective, superseded = journal.effective_records(run_id)
+    effective, superseded = effective_records(journal, run_id)
     meta = run.meta or {}
     last = sessions[-1] if sessions else None
     incomplete = sorted(({s.record.test for s in effective} - {i.nodeid for i in item_list}) | set(open_items))

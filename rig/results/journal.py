@@ -224,25 +224,6 @@ class Journal:
         """Every record of a run, in the order taken."""
         return [s.record for s in self.stored_records(run_id)]
 
-    def effective_records(self, run_id: str) -> tuple[list[StoredRecord], list[StoredRecord]]:
-        """(the run's records, superseded ones).
-
-        An item's records are those of the session in which it completed; an item that never
-        completed keeps those of its latest attempt (partial). Records of an attempt that a resume
-        re-ran are superseded: kept in the journal and the chain, left out of reports.
-        """
-        completed = {i.nodeid: i.session for i in self.items(run_id)}
-        every = self.stored_records(run_id)
-        latest: dict[str, int] = {}
-        for s in every:
-            latest[s.record.test] = max(latest.get(s.record.test, -1), s.session)
-        kept: list[StoredRecord] = []
-        superseded: list[StoredRecord] = []
-        for s in every:
-            wanted = completed.get(s.record.test, latest[s.record.test])
-            (kept if s.session == wanted else superseded).append(s)
-        return kept, superseded
-
     # -------------------------------------------------------------------------------------- items
 
     def item_done(self, run_id: str, session: int, outcome: ItemOutcome) -> None:
