@@ -55,7 +55,7 @@ class TwinControl:
                         "forward_kwh": m.metering.forward_kwh,
                         "reverse_kwh": m.metering.reverse_kwh,
                         "pulses": m.metering.pulses,
-                        # supply, battery, display codes (issue 9)
+                        # supply, battery, display codes
                         "power": m.management.power.truth() if m.management and m.management.power else None,
                     }
                     for m in self.twin.meters
@@ -63,7 +63,7 @@ class TwinControl:
             }
 
     def replace_battery(self, address: str, cell: str = "new") -> float:
-        """Hands at the bench (issue 9): change the clock battery of meter `address` now, mains or not
+        """Hands at the bench: change the clock battery of meter `address` now, mains or not
         (`cell`: 'new' or a test cell of the twin's stock); the fitted cell's open-circuit voltage, V."""
         world = self.twin.world
         with world.lock:

@@ -32,7 +32,7 @@ class ExpansionModule:
         self.management = management
         self.next_poll_s = rng.uniform(0.0, POLL_PERIOD_S)  # modules power up out of step
         self.tap: Callable[[bytes], None] | None = None
-        self.relay = Relay()  # the control function's load relay, switched by the MCU (issue 7)
+        self.relay = Relay()  # the control function's load relay, switched by the MCU
         self.exchanges = 0
 
     def step(self, t0: float, dt_s: float, terminals: Terminals) -> None:

@@ -40,81 +40,39 @@ from rig.config import MeterType, UartKnobs
 from rig.twin.dlt698.codec import Bad698Frame, Dlt698Frame
 from rig.twin.dlt698.demux import DualFrameReader
 from rig.twin.meter import MIN_OPERATING_VOLTAGE_FRACTION, MeteringModule
+from rig.twin.meter_clock import MeterRtc, broadcast_refusal
 from rig.twin.serial_port import Line
 from rig.twin.world import Terminals, World
 
 if TYPE_CHECKING:
     from rig.twin.dlt698.server import Dlt698Server
-    from rig.twin.power import MeterPower  # supply, battery, RTC on battery (issue 9)
-    from rig.twin.security import MeterSecurity  # ESAM-backed security (issue 7)
+    from rig.twin.power import MeterPower  # supply, battery, RTC on battery
+    from rig.twin.security import MeterSecurity  # ESAM-backed security
 
 # ---------------------------------------------------------------- the meter's factory settings (data)
 
 RS485_LINE: Final = Line(2400, 8, "E", 1)  # DL/T 645's usual default
 SUPPORTED_BAUDS: Final = (1200, 2400, 4800, 9600)  # what this meter's RS-485 port can switch to
-# Passwords by level (PA): level -> the 6 password digits as printed. 98/99 (ciphertext/MAC) need the
-# ESAM, which arrives with the security issue: refused as unauthorised until then.
+# Passwords by level (PA): level -> the 6 password digits as printed. Levels 98/99 (ciphertext/MAC) are the
+# ESAM's (SECURED_LEVELS): a meter built without one refuses them as unauthorised.
 FACTORY_PASSWORDS: Final[Mapping[int, str]] = {0x02: "000000", 0x04: "000000"}
 REPLY_JITTER_S: Final = 0.04  # each reply's delay is the knob ± this, seeded
 REPLY_PREAMBLE: Final = 4  # FE bytes before each reply
 # A gap this long on the line ends a reception burst (the firmware's inter-frame timeout).
 INTER_FRAME_GAP_S: Final = 0.02
 
-# Broadcast time (08H) refusal rules (reference dlt645.md, "Broadcast time").
-BROADCAST_MAX_SHIFT_S: Final = 300.0
-BROADCAST_QUIET_WINDOW_S: Final = 300.0  # around midnight and around each billing moment
-BILLING_MOMENTS: Final = ((1, 0),)  # (day of month, hour): the monthly settlement
-BROADCAST_SYNCS_PER_DAY: Final = 1
-
-
 @dataclass
-class HousekeepingPlaceholder:
-    """Temperature and clock battery as plausible constants.
+class Housekeeping:
+    """Temperature and clock battery of a management module without a power side: plausible, seeded values.
 
     A twin meter's power side (rig.twin.power.MeterPower, `attach_power`) serves the battery voltage,
-    operating time and battery-low bit from its battery model instead; these constants remain for a
-    management module on its own.
+    operating time and battery-low bit from its battery model instead.
     """
 
     temperature_c: float = 25.0
     battery_voltage_v: float = 3.60
     battery_low_threshold_v: float = 3.00
     minutes_on_battery: int = 0
-
-
-@dataclass
-class MeterRtc:
-    """The meter's clock: the bench's calendar time plus its own offset and drift."""
-
-    epoch: dt.datetime
-    offset_s: float
-    drift_ppm: float
-
-    def read(self, now_s: float) -> dt.datetime:
-        """The meter's calendar time at bench time `now_s` (whole seconds, as it counts them)."""
-        seconds = now_s * (1.0 + self.drift_ppm * 1e-6) + self.offset_s
-        return (self.epoch + dt.timedelta(seconds=math.floor(seconds)))
-
-    def set(self, moment: dt.datetime, now_s: float) -> None:
-        """Set the clock to `moment` at bench time `now_s`."""
-        self.offset_s = (moment - self.epoch).total_seconds() - now_s * (1.0 + self.drift_ppm * 1e-6)
-
-
-def broadcast_refusal(meter_time: dt.datetime, new_time: dt.datetime, last_sync: dt.date | None) -> str | None:
-    """Why a meter refuses a broadcast time sync, or None when it takes it."""
-    if abs((new_time - meter_time).total_seconds()) > BROADCAST_MAX_SHIFT_S:
-        return "shift beyond 5 min"
-    window = dt.timedelta(seconds=BROADCAST_QUIET_WINDOW_S)
-    for moment in (meter_time, new_time):
-        midnight = dt.datetime.combine(moment.date(), dt.time())
-        if moment - midnight < window or midnight + dt.timedelta(days=1) - moment < window:
-            return "near midnight"
-        for day, hour in BILLING_MOMENTS:
-            if moment.day == day and abs(moment - midnight - dt.timedelta(hours=hour)) < window:
-                return "near a billing moment"
-    if last_sync is not None and last_sync == meter_time.date():
-        return "daily quota used"
-    return None
 
 
 # The reply (a DL/T 645 or a DL/T 698.45 frame), and what the meter does after sending it
@@ -132,13 +90,13 @@ class ManagementModule:
     world: World
     rng: random.Random
     line: Line = RS485_LINE
-    housekeeping: HousekeepingPlaceholder = field(default_factory=HousekeepingPlaceholder)
+    housekeeping: Housekeeping = field(default_factory=Housekeeping)
     powered_since: float | None = None
     last_broadcast_sync: dt.date | None = None
     broadcasts_refused: list[str] = field(default_factory=list)
-    programming_count: int = 0  # parameter writes taken (DI 03300000), how a lab sees a command act once (issue 8)
-    security: MeterSecurity | None = None  # ESAM-backed security (issue 7): 03H, 1CH, levels 98/99
-    power: MeterPower | None = None  # supply, power-down events, RTC on the battery, battery (issue 9)
+    programming_count: int = 0  # parameter writes taken (DI 03300000): how a lab sees a command act once
+    security: MeterSecurity | None = None  # ESAM-backed security: 03H, 1CH, levels 98/99
+    power: MeterPower | None = None  # supply, power-down events, RTC on the battery, battery
     dlt698: Dlt698Server | None = None  # the same firmware's DL/T 698.45 server on the same ports
     rtc: MeterRtc = field(init=False)
     _gain: dict[str, float] = field(init=False)
@@ -159,7 +117,7 @@ class ManagementModule:
         return terminals.voltage_v >= MIN_OPERATING_VOLTAGE_FRACTION * self.meter_type.un_v
 
     def attach_power(self, power: MeterPower) -> None:
-        """Run the meter's power side (issue 9): it decides when the MCU talks and serves the battery,
+        """Run the meter's power side: it decides when the MCU talks and serves the battery,
         power-down event and status-word items."""
         self.power = power
         self.items.update(power.items())
@@ -212,8 +170,8 @@ class ManagementModule:
             0x02800007: lambda now: self.housekeeping.temperature_c,
             0x02800008: lambda now: self.housekeeping.battery_voltage_v,
             0x0280000A: lambda now: self.housekeeping.minutes_on_battery,
-            0x03110000: lambda now: 0,  # power-down count: the power-loss issue fills these in
-            0x03300000: lambda now: self.programming_count,  # programming count (issue 8)
+            0x03110000: lambda now: 0,  # power-down count: a power side (attach_power) serves the real one
+            0x03300000: lambda now: self.programming_count,  # programming count
             0x04000101: lambda now: self.rtc.read(now).date(),
             0x04000102: lambda now: self.rtc.read(now).time(),
             0x04000501: lambda now: self._status_word_1(),
@@ -298,7 +256,7 @@ class ManagementModule:
             return self._error(frame, ErrorCode.OTHER)
         di = int.from_bytes(frame.data[:4], "little")
         if self.security is not None and frame.data[4] in SECURED_LEVELS:
-            return self.security.write(frame, now_s, _WRITABLE)  # levels 98/99: the ESAM checks (issue 7)
+            return self.security.write(frame, now_s, _WRITABLE)  # levels 98/99: the ESAM checks
         if not self._password_ok(frame.data[4:8]):
             return self._error(frame, ErrorCode.UNAUTHORISED)
         setter = _WRITABLE.get(di)
@@ -309,7 +267,7 @@ class ManagementModule:
         except FrameError:
             return self._error(frame, ErrorCode.OTHER)
         setter(self, value, now_s)
-        self.programming_count += 1  # every parameter write taken is a programming event (issue 8)
+        self.programming_count += 1  # every parameter write taken is a programming event
         return frame.reply_to(b"", address=self.address), None
 
     def _set_date(self, value: Value, now_s: float) -> None:
@@ -369,7 +327,7 @@ class ManagementModule:
 
     def reply_delay_s(self) -> float:
         """Bench time from the end of a request to the first byte of the reply (seeded jitter)."""
-        esam_s = self.security.take_busy_s() if self.security is not None else 0.0  # the ESAM's APDUs (issue 7)
+        esam_s = self.security.take_busy_s() if self.security is not None else 0.0  # the ESAM's APDUs
         return max(0.0, self.knobs.reply_delay_s + self.rng.uniform(-REPLY_JITTER_S, REPLY_JITTER_S)) + esam_s
 
     def encode_reply(self, reply: Dlt645Frame | Dlt698Frame) -> bytes:
@@ -404,8 +362,8 @@ _HANDLERS: Final[Mapping[int, Callable[[ManagementModule, Dlt645Frame, float], R
     Function.READ_ADDRESS: ManagementModule._read_address,
     Function.WRITE_ADDRESS: ManagementModule._write_address,
     Function.CHANGE_BAUD: ManagementModule._change_baud,
-    Function.SECURITY: lambda meter, frame, now_s: _secured(meter, frame, now_s),  # issue 7
-    Function.CONTROL: lambda meter, frame, now_s: _secured(meter, frame, now_s),  # issue 7
+    Function.SECURITY: lambda meter, frame, now_s: _secured(meter, frame, now_s),
+    Function.CONTROL: lambda meter, frame, now_s: _secured(meter, frame, now_s),
 }
 _WRITABLE: Final[Mapping[int, Callable[[ManagementModule, Value, float], None]]] = {
     0x04000101: ManagementModule._set_date,
@@ -413,7 +371,7 @@ _WRITABLE: Final[Mapping[int, Callable[[ManagementModule, Value, float], None]]]
 }
 
 
-# ---------------------------------------------------------------- ESAM-backed security (issue 7)
+# ---------------------------------------------------------------- ESAM-backed security
 # 03H and 1CH, and 14H at password levels 98 (ciphertext + MAC) / 99 (MAC), go to the MCU's security
 # firmware (rig.twin.security) and its ESAM; a meter built without them answers "other error".
 
@@ -444,8 +402,6 @@ class MeterUart:
         self.busy_until = 0.0  # bench time the line is free again
         self._last_rx_end = -1.0
         self._skipping = False
-        self.frames_heard = 0
-        self.bad_frames_heard = 0
 
     @property
     def line(self) -> Line:
@@ -477,9 +433,7 @@ class MeterUart:
                 return  # this firmware expects 68 first after an idle line and drops the burst
             for item in self.reader.feed(data):
                 if isinstance(item, (BadFrame, Bad698Frame)):
-                    self.bad_frames_heard += 1
-                    continue
-                self.frames_heard += 1
+                    continue  # a garbled frame gets no reply (the host's link sees a timeout)
                 result = management.respond(item, world.time_s)
                 if result is not None:
                     replies.append((result, management.reply_delay_s()))

@@ -43,7 +43,7 @@ class MeteringModule:
     pulse_listeners: list[PulseListener] = field(default_factory=list)
     _pulse_accumulator: float = 0.0  # fraction of a pulse accumulated towards the next edge
     _noise_pct: float = 0.0
-    dip_power_w: float = 0.0  # issue 9 knob counts_during_dip: what it registers while the voltage is dipped
+    dip_power_w: float = 0.0  # knob counts_during_dip: what it registers while the voltage is dipped
 
     def redraw(self, _t: float) -> None:
         """New random error for the next second of bench time."""

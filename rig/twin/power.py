@@ -130,7 +130,7 @@ class Outage:
 
 
 class Rtc(Protocol):
-    """What the power side needs of the management module's clock (rig.twin.management.MeterRtc)."""
+    """What the power side needs of the management module's clock (rig.twin.meter_clock.MeterRtc)."""
 
     drift_ppm: float
     offset_s: float

@@ -54,7 +54,7 @@ TWIN_ANSWERS: dict[str, Callable[[Mapping[str, Any], Question], bool | float | s
 }
 
 
-# ---- the power plans' steps (issue 9): a battery changed, a test cell fitted, a µA meter read, the display read
+# ---- the power plans' steps: a battery changed, a test cell fitted, a µA meter read, the display read
 
 def _power(state: Mapping[str, Any], question: Question) -> Mapping[str, Any]:
     power = _meter(state, question).get("power")
@@ -103,7 +103,7 @@ class TwinOperator:
                                 f"topics it answers: {known}")
         action = TWIN_ACTIONS.get(question.topic)
         if action is not None:
-            action(self.truth, question)  # the step needs hands: the twin does it first (issue 9)
+            action(self.truth, question)  # the step needs hands: the twin does it first
         value = answer(self.truth.state(), question)
         if question.kind == "confirm":
             text = "yes" if value else "no"
