@@ -8,7 +8,6 @@ Its `ServerAddress.bytes` is the SA field as on the wire (lowest byte first)."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterator
 
 import pytest
@@ -89,7 +88,8 @@ def test_energy_with_tariffs_voltage_clock_and_address_match_the_twin(twin: Twin
         client.close()
     truth_kwh = meter.metering.forward_kwh
     assert truth_kwh > 0.5  # an hour at 2.2 kW
-    assert forward[0] == math.floor(truth_kwh * 100 + 1e-9)  # whole hundredths, as the register shows them
+    # Whole hundredths, as the register shows them (the requests after the read let a little more in).
+    assert truth_kwh * 100 - 1 <= forward[0] <= truth_kwh * 100
     assert scaler.scaler == -2 and scaler.unit == 33  # kWh
     assert abs(sum(forward[1:]) - forward[0]) <= 4  # the tariffs add up to the total (each truncated)
     assert voltage[0] == pytest.approx(2200, abs=5)  # 0.1 V
@@ -249,3 +249,51 @@ def test_power_down_event_record_and_report_notification(knob: str, reports: int
         payload = bytes(frame.payload)
         assert payload[:2] == bytes((0x88, 0x02)) and payload[4:8] == bytes.fromhex("30110200")
         assert type(dlt698.codec.decode_apdu(payload)).__name__ == "ReportNotification"  # nothing left over
+
+
+@pytest.mark.parametrize("knob", ["hcs_error", "fcs_error"])
+def test_check_knobs_make_every_reply_unreadable(knob: str) -> None:
+    twin = _twin(f"twin.meter.dlt698.{knob}=true")
+    try:
+        _energise(twin, 30.0)
+        with pytest.raises(dlt698.Dlt698Error):
+            _client(twin, timeout_s=0.5)  # the CONNECT-Response fails its check: the client never associates
+    finally:
+        twin.stop()
+
+
+def test_scaler_and_dar_knobs_show_in_what_the_client_reads() -> None:
+    twin = _twin("twin.meter.dlt698.energy_scaler=-3", "twin.meter.dlt698.dar_wrong=true")
+    try:
+        _energise(twin, 3600.0)
+        client = _client(twin)
+        try:
+            forward = _ints(client.get(Oad(oi=0x0010, attribute=2)).require_data())
+            scaler = client.get(Oad(oi=0x0010, attribute=3)).require_data().value
+            missing = client.get(Oad(oi=0x2F00, attribute=2))
+        finally:
+            client.close()
+        truth_kwh = twin.meters[0].metering.forward_kwh
+    finally:
+        twin.stop()
+    assert scaler.scaler == -2  # attribute 3 still says hundredths...
+    # ...the register counts thousandths (the requests after the read let a few more watt-hours in)
+    assert truth_kwh * 1000 - 4 <= forward[0] <= truth_kwh * 1000
+    assert missing.dar == 255
+
+
+def test_late_freeze_knob_takes_the_values_after_the_moment() -> None:
+    frozen: dict[float, int] = {}
+    for late_s in (0.0, 60.0):
+        twin = _twin(f"twin.meter.dlt698.freeze_late_s={late_s}")
+        try:
+            _energise(twin, 3600.0, current_a=60.0)
+            server = twin.meters[0].management.dlt698  # type: ignore[union-attr]
+            assert server is not None
+            record = server.minute_freeze.records[-1].columns
+            frozen[late_s] = record[0x00100200].items[0].value  # type: ignore[assignment]
+            assert record[0x20210200].value.minute % 15 == 0  # the record still names the moment
+        finally:
+            twin.stop()
+    # 13.2 kW for one more minute: 0.22 kWh more in the late record
+    assert frozen[60.0] - frozen[0.0] == pytest.approx(22, abs=2)
