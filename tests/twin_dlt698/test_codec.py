@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.dlt645 import BadFrame, Dlt645Frame, Function, encode, encode_di
 from rig.twin.dlt698.codec import (
@@ -107,3 +109,30 @@ def test_address_matching() -> None:
     assert not wire_matches(address_to_wire("000000000002"), 0, own)
     assert wire_matches(bytes.fromhex("aaaaaaaaaaaa"), 1, own)
     assert wire_matches(b"\xaa", 3, own)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    addresses=st.lists(st.integers(0, 999999999999), min_size=1, max_size=4),
+    apdus=st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=4),
+    cuts=st.lists(st.integers(1, 400), max_size=5),
+)
+def test_demux_recovers_interleaved_frames_whatever_the_addresses_and_splits(
+        addresses: list[int], apdus: list[bytes], cuts: list[int]) -> None:
+    """698 addresses may hold 68 where a 645 frame has its second start byte; 645 data may hold 68 too."""
+    expected: list[object] = []
+    stream = b""
+    for n, apdu in enumerate(apdus):
+        address = f"{addresses[n % len(addresses)]:012d}"
+        frame698 = Dlt698Frame(0x43, address_to_wire(address), n, apdu)
+        frame645 = Dlt645Frame(address, Function.READ, encode_di(0x00010000 + n) + apdu[:8])
+        stream += b"\xfe\xfe" + encode_frame(frame698) + encode(frame645, preamble=2)
+        expected += [frame698, frame645]
+    reader = DualFrameReader()
+    heard: list[object] = []
+    last = 0
+    for cut in sorted({c % len(stream) for c in cuts} - {0}):
+        heard += reader.feed(stream[last:cut])
+        last = cut
+    heard += reader.feed(stream[last:]) + reader.flush()
+    assert heard == expected
