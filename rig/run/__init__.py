@@ -9,5 +9,5 @@ drives to make a journaled, signed run of test items on a bench.
   junit.xml, the key held for the seal;
 - `resume`: run.json (what `rig run` was asked) and the resume pin check;
 - `folder`: the run folder after the runner: seal, reports/latest, the whole-run documents of a resume,
-  and the exit code of a run.
+  and the exit code of a run (`exits`: the codes).
 """
