@@ -84,10 +84,6 @@ PHANTOM = SourceDialect(
     source="the twin's phantom-load source (rig.twin.source)",
 )
 
-# This module's dialects by name; every family a bench file can reach is in drivers.registry.SOURCE_DIALECTS.
-DIALECTS = {PHANTOM.name: PHANTOM}
-
-
 @dataclass(frozen=True)
 class SourceReading:
     """What the source measures at its terminals."""
@@ -131,12 +127,6 @@ class PowerSource(ScpiInstrument):
             raise InstrumentError(f"{self.resource}: the {self.dialect.name} source has no {what} (a voltage-only "
                                   "source); a phantom load needs a meter-test source with a current output")
         return setting
-
-    def set_current(self, current_a: float) -> None:
-        """Set the current output, A."""
-        message = self._output(self.dialect.current, "current output").set_message(current_a)
-        self._guard(current_a=current_a)
-        self.send(message)
 
     def set_phase(self, phase_deg: float) -> None:
         """Set the angle of current behind voltage, degrees (positive lagging / inductive)."""

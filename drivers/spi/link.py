@@ -43,12 +43,6 @@ class ChipLink:
             raise InstrumentError(f"{self.where}: no SPI master to the chip (bench file: spi.master)")
         return self.master
 
-    def require_sniffer(self) -> SpiSniffer:
-        """The sniffer; InstrumentError naming the bench-file key when the position has none."""
-        if self.sniffer is None:
-            raise InstrumentError(f"{self.where}: no SPI capture of the chip's bus (bench file: spi.capture)")
-        return self.sniffer
-
     def open(self) -> None:
         """Open the master (the sniffer holds nothing open)."""
         if self.master is not None:

@@ -117,10 +117,14 @@ def _open_source(source: VcdSource, stack: ExitStack) -> tuple[IO[bytes], Path |
     return stack.enter_context(path.open("rb")), path
 
 
-def _parse_header(tokens: Iterator[Token], names: SpiSignalNames) -> _Header:
+_Variable = tuple[str, str, str, int]  # (full name, bare name, id code, size)
+
+
+def _declarations(tokens: Iterator[Token]) -> tuple[Any, list[_Variable]]:
+    """The header's $timescale (None when missing) and its variables, up to $enddefinitions."""
     timescale = None
     scope: list[str] = []
-    variables: list[tuple[str, str, str, int]] = []  # (full name, bare name, id code, size)
+    variables: list[_Variable] = []
     for token in tokens:
         kind = token.kind
         if kind is TokenKind.TIMESCALE:
@@ -134,43 +138,43 @@ def _parse_header(tokens: Iterator[Token], names: SpiSignalNames) -> _Header:
             var = token.var
             variables.append((".".join([*scope, var.reference]), var.reference, var.id_code, var.size))
         elif kind is TokenKind.ENDDEFINITIONS:
-            break
+            return timescale, variables
         elif kind in (TokenKind.CHANGE_TIME, TokenKind.CHANGE_SCALAR, TokenKind.CHANGE_VECTOR):
             raise FrameError("VCD capture has value changes before $enddefinitions")
-    else:
-        if not variables and timescale is None:
-            raise FrameError("not a VCD capture: no header found (empty or other format)")
-        raise FrameError("VCD capture ends inside its header (no $enddefinitions): the file is truncated")
+    if not variables and timescale is None:
+        raise FrameError("not a VCD capture: no header found (empty or other format)")
+    raise FrameError("VCD capture ends inside its header (no $enddefinitions): the file is truncated")
+
+
+def _signal(role: str, wanted: str, variables: list[_Variable]) -> _Variable:
+    """The one 1-bit variable a role's name picks (bare or full name), or a FrameError saying what is wrong."""
+    matches = [v for v in variables if wanted in (v[0], v[1])]
+    if not matches:
+        have = ", ".join(v[0] for v in variables) or "no signals"
+        raise FrameError(
+            f"{_ROLE_TEXT[role]} signal {wanted!r} is not in the VCD capture (it has: {have}); "
+            "pass names=SpiSignalNames(...) to match its signal names"
+        )
+    if len({v[2] for v in matches}) > 1:
+        found = ", ".join(v[0] for v in matches)
+        raise FrameError(f"signal name {wanted!r} is ambiguous in the VCD capture ({found}): give the full name")
+    full, _, _, size = matches[0]
+    if size != 1:
+        raise FrameError(f"{_ROLE_TEXT[role]} signal {full!r} is {size} bits wide; it must be a 1-bit wire")
+    return matches[0]
+
+
+def _parse_header(tokens: Iterator[Token], names: SpiSignalNames) -> _Header:
+    timescale, variables = _declarations(tokens)
     if timescale is None:
         raise FrameError("VCD capture has no $timescale: its times cannot be converted to seconds")
-    ids: dict[str, str] = {}
-    channels: dict[str, str] = {}
-    for role in _ROLES:
-        wanted = names.of(role)
-        matches = [v for v in variables if wanted in (v[0], v[1])]
-        if not matches:
-            have = ", ".join(v[0] for v in variables) or "no signals"
-            raise FrameError(
-                f"{_ROLE_TEXT[role]} signal {wanted!r} is not in the VCD capture (it has: {have}); "
-                "pass names=SpiSignalNames(...) to match its signal names"
-            )
-        if len({v[2] for v in matches}) > 1:
-            found = ", ".join(v[0] for v in matches)
-            raise FrameError(
-                f"signal name {wanted!r} is ambiguous in the VCD capture ({found}): give the full name"
-            )
-        full, bare, id_code, size = matches[0]
-        if size != 1:
-            raise FrameError(
-                f"{_ROLE_TEXT[role]} signal {full!r} is {size} bits wide; it must be a 1-bit wire"
-            )
-        ids[role] = id_code
-        channels[role] = bare
+    signals = {role: _signal(role, names.of(role), variables) for role in _ROLES}
     bare_ids: dict[str, set[str]] = {}
     for _, bare, id_code, _ in variables:
         bare_ids.setdefault(bare, set()).add(id_code)
     shared = frozenset(bare for bare, found in bare_ids.items() if len(found) > 1)
-    return _Header(timescale.magnitude, _UNIT_EXPONENT[timescale.unit], ids, channels, shared)
+    return _Header(timescale.magnitude, _UNIT_EXPONENT[timescale.unit], {r: v[2] for r, v in signals.items()},
+                   {r: v[1] for r, v in signals.items()}, shared)
 
 
 class _Framer:

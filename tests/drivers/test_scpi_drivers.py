@@ -175,7 +175,7 @@ def test_fluke_without_its_phase_refuses_to_open_and_leaves_it_off() -> None:
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda s: s.set_current(80.5), "outside the instrument's range 0..80 A"),  # 80 A range, manual 5-43
+    (lambda s: s.apply(voltage_v=230, current_a=80.5), "outside the instrument's range 0..80 A"),  # manual 5-43
     (lambda s: s.set_frequency(900), "outside the instrument's range 16..850 Hz"),
     (lambda s: s.set_voltage(1001), "outside the instrument's range 0..1000 V"),
     (lambda s: s.apply(voltage_v=230, current_a=73), "above the bench safety limit 72 A"),
