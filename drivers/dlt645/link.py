@@ -190,15 +190,18 @@ def answers_request(reply: Dlt645Frame, request: Dlt645Frame, address: str | Non
     return reply.data[:4] in (di, bytes((b - 0x33) & 0xFF for b in di))
 
 
-def _reply_problems(request: Dlt645Frame, reply: Dlt645Frame, address: str | None) -> list[str]:
-    out: list[str] = []
+def _address_problems(request: Dlt645Frame, reply: Dlt645Frame, address: str | None) -> list[str]:
     wanted = address if address is not None else request.address
-    if "A" not in wanted and wanted != BROADCAST_ADDRESS and reply.address != wanted:
-        if _swapped(reply.address) == wanted:
-            out.append(f"address field reads {reply.address}: the meter sends its address high byte first "
-                       f"(the standard sends {wanted} lowest byte first)")
-        else:
-            out.append(f"reply from address {reply.address}, expected {wanted}")
+    if "A" in wanted or wanted == BROADCAST_ADDRESS or reply.address == wanted:
+        return []
+    if _swapped(reply.address) == wanted:
+        return [f"address field reads {reply.address}: the meter sends its address high byte first "
+                f"(the standard sends {wanted} lowest byte first)"]
+    return [f"reply from address {reply.address}, expected {wanted}"]
+
+
+def _control_problems(request: Dlt645Frame, reply: Dlt645Frame) -> list[str]:
+    out: list[str] = []
     function = request.function_code
     if reply.is_abnormal:
         expected_control = function | 0xC0
@@ -216,28 +219,39 @@ def _reply_problems(request: Dlt645Frame, reply: Dlt645Frame, address: str | Non
             bits.append(f"function 0x{reply.function_code:02X} answers 0x{function:02X}")
         detail = f": {'; '.join(bits)}" if bits else ""
         out.append(f"control byte 0x{reply.control:02X}, expected 0x{expected_control:02X}{detail}")
+    return out
+
+
+def _data_problems(request: Dlt645Frame, reply: Dlt645Frame) -> list[str]:
+    if reply.is_abnormal:
+        return []
+    out: list[str] = []
     di = _di_of(request)
-    if di is not None and not reply.is_abnormal:
-        if reply.data[:4] != di:
-            if reply.data[:4].translate(_PLUS_33) == di:
-                out.append("data field sent without the +33H offset")
-            else:
-                out.append(f"reply carries DI {_di_text(reply.data[:4])}, asked for {_di_text(di)}")
-        else:
+    if di is not None:
+        if reply.data[:4] == di:
             number = int.from_bytes(di, "little")
             try:
                 decode_value(number, reply.data[4:])
             except FrameError as exc:
                 out.append(f"value of DI {number:08X}: {exc}")
-    if function == Function.READ_ADDRESS and not reply.is_abnormal:
-        if reply.data.translate(_PLUS_33) == address_to_wire(reply.address) and reply.data != address_to_wire(
-            reply.address
-        ):
+        elif reply.data[:4].translate(_PLUS_33) == di:
             out.append("data field sent without the +33H offset")
-        elif reply.data != address_to_wire(reply.address):
+        else:
+            out.append(f"reply carries DI {_di_text(reply.data[:4])}, asked for {_di_text(di)}")
+    if request.function_code == Function.READ_ADDRESS:
+        on_wire = address_to_wire(reply.address)
+        if reply.data != on_wire and reply.data.translate(_PLUS_33) == on_wire:
+            out.append("data field sent without the +33H offset")
+        elif reply.data != on_wire:
             out.append(f"read-address reply data {reply.data.hex(' ')} is not the address {reply.address} "
                        "lowest byte first")
     return out
+
+
+def _reply_problems(request: Dlt645Frame, reply: Dlt645Frame, address: str | None) -> list[str]:
+    """What does not conform in a reply to `request` (address, control byte, data), in words."""
+    return [*_address_problems(request, reply, address), *_control_problems(request, reply),
+            *_data_problems(request, reply)]
 
 
 def _di_text(raw: bytes) -> str:
@@ -385,7 +399,7 @@ class MeterLink:
         try:
             port.write(raw)
         except InstrumentError:
-            raise  # the port's own verdict, already named (a BLE port: the meter's service is missing, issue 8)
+            raise  # the port's own verdict, already named (a BLE port: the meter's service is missing)
         except Exception as exc:  # noqa: BLE001
             raise LinkError(f"{self.url}: writing failed: {exc}") from None
         self._line_free_at = start + self._wire_time_s(len(raw))
