@@ -53,6 +53,13 @@ def _energise(twin: Twin, seconds: float, current_a: float = 10.0) -> None:
     twin.clock.sleep(seconds)
 
 
+def _clock_at(twin: Twin, moment: dt.datetime) -> None:
+    """Set the meter's clock before anything runs (as a lab sets it with its tool)."""
+    management = twin.meters[0].management
+    assert management is not None
+    management.rtc.set(moment, twin.world.time_s)
+
+
 @pytest.fixture
 def twin() -> Iterator[Twin]:
     served = _twin()
@@ -169,7 +176,8 @@ def test_last_minute_freeze_record_holds_the_energy_at_the_freeze_moment(twin: T
 def test_minute_freeze_period_knob_and_daily_freeze_at_midnight() -> None:
     twin = _twin("twin.positions.0.dlt698.minute_freeze_period_min=5")
     try:
-        _energise(twin, 17 * 3600.0)  # 08:00 -> 01:00 the next day
+        _clock_at(twin, dt.datetime(2026, 1, 1, 22, 0, 0))
+        _energise(twin, 3 * 3600.0)  # 22:00 -> 01:00 the next day
         server = twin.meters[0].management.dlt698  # type: ignore[union-attr]
         assert server is not None
         client = _client(twin)
@@ -181,8 +189,15 @@ def test_minute_freeze_period_knob_and_daily_freeze_at_midnight() -> None:
     finally:
         twin.stop()
     assert period == 5
+    for record in [*server.minute_freeze.records, *server.daily_freeze.records]:
+        total, *tariffs = [item.value for item in record.columns[0x00100200].items]
+        assert abs(sum(tariffs) - total) <= 4  # each register truncated on its own
+    # 22:00 -> 01:00: the flat tariff (T3) until 23:00, then the valley (T4)
+    assert server.forward_tariffs[0] == server.forward_tariffs[1] == 0
+    assert server.forward_tariffs[2] == pytest.approx(2.2, rel=0.02)
+    assert server.forward_tariffs[3] == pytest.approx(4.4, rel=0.02)
     times = [r.columns[0x20210200].value for r in server.minute_freeze.records]
-    assert len(times) == 17 * 12 and len(set(times)) == len(times)
+    assert len(times) == 3 * 12 and len(set(times)) == len(times)
     rows = daily.result
     assert isinstance(rows, list) and len(rows) == 1
     assert _moment(rows[0][1]).time() == dt.time()
@@ -192,7 +207,8 @@ def test_minute_freeze_period_knob_and_daily_freeze_at_midnight() -> None:
 def test_freeze_boundary_knob_loses_or_doubles_the_midnight_record(defect: str) -> None:
     twin = _twin(f"twin.positions.0.dlt698.freeze_boundary={defect}")
     try:
-        _energise(twin, 17 * 3600.0)
+        _clock_at(twin, dt.datetime(2026, 1, 1, 23, 40, 0))
+        _energise(twin, 40 * 60.0)
         server = twin.meters[0].management.dlt698  # type: ignore[union-attr]
         assert server is not None
         midnight = [r for r in server.minute_freeze.records if r.columns[0x20210200].value.time() == dt.time()]

@@ -168,6 +168,7 @@ class Dlt698Server:
         self.forward_tariffs = [metering.forward_kwh, 0.0, 0.0, 0.0]
         self.reverse_tariffs = [metering.reverse_kwh, 0.0, 0.0, 0.0]
         self._seen = (metering.forward_kwh, metering.reverse_kwh)
+        self._step_tariff = 0
         self.minute_freeze = Freeze(OI_MINUTE_FREEZE, knobs.minute_freeze_period_min,
                                     (0x00100200, 0x00200200, 0x20000200, 0x20010200, 0x20040200),
                                     MINUTE_FREEZE_DEPTH, deque(maxlen=MINUTE_FREEZE_DEPTH))
@@ -329,7 +330,7 @@ class Dlt698Server:
         before_f, before_r = self._seen
         after_f, after_r = metering.forward_kwh, metering.reverse_kwh
         self._seen = (after_f, after_r)
-        tariff = TARIFF_BY_HOUR[m.rtc.read(t0).hour] - 1
+        tariff = self._step_tariff = TARIFF_BY_HOUR[m.rtc.read(t0).hour] - 1
         self.forward_tariffs[tariff] += max(0.0, after_f - before_f)
         self.reverse_tariffs[tariff] += max(0.0, after_r - before_r)
         end = t0 + dt_s
@@ -375,7 +376,7 @@ class Dlt698Server:
         r = reverse[0] + (reverse[1] - reverse[0]) * fraction
         tariff_f = list(self.forward_tariffs)
         tariff_r = list(self.reverse_tariffs)
-        current = TARIFF_BY_HOUR[moment.hour - 1 if moment.minute == 0 and moment.hour else moment.hour] - 1
+        current = self._step_tariff  # the step's energy after the moment went to this tariff: take it back
         tariff_f[current] -= forward[1] - f
         tariff_r[current] -= reverse[1] - r
         now_s = self.management.world.time_s
