@@ -171,6 +171,12 @@ class Exchange698:
 
 def _apdu_problems(request: bytes, reply: bytes) -> list[str]:
     out: list[str] = []
+    if reply[:1] == b"\x90" and request[:1] == b"\x10":
+        try:
+            codec.decode_security(reply)
+        except Exception as exc:  # noqa: BLE001 - the package's error classes
+            return [f"SECURITY-Response does not decode: {exc}"]
+        return []
     if reply[:1] == b"\xee":
         return [f"{service_tag(request)} answered with ERROR-Response"]
     if reply[0] != request[0] | 0x80:
@@ -641,6 +647,12 @@ class SharedPort:
     def in_waiting(self) -> int:
         """Bytes waiting at the owner's port."""
         return self._owner._require().in_waiting
+
+    @property
+    def _socket(self) -> object:
+        """The owner's port's socket, where `bytes_arriving` looks for bytes on their way in (RFC 2217): without
+        it the clock could pass a reply timeout while the meter's reply is still in the socket."""
+        return getattr(self._owner._require(), "_socket", None)
 
     def read(self, size: int = 1) -> bytes:
         """Read from the owner's port."""

@@ -19,8 +19,10 @@ from drivers.crypto import (
     Sm4CbcMac,
     pad_iso9797_m2,
     random_bytes,
+    sm4_cbc_decrypt,
     sm4_cbc_encrypt,
     sm4_ecb_encrypt,
+    unpad_iso9797_m2,
 )
 from drivers.errors import SecurityError, ValidationError
 
@@ -85,6 +87,10 @@ class KeySource(Protocol):
 
     def encrypt(self, session: SessionHandle, plaintext: bytes) -> bytes:
         """Ciphertext of `plaintext` under the session key (SM4-CBC, IV 0, ISO 9797-1 method-2 padding)."""
+        ...
+
+    def decrypt(self, session: SessionHandle, ciphertext: bytes) -> bytes:
+        """Plaintext of a meter's `ciphertext` under the session key (the inverse of `encrypt`)."""
         ...
 
     def mac(self, session: SessionHandle, data: bytes) -> bytes:
@@ -167,6 +173,14 @@ class SoftwareKeySource:
         if not isinstance(plaintext, bytes | bytearray):
             raise ValidationError(f"plaintext must be bytes, got {type(plaintext).__name__}")
         return sm4_cbc_encrypt(self._session_key(session), pad_iso9797_m2(bytes(plaintext)))
+
+    def decrypt(self, session: SessionHandle, ciphertext: bytes) -> bytes:
+        """SM4-CBC (IV 0) decryption of a meter's `ciphertext`, its method-2 padding removed (SecurityError when
+        it is not whole blocks or the padding is wrong: the meter encrypted under another key)."""
+        try:
+            return unpad_iso9797_m2(sm4_cbc_decrypt(self._session_key(session), bytes(ciphertext)))
+        except (ValueError, ValidationError) as exc:
+            raise SecurityError(f"ciphertext does not decrypt under this session's key ({exc})") from None
 
     def mac(self, session: SessionHandle, data: bytes) -> bytes:
         """First 4 bytes of the SM4 CBC-MAC (IV 0, method-2 padding) of `data`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from testplans.comms.spec import Limit
+from testplans.security import spec as security_spec
 
 STANDARD: Final = "DL/T 698.45-2017"
 LAB: Final = "lab requirement (DL/T 698.45 plans); no standard value at hand"
@@ -61,3 +62,11 @@ EVENT_START: Final = 0x201E
 EVENT_END: Final = 0x2020
 # How long the rig listens for a report after the meter is back (bench time).
 REPORT_WAIT_S: Final = 10.0
+
+# Security: DARs of a refused SECURITY-Request and the ConnectResult of a wrong key (DL/T 698.45 DAR table).
+DAR_NO_SESSION: Final = 20  # security authentication mismatch: no (or an expired) session
+DAR_MAC_WRONG: Final = 22  # ESAM verification failed
+DAR_REPLAY: Final = 23  # security authentication failed
+CONNECT_SYMMETRIC_ERROR: Final = 2  # ConnectResult: symmetric decryption error
+# A session lasts the ESAM's validity: 5 min as delivered, or what the DL/T 645 security plans leave set.
+SESSION_VALIDITY_S: Final = max(5, security_spec.WORKING_VALIDITY_MIN) * 60.0 + security_spec.EXPIRY_MARGIN_S
