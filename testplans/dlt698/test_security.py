@@ -20,23 +20,12 @@ from drivers.dlt698.security import MODES, SecureLink
 from drivers.errors import RigError
 from drivers.security import KeySource, SoftwareKeySource
 from rig.bench import Bench, Position
-from rig.config import ConfigError
-from rig.security import key_source_for
 from testplans.dlt698 import spec
 
 pytestmark = pytest.mark.plan
 
 CLOCK = oad(spec.DATE_TIME)
 FAR = dt.datetime(2030, 6, 1, 12, 0, 0)  # a clock value no meter shows unless a refused SET took effect
-
-
-@pytest.fixture(scope="session")
-def esam_keys(bench: Bench) -> KeySource:
-    """The bench's ESAM key source (bench file `keys.esam_master`; on the twin, the twin's)."""
-    try:
-        return key_source_for(bench.config)
-    except ConfigError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture
