@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rig.config import ReferenceTwin
-from rig.twin.scpi import (
+from rig.twin.scpi import ScpiDevice
+from rig.twin.scpi_syntax import (
     DATA_OUT_OF_RANGE,
     ESR_POWER_ON,
     ILLEGAL_PARAMETER,
     SETTINGS_CONFLICT,
     Request,
-    ScpiDevice,
     ScpiFault,
 )
 from rig.twin.source import scientific

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rig.config import SourceTwin
-from rig.twin.scpi import (
+from rig.twin.scpi import ScpiDevice
+from rig.twin.scpi_syntax import (
     DATA_OUT_OF_RANGE,
     MISSING_PARAMETER,
     SETTINGS_CONFLICT,
     Request,
-    ScpiDevice,
     ScpiFault,
     parse_number,
 )
