@@ -8,7 +8,7 @@ Its `ServerAddress.bytes` is the SA field as on the wire (lowest byte first)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -33,12 +33,12 @@ def _twin(*overrides: str) -> Twin:
     return twin
 
 
-def _client(twin: Twin, *, timeout_s: float = 2.0) -> Client:
+def _client(twin: Twin, *, timeout_s: float = 2.0, on_event: Callable[[object], None] | None = None) -> Client:
     url = twin.resolve(twin.bench).positions[0].serial
     options = ClientOptions(protocol=SessionOptions(
         request_timeout=timeout_s,
         server=ServerAddress(bytes=bytes.fromhex(ADDRESS)[::-1], type=AddressType.single)))
-    client = Client(options)
+    client = Client(options, on_event=on_event)
     client.open_serial(url, BAUD, ConnectionProfile.local_public)
     return client
 
@@ -313,3 +313,37 @@ def test_late_freeze_knob_takes_the_values_after_the_moment() -> None:
             twin.stop()
     # 13.2 kW for one more minute: 0.22 kWh more in the late record
     assert frozen[60.0] - frozen[0.0] == pytest.approx(22, abs=2)
+
+
+def test_follow_report_rides_on_the_next_response() -> None:
+    """With follow reporting on (4300-07) a new power-down record comes back on the next GET's FollowReport."""
+    twin = _twin()
+    events: list[object] = []
+    try:
+        _energise(twin, 60.0)
+        client = _client(twin, on_event=events.append)
+        try:
+            assert client.set(Oad(oi=0x4300, attribute=7), dlt698.Data.boolean(True)) == 0
+            _outage_then_back(twin)
+            first = client.get(Oad(oi=0x200F, attribute=2))  # the package takes the response with its follow report
+            second = client.get(Oad(oi=0x200F, attribute=2))
+            client.dispatch_events()
+        finally:
+            client.close()
+        server = twin.meters[0].management.dlt698  # type: ignore[union-attr]
+        assert server is not None
+    finally:
+        twin.stop()
+    assert first.data is not None and second.data is not None
+    assert server.follow_pending == []  # delivered once, on the first response after the outage
+    # The traffic the client saw: one response carried the 3011 record as its follow report.
+    follow = bytes.fromhex("010201 30110200")
+    carried = [e for e in events if follow in bytes(getattr(e, "bytes", b""))]
+    assert len(carried) == 1, [bytes(getattr(e, "bytes", b"")).hex() for e in events]
+
+
+def _outage_then_back(twin: Twin) -> None:
+    twin.world.output_on = False
+    twin.clock.sleep(300.0)
+    twin.world.output_on = True
+    twin.clock.sleep(30.0)

@@ -180,6 +180,7 @@ class Dlt698Server:
         self.event_report_flag = 1  # 3011 attribute 8: report when the event occurs
         self.reported_count = self._power_down_count()
         self.report_sinks: list[Callable[[bytes], None]] = []  # the ports a REPORT-Notification goes out on
+        self.follow_pending: list[bytes] = []  # event records (A-ResultRecord) to follow the next responses
         self.reports_sent = 0
         self.reports_acknowledged = 0
         self._piid = 0
@@ -306,15 +307,18 @@ class Dlt698Server:
             self.reported_count = count
             return
         self.reported_count = count
-        if not (self.active_report and self.event_report_flag) or self.knobs.reports == "never":
-            return
         records = self._power_down_records()
-        if not records:
+        if not self.event_report_flag or self.knobs.reports == "never" or not records:
             return
         columns = [Csd(oad) for oad in EVENT_COLUMNS]
+        result = ((OI_POWER_DOWN << 16 | 0x0200).to_bytes(4, "big") + encode_rcsd(columns) + b"\x01\x01"
+                  + _row(records[-1], columns))
+        if self.follow_report:
+            self.follow_pending.extend([result] * (2 if self.knobs.reports == "twice" else 1))
+        if not self.active_report:
+            return
         self._piid = (self._piid + 1) & 0x3F
-        apdu = (bytes((REPORT_NOTIFICATION, 2, self._piid, 1)) + (OI_POWER_DOWN << 16 | 0x0200).to_bytes(4, "big")
-                + encode_rcsd(columns) + b"\x01\x01" + _row(records[-1], columns) + b"\x00\x00")
+        apdu = bytes((REPORT_NOTIFICATION, 2, self._piid, 1)) + result + b"\x00\x00"
         raw = self.encode(Dlt698Frame(CONTROL_REPORT, address_to_wire(self.management.address), 0, apdu))
         for _ in range(2 if self.knobs.reports == "twice" else 1):
             for sink in self.report_sinks:
@@ -407,10 +411,13 @@ class Dlt698Server:
             return None
         try:
             apdu = self._serve(frame.apdu, now_s)
-        except FrameError:
-            return None  # a request this firmware cannot parse gets silence
+        except (FrameError, IndexError, ValueError):
+            return None  # a request this firmware cannot parse (cut short, a wrong type) gets silence
         if apdu is None:
             return None
+        if self.follow_pending and apdu[0] in (GET_RESPONSE, SET_RESPONSE, ACTION_RESPONSE):
+            # The oldest event not yet followed rides on this response (FollowReport present, [2]: records).
+            apdu = apdu[:-2] + b"\x01\x02\x01" + self.follow_pending.pop(0) + b"\x00"
         return Dlt698Frame(CONTROL_RESPONSE, own, frame.client_address, apdu, ADDRESS_SINGLE)
 
     def _serve(self, apdu: bytes, now_s: float) -> bytes | None:
