@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drivers.crypto import mac4, pad_iso9797_m2, sm4_cbc_decrypt, sm4_cbc_encrypt, sm4_ecb_encrypt, unpad_iso9797_m2
 from rig.config import load_bench
@@ -156,3 +158,13 @@ def test_session_expires_after_its_validity(master: Master) -> None:
     assert abs(_clock(master) - NEW_TIME) > dt.timedelta(hours=1)
     assert master.connect() == 0  # a new session works again
     assert master.write_ciphered(_set_clock(NEW_TIME))[7] == 0
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tag=st.sampled_from([2, 3, 5, 6, 7, 8, 0x10, 0x99]), body=st.binary(max_size=60))
+def test_any_apdu_gets_an_answer_or_silence_never_a_crash(master: Master, tag: int, body: bytes) -> None:
+    """Whatever a master (or noise with a good CRC) sends, the meter's firmware keeps serving."""
+    apdu = bytes((tag,)) + body
+    reply = master.server.respond(Dlt698Frame(0x43, address_to_wire(ADDRESS), 0x10, apdu),
+                                  master.server.management.world.time_s)
+    assert reply is None or reply.apdu[0] == tag | 0x80
