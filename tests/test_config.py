@@ -173,3 +173,19 @@ def test_malformed_override_holding_a_key_is_not_echoed() -> None:
         load_bench(None, [f"keys.esam_master: {SECRET_HEX}"])
     assert "override 'keys.esam_master...' must look like key.path=value" in str(info.value)
     assert SECRET_HEX not in str(info.value)
+
+
+def test_loading_a_bench_file_with_a_twin_section_starts_no_twin_code() -> None:
+    """The bench file model, the twin's knobs included, is data: reading a twin bench (what fixtures and
+    plans do) imports no module of the twin, and no Bluetooth or SPI stack."""
+    code = ("import sys; from rig.config import load_bench; bench = load_bench(); assert bench.twin is not None; "
+            "print(sorted(m for m in sys.modules if m.startswith(('rig.twin', 'bumble', 'bleak', 'spidev'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_a_twin_knob_typo_names_its_key_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda d: d["twin"].setdefault("positions", {}).update({0: {"uart": {"chksum": True}}}))
+    with pytest.raises(ConfigError, match=r"twin\.positions\.0\.uart\.chksum: unknown key"):
+        load_bench(path)
