@@ -1,6 +1,7 @@
 """Host side of a meter's DL/T 645-2007 UART (drivers layer): request/reply over any pyserial URL with a
 wake-up preamble, a reply timeout in bench time, bounded retry, measured reply latency and byte gaps;
-and a read-only tap of a UART line that decodes the frames on it.
+the exchange record and reply checks are drivers.dlt645.exchange, the port drivers.dlt645.port, the read-only
+tap of a line drivers.dlt645.tap (their names are importable from here too).
 
 Ports come from `drivers.serial_transport` (pyserial's `serial_for_url`: device path, rfc2217://,
 socket://, loop://); time from the injected clock, never slept on directly. Imports nothing above the
@@ -11,15 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
 from drivers.clock import Clock
-from drivers.dlt645.abnormal import AnyErrorCode, abnormal_error
+from drivers.dlt645.abnormal import abnormal_error
+from drivers.dlt645.exchange import (
+    PLUS_33,
+    AbnormalReply,
+    Attempt,
+    Exchange,
+    answers_request,
+    di_text,
+    requested_di,
+    swapped_address,
+    what_answers,
+)
 from drivers.dlt645.frame import (
     BROADCAST_ADDRESS,
     WILDCARD_ADDRESS,
@@ -31,7 +40,9 @@ from drivers.dlt645.frame import (
 )
 from drivers.dlt645.identifiers import Value, decode_value, encode_di, encode_value
 from drivers.dlt645.payloads import baud_word, encode_broadcast_time
+from drivers.dlt645.port import POLL_WALL_S, PortFactory, TrafficHook, open_serial_port
 from drivers.dlt645.reader import BadFrame, FrameReader
+from drivers.dlt645.tap import TapFrame, UartTap
 from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, NotOpenError, ValidationError
 from drivers.retry import RetryPolicy
 from drivers.serial_transport import (
@@ -41,230 +52,15 @@ from drivers.serial_transport import (
     carries_baud,
     carries_parity,
     is_pty,
-    open_port,
 )
 
-__all__ = ["AbnormalReply", "Attempt", "Exchange", "LineSettings", "MeterLink", "SerialPort", "TapFrame", "UartTap",
-           "carries_baud", "carries_parity", "open_serial_port"]
-
-# How often the receive loop looks at the port (a read's wall timeout, and the clock's poll while it waits for
-# bytes). The limits apply to bench time, on the injected clock, which alone decides how time passes.
-POLL_WALL_S: Final = 0.01
-# A tap read ends when the line has been quiet for this many polls (wall time).
-TAP_QUIET_READS: Final = 5
+__all__ = ["POLL_WALL_S", "AbnormalReply", "Attempt", "Exchange", "LineSettings", "MeterLink", "PortFactory",
+           "SerialPort", "TapFrame", "TrafficHook", "UartTap", "answers_request", "carries_baud", "carries_parity",
+           "open_serial_port"]
 
 DATE_DI: Final = 0x04000101
 TIME_DI: Final = 0x04000102
-_PLUS_33: Final = bytes((b + 0x33) & 0xFF for b in range(256))
 
-
-PortFactory = Callable[[str, LineSettings], SerialPort]
-# (port URL, direction '>' sent / '<' received, bytes): where a run's traffic log takes UART bytes.
-TrafficHook = Callable[[str, str, bytes], None]
-
-
-def open_serial_port(url: str, line: LineSettings) -> SerialPort:
-    """A pyserial port for `url` with `line` settings, reads returning after the link's poll interval."""
-    return open_port(url, line, timeout_s=POLL_WALL_S)
-
-
-# ------------------------------------------------------------------------------------ what happened
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One transmission of a request and what came back, in bench time."""
-
-    sent_at_s: float  # when the request's last byte left the host (its transmit queue modelled)
-    chunks: tuple[tuple[float, bytes], ...]  # (bench time read, bytes) after the request
-    frames: tuple[Dlt645Frame, ...]  # every valid frame heard, including echoes of the request
-    bad_frames: tuple[BadFrame, ...]
-    noise_bytes: int  # bytes outside any frame (FE wake-up bytes excluded)
-    reply: Dlt645Frame | None  # the first meter frame (D7 set) that answers this request
-    reply_at_s: float | None = None  # bench time the read holding the reply's first byte returned
-    # Meter frames that answer another request (a late reply to an earlier one): heard, logged, never the reply.
-    late: tuple[Dlt645Frame, ...] = ()
-
-    @property
-    def received(self) -> bytes:
-        """Every byte received after the request."""
-        return b"".join(data for _, data in self.chunks)
-
-    @property
-    def latency_s(self) -> float | None:
-        """Bench time from the end of the request to the first byte of the reply (an echo of the request
-        on a two-wire line does not count), s; without a reply, to the first byte heard (None: nothing)."""
-        if self.reply_at_s is not None:
-            return self.reply_at_s - self.sent_at_s
-        return self.chunks[0][0] - self.sent_at_s if self.chunks else None
-
-    @property
-    def max_gap_s(self) -> float | None:
-        """Largest bench time between two reads that returned bytes of the reply, s (None: no bytes)."""
-        start = self.reply_at_s if self.reply_at_s is not None else (self.chunks[0][0] if self.chunks else None)
-        times = [t for t, _ in self.chunks if start is not None and t >= start]
-        if not times:
-            return None
-        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """A request, every attempt at it, and the reply (if any); `problems` says what broke the standard."""
-
-    request: Dlt645Frame
-    preamble: int
-    attempts: tuple[Attempt, ...]
-    stray: bytes = b""  # bytes that were waiting before the request was sent
-
-    @property
-    def reply(self) -> Dlt645Frame | None:
-        """The reply of the last attempt (None when no meter frame came)."""
-        return self.attempts[-1].reply if self.attempts else None
-
-    @property
-    def latency_s(self) -> float | None:
-        """Reply latency of the last attempt, s."""
-        return self.attempts[-1].latency_s if self.attempts else None
-
-    @property
-    def max_gap_s(self) -> float | None:
-        """Largest gap between received bytes in the last attempt, s."""
-        return self.attempts[-1].max_gap_s if self.attempts else None
-
-    @property
-    def retried(self) -> bool:
-        """True when the request was sent more than once."""
-        return len(self.attempts) > 1
-
-    def problems(self, address: str | None = None) -> list[str]:
-        """Every way the reply breaks DL/T 645-2007 (structure, address order, +33H, checksum, control
-        bits, data); empty when it conforms. `address`: the meter's (default: the request's)."""
-        out: list[str] = []
-        for number, attempt in enumerate(self.attempts, 1):
-            where = f" (attempt {number})" if len(self.attempts) > 1 else ""
-            out += [f"malformed reply{where}: {bad.reason}" for bad in attempt.bad_frames]
-            if attempt.noise_bytes:
-                out.append(f"{attempt.noise_bytes} byte(s) of line noise around the reply{where}")
-        reply = self.reply
-        if reply is None:
-            late = [frame for attempt in self.attempts for frame in attempt.late]
-            if late:
-                out.append(f"only a reply to another request came ({_answers(late[-1])}); asked: "
-                           f"{_answers(self.request)}")
-            elif not any(attempt.bad_frames for attempt in self.attempts):
-                out.append("no reply")
-            return out
-        out += _reply_problems(self.request, reply, address)
-        return out
-
-
-def _swapped(address: str) -> str:
-    """The address read with its bytes in the other order (what a high-byte-first sender produces)."""
-    return "".join(address[i : i + 2] for i in range(10, -1, -2))
-
-
-def _di_of(request: Dlt645Frame) -> bytes | None:
-    return request.data[:4] if request.function_code == Function.READ and len(request.data) >= 4 else None
-
-
-def _answers(frame: Dlt645Frame) -> str:
-    """What a frame asks or answers, for messages: function, and the DI of a read."""
-    di = frame.data[:4] if frame.function_code == Function.READ and len(frame.data) >= 4 else None
-    return f"{frame.function_code:02X}H" + (f" DI {_di_text(di)}" if di is not None and not frame.is_abnormal else "")
-
-
-def answers_request(reply: Dlt645Frame, request: Dlt645Frame, address: str | None = None) -> bool:
-    """True when meter frame `reply` can be the answer to `request`: same function, from the addressed meter
-    (`address`: the one expected instead, as after a write-address), and for a normal reply to a read the
-    same DI. A meter's own slips still count as its answer (the address high byte first, the DI without its
-    +33H offset): they are judged as nonconformities, not mistaken for another request's reply."""
-    if not reply.is_reply or reply.function_code != request.function_code:
-        return False
-    wanted = {a for a in (request.address, address) if a is not None and "A" not in a and a != BROADCAST_ADDRESS}
-    if wanted and reply.address not in wanted and _swapped(reply.address) not in wanted:
-        return False
-    di = _di_of(request)
-    if di is None or reply.is_abnormal or len(reply.data) < 4:
-        return True
-    return reply.data[:4] in (di, bytes((b - 0x33) & 0xFF for b in di))
-
-
-def _address_problems(request: Dlt645Frame, reply: Dlt645Frame, address: str | None) -> list[str]:
-    wanted = address if address is not None else request.address
-    if "A" in wanted or wanted == BROADCAST_ADDRESS or reply.address == wanted:
-        return []
-    if _swapped(reply.address) == wanted:
-        return [f"address field reads {reply.address}: the meter sends its address high byte first "
-                f"(the standard sends {wanted} lowest byte first)"]
-    return [f"reply from address {reply.address}, expected {wanted}"]
-
-
-def _control_problems(request: Dlt645Frame, reply: Dlt645Frame) -> list[str]:
-    out: list[str] = []
-    function = request.function_code
-    if reply.is_abnormal:
-        expected_control = function | 0xC0
-        if len(reply.data) != (2 if function == Function.SECURITY else 1):
-            out.append(f"abnormal reply carries L = {len(reply.data)}, the standard has 1 (2 for 03)")
-    else:
-        expected_control = function | 0x80
-    if reply.control != expected_control:
-        bits = []
-        if not reply.is_reply:
-            bits.append("D7 (direction) clear")
-        if reply.has_follow_up:
-            bits.append("D5 (follow-up frames) set though no follow-up was asked for")
-        if reply.function_code != function:
-            bits.append(f"function 0x{reply.function_code:02X} answers 0x{function:02X}")
-        detail = f": {'; '.join(bits)}" if bits else ""
-        out.append(f"control byte 0x{reply.control:02X}, expected 0x{expected_control:02X}{detail}")
-    return out
-
-
-def _data_problems(request: Dlt645Frame, reply: Dlt645Frame) -> list[str]:
-    if reply.is_abnormal:
-        return []
-    out: list[str] = []
-    di = _di_of(request)
-    if di is not None:
-        if reply.data[:4] == di:
-            number = int.from_bytes(di, "little")
-            try:
-                decode_value(number, reply.data[4:])
-            except FrameError as exc:
-                out.append(f"value of DI {number:08X}: {exc}")
-        elif reply.data[:4].translate(_PLUS_33) == di:
-            out.append("data field sent without the +33H offset")
-        else:
-            out.append(f"reply carries DI {_di_text(reply.data[:4])}, asked for {_di_text(di)}")
-    if request.function_code == Function.READ_ADDRESS:
-        on_wire = address_to_wire(reply.address)
-        if reply.data != on_wire and reply.data.translate(_PLUS_33) == on_wire:
-            out.append("data field sent without the +33H offset")
-        elif reply.data != on_wire:
-            out.append(f"read-address reply data {reply.data.hex(' ')} is not the address {reply.address} "
-                       "lowest byte first")
-    return out
-
-
-def _reply_problems(request: Dlt645Frame, reply: Dlt645Frame, address: str | None) -> list[str]:
-    """What does not conform in a reply to `request` (address, control byte, data), in words."""
-    return [*_address_problems(request, reply, address), *_control_problems(request, reply),
-            *_data_problems(request, reply)]
-
-
-def _di_text(raw: bytes) -> str:
-    return f"{int.from_bytes(raw, 'little'):08X}" if len(raw) == 4 else raw.hex(" ")
-
-
-class AbnormalReply(InstrumentError):
-    """The meter answered with an abnormal reply (D6 set); `error` is its error word."""
-
-    def __init__(self, message: str, error: AnyErrorCode, reply: Dlt645Frame) -> None:
-        super().__init__(message)
-        self.error = error
-        self.reply = reply
 
 
 # ------------------------------------------------------------------------------------ the link
@@ -500,7 +296,7 @@ class MeterLink:
                      for a in exchange.attempts)
         if len(received) > 1 and all(received) and len(set(received)) == len(received) and not theirs:
             bad = [b.reason for a in exchange.attempts for b in a.bad_frames]
-            raise LinkError(f"meter {self.address} on {self.url}: no valid reply to {_answers(exchange.request)} "
+            raise LinkError(f"meter {self.address} on {self.url}: no valid reply to {what_answers(exchange.request)} "
                             f"in {len(received)} attempt(s) and different bytes each time "
                             f"({bad[-1] if bad else 'noise'}): line noise or a loose connection on {self.url}, "
                             "not the meter")
@@ -517,7 +313,7 @@ class MeterLink:
         except FrameError:
             return False
         wanted = {a for a in (request.address, self.address) if "A" not in a}
-        return not wanted or address in wanted or _swapped(address) in wanted
+        return not wanted or address in wanted or swapped_address(address) in wanted
 
     def _exchange(self, frame: Dlt645Frame, *, preamble: int | None = None, retries: int | None = None,
                   expect_reply: bool = True, listen_s: float = 0.0, reply_from: str | None = None) -> Exchange:
@@ -551,8 +347,8 @@ class MeterLink:
         """
         exchange = self.exchange(frame, preamble=preamble, retries=retries, reply_from=reply_from)
         what = f"{frame.function.name.lower().replace('_', ' ')} ({frame.function_code:02X}H)"
-        if _di_of(frame) is not None:
-            what += f" DI {_di_text(frame.data[:4])}"
+        if requested_di(frame) is not None:
+            what += f" DI {di_text(frame.data[:4])}"
         meter = f"meter {self.address} on {self.url}"
         reply = exchange.reply
         attempts = len(exchange.attempts)
@@ -560,7 +356,7 @@ class MeterLink:
             bad = [b.reason for a in exchange.attempts for b in a.bad_frames]
             late = [f for a in exchange.attempts for f in a.late]
             if late:
-                raise FrameError(f"{meter}: reply to {what} carries {_answers(late[-1])} (from {late[-1].address}) "
+                raise FrameError(f"{meter}: reply to {what} carries {what_answers(late[-1])} (from {late[-1].address}) "
                                  f"in {attempts} attempt(s): an answer to another request")
             if bad:
                 raise FrameError(f"{meter}: no valid reply to {what} in {attempts} attempt(s): {bad[-1]}")
@@ -571,7 +367,7 @@ class MeterLink:
             )
         expected_address = reply_from or (self.address if "A" not in frame.address else None)
         if expected_address is not None and reply.address != expected_address:
-            swap = " (its address high byte first)" if _swapped(reply.address) == expected_address else ""
+            swap = " (its address high byte first)" if swapped_address(reply.address) == expected_address else ""
             raise FrameError(f"{meter}: reply to {what} comes from address {reply.address}{swap}")
         if reply.function_code != frame.function_code:
             raise FrameError(f"{meter}: reply to {what} carries function {reply.function_code:02X}H")
@@ -593,9 +389,9 @@ class MeterLink:
         reply = self.request(request, preamble=preamble).reply
         assert reply is not None
         if reply.data[:4] != encode_di(di):
-            offset = " (the +33H offset is missing)" if reply.data[:4].translate(_PLUS_33) == encode_di(di) else ""
+            offset = " (the +33H offset is missing)" if reply.data[:4].translate(PLUS_33) == encode_di(di) else ""
             raise FrameError(f"meter {self.address}: reply to read DI {di:08X} carries DI "
-                             f"{_di_text(reply.data[:4])}{offset}")
+                             f"{di_text(reply.data[:4])}{offset}")
         return reply
 
     def read(self, di: int, *, preamble: int | None = None) -> Value:
@@ -691,74 +487,3 @@ class MeterLink:
         self.write(TIME_DI, nearest.time().replace(microsecond=0), password=password)
 
 
-# ------------------------------------------------------------------------------------ tapping a line
-
-
-@dataclass(frozen=True)
-class TapFrame:
-    """A frame (or malformed frame) heard on a tapped line, with the bench time it was read (an upper
-    bound of when it was sent: a UART adapter buffers)."""
-
-    at_s: float
-    frame: Dlt645Frame | BadFrame
-
-
-@dataclass
-class UartTap:
-    """A read-only UART adapter on a line between two devices (e.g. management and expansion module):
-    decodes every frame on it. Both directions arrive on one port, as a dual-input sniffer gives them."""
-
-    url: str
-    clock: Clock
-    line: LineSettings = field(default_factory=lambda: LineSettings(baud=9600))
-    port_factory: PortFactory = open_serial_port
-    traffic: TrafficHook | None = None
-    _port: SerialPort | None = field(default=None, init=False, repr=False)
-    _reader: FrameReader = field(default_factory=FrameReader, init=False, repr=False)
-
-    @property
-    def is_open(self) -> bool:
-        """True between open() and close()."""
-        return self._port is not None
-
-    @property
-    def noise_bytes(self) -> int:
-        """Bytes heard outside any frame since the tap was opened (FE wake-up bytes excluded)."""
-        return self._reader.discarded
-
-    def open(self) -> None:
-        """Open the adapter's port; a second call is a no-op."""
-        if self._port is None:
-            self._port = self.port_factory(self.url, self.line)
-            self._reader = FrameReader()
-
-    def close(self) -> None:
-        """Close the port; safe to call when closed."""
-        port, self._port = self._port, None
-        if port is not None:
-            with contextlib.suppress(Exception):
-                port.close()
-
-    def read(self) -> list[TapFrame]:
-        """Every frame completed by the bytes that arrived since the last read (waits until the line has
-        been quiet for a moment, so a frame in flight is not cut)."""
-        port = self._port
-        if port is None:
-            raise NotOpenError(f"UART tap {self.url} is not open: call open() first")
-        out: list[TapFrame] = []
-        quiet = 0
-        wall_limit = time.monotonic() + 5.0  # a line that never goes quiet still returns
-        while quiet < TAP_QUIET_READS and time.monotonic() < wall_limit:
-            try:
-                data = port.read(max(1, port.in_waiting))
-            except Exception as exc:  # noqa: BLE001
-                raise InstrumentError(f"UART tap {self.url}: reading failed: {exc}") from None
-            if not data:
-                quiet += 1
-                continue
-            quiet = 0
-            if self.traffic is not None:
-                self.traffic(self.url, "<", data)
-            now = self.clock.now()
-            out += [TapFrame(now, item) for item in self._reader.feed(data)]
-        return out
