@@ -36,6 +36,7 @@ from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
 from drivers.ble import BleBackend
+from drivers.ble.loop_thread import start_loop_thread
 from drivers.errors import RigError
 
 T = TypeVar("T")
@@ -89,9 +90,7 @@ class BumbleCentral:
     @classmethod
     def over_hci(cls, spec: str) -> BumbleCentral:
         """A dongle on a bumble HCI transport (`tcp-client:127.0.0.1:PORT`, `usb:0`, ...), on a loop of its own."""
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name=f"bumble-central:{spec}", daemon=True)
-        thread.start()
+        loop, thread = start_loop_thread(f"bumble-central:{spec}")
 
         async def build() -> BumbleCentral:
             from bumble.transport import open_transport

@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from drivers.ble.loop_thread import start_loop_thread, stop_loop_thread
 from drivers.clock import Clock
 from drivers.errors import InstrumentError, InstrumentTimeout, LinkError, NotOpenError, RigError, ValidationError
 
@@ -200,18 +201,7 @@ class BleUartPort:
         """Start the port's event loop (nothing is sent over the air yet); a second call is a no-op."""
         if self._loop is not None:
             return
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(started.set)
-            loop.run_forever()
-
-        thread = threading.Thread(target=run, name=f"ble:{self.target.label}", daemon=True)
-        thread.start()
-        started.wait(5.0)
-        self._loop, self._thread = loop, thread
+        self._loop, self._thread = start_loop_thread(f"ble:{self.target.label}")
 
     def close(self) -> None:
         """Disconnect and stop the event loop; safe to call when closed."""
@@ -221,11 +211,7 @@ class BleUartPort:
         with contextlib.suppress(RigError):
             self._disconnect()
         self._loop = self._thread = None
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(5.0)
-        if not loop.is_running():
-            loop.close()
+        stop_loop_thread(loop, thread)
 
     def _require(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:

@@ -23,6 +23,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from drivers.ble.loop_thread import start_loop_thread, stop_loop_thread
 from drivers.dlt645 import BadFrame, Dlt645Frame
 from rig.config import BleConfig, BleKnobs, ble_uuid
 from rig.twin.dlt698.codec import Bad698Frame, Dlt698Frame
@@ -117,7 +118,6 @@ class MeterBle:
     faults: FaultSchedule | None = None
     notifications_sent: int = 0
     requests_heard: int = 0
-    bad_frames_heard: int = 0
     connections: int = 0
     device: Device | None = field(default=None, init=False)
     _notify_char: gatt.Characteristic[bytes] | None = field(default=None, init=False)
@@ -236,8 +236,7 @@ class MeterBle:
             world.advance(CONNECTION_EVENT_S)
             for item in self._reader.feed(bytes(value)):
                 if isinstance(item, (BadFrame, Bad698Frame)):
-                    self.bad_frames_heard += 1
-                    continue
+                    continue  # a garbled request gets no reply, as on the UART
                 self.requests_heard += 1
                 self._last_request = item
                 self._fresh_connection = False
@@ -323,18 +322,7 @@ class Air:
 
     def start(self) -> None:
         """Start the loop and power every meter's module; register the air under twin-ble://N."""
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(started.set)
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="twin-air", daemon=True)
-        self._thread.start()
-        started.wait(5.0)
-        self._loop = loop
+        self._loop, self._thread = start_loop_thread("twin-air")
         for meter in self.meters:
             self.run(meter.start(self.link))
         if self.meters:
@@ -393,12 +381,8 @@ class Air:
             world.remove_pending(self.advertising_due, server_thread=self._thread.ident if self._thread else None)
         with contextlib.suppress(Exception):
             self.run(self._shutdown(), 5.0)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5.0)
-        self._loop = self._thread = None
-        if not loop.is_running():
-            loop.close()
+        thread, self._loop, self._thread = self._thread, None, None
+        stop_loop_thread(loop, thread)
         self.link = type(self.link)()  # a restart powers every module again on a fresh air
         self._central, self._hci_spec, self._hci_server = None, None, None
 
