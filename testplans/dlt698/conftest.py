@@ -13,7 +13,7 @@ from rig.bench import Bench, Position
 from rig.procedures import RackCache
 from testplans.comms.helpers import power_meters
 from testplans.dlt698.helpers import link698_of
-from testplans.security.conftest import esam_keys  # noqa: F401  (the bench's ESAM key source, as the 645 plans')
+from testplans.keys import esam_keys_fixture  # noqa: F401  (the bench's ESAM key source, as the 645 plans')
 from testplans.transports import BLE, UART, transport_fixture  # noqa: F401  (registers `transport`)
 
 _MISSING = {UART: "gives no serial port", BLE: "gives no ble entry (Bluetooth LE)"}

@@ -1,5 +1,6 @@
-"""Fixtures of the security plans: the bench's key source and each position's secure-session client with
-its meter powered and put back afterwards. Helpers are in testplans.security.helpers."""
+"""Fixtures of the security plans: each position's secure-session client with its meter powered and put back
+afterwards; the bench's key source (`esam_keys`) comes from testplans.keys. Helpers are in
+testplans.security.helpers."""
 
 from __future__ import annotations
 
@@ -9,20 +10,11 @@ import pytest
 
 from drivers.security import KeySource, MeterSecurityClient
 from rig.bench import Bench, Position
-from rig.config import ConfigError
 from rig.procedures import RackCache
-from rig.security import key_source_for, secure_client
+from rig.security import secure_client
+from testplans.keys import esam_keys_fixture  # noqa: F401  (the `esam_keys` fixture)
 from testplans.security.helpers import power_meters, put_back
 from testplans.transports import meter_link, transport_fixture  # noqa: F401  (the `transport` fixture: UART and BLE)
-
-
-@pytest.fixture(scope="session")
-def esam_keys(bench: Bench) -> KeySource:
-    """The bench's ESAM key source (bench file `keys.esam_master`; on the twin, the twin's)."""
-    try:
-        return key_source_for(bench.config)
-    except ConfigError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture
