@@ -8,6 +8,8 @@ bad frames, a half frame flushed by the inter-frame gap).
 
 from __future__ import annotations
 
+import copy
+
 from drivers.dlt645 import BadFrame, Dlt645Frame, FrameReader
 from drivers.errors import FrameError
 from rig.twin.dlt698.codec import START, Bad698Frame, Dlt698Frame, header_valid, parse_frame
@@ -66,6 +68,11 @@ class DualFrameReader:
                         break
                     pos = start + 1
                     continue
+                consumed = self._completes_645(buf[passed:])
+                if consumed:  # the 68 is inside a 645 frame the reader already holds the start of
+                    out.extend(self._to_645(buf[passed:passed + consumed]))
+                    passed = pos = passed + consumed
+                    continue
                 # Wait for more bytes before deciding; what came before goes on now.
                 out.extend(self._to_645(buf[passed:start]))
                 self._held = buf[start:]
@@ -84,6 +91,16 @@ class DualFrameReader:
         if final:
             out.extend(self.reader645.flush())
         return out
+
+    def _completes_645(self, chunk: bytes) -> int:
+        """How many bytes of `chunk` complete a good 645 frame after what the 645 reader holds (0: none).
+
+        A 68 near the end of a 645 frame (its checksum, a data byte) must not hold the frame's tail back
+        as a possible 698 header: the meter would answer only when the next request arrives."""
+        probe = copy.deepcopy(self.reader645)
+        if not any(isinstance(frame, Dlt645Frame) for frame in probe.feed(chunk)):
+            return 0
+        return len(chunk) - len(probe.pending)
 
     def _to_645(self, chunk: bytes) -> list[Heard]:
         return list(self.reader645.feed(chunk)) if chunk else []
