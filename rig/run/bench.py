@@ -25,6 +25,7 @@ class BenchLife:
         self.traffic: TrafficLog | None = None
         self.switch: DeadMansSwitch | None = None
         self.safe_confirmed = False
+        self.closed = False  # closed at the end: driving safe again would talk to closed instruments
         self.safe_problem: str | None = None
 
     def time_s(self) -> float:
@@ -83,7 +84,7 @@ class BenchLife:
 
     def drive_safe(self) -> None:
         """Source output off, confirmed (`OUTP?` reads off): the first step of every ending. Never raises."""
-        if self.opened is None or self.safe_confirmed:
+        if self.opened is None or self.safe_confirmed or self.closed:
             return
         with STOP.deferred():
             try:
@@ -97,14 +98,16 @@ class BenchLife:
     def close(self) -> None:
         """Close the bench (output off again, instruments closed) and stand the dead-man's switch down: it
         only exits when the source was confirmed off, else it drives the source safe itself."""
-        if self.opened is None:
+        if self.opened is None or self.closed:
             return
+        self.drive_safe()  # first, and confirmed, whatever closing the instruments then does
         with STOP.deferred():
             closed = False
             try:
                 self.opened.close()
                 closed = True
             finally:
+                self.closed = True
                 switch, self.switch = self.switch, None
                 if switch is not None:
                     switch.stand_down(safe=closed or self.safe_confirmed)
