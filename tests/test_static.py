@@ -1,4 +1,4 @@
-"""The project's own static checks run with the suite: ruff on everything, mypy
+"""The project's own static checks run with the suite: ruff on everything (with a complexity gate), mypy
 strict on the library layers (drivers/, rig/), the layer contracts (import-linter, configured in
 pyproject.toml), no time.sleep outside the wall clock, no raw SCPI in plans."""
 
@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,17 @@ def test_a_missing_plans_entry_point_is_named(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(plans, "entry_points", lambda group: ())
     with pytest.raises(RigError, match=r"no plans package declares 'meter_hil_rig\.mutations' entry points"):
         plans.mutation_catalogue()
+
+
+def test_complexity_gate_applies_to_the_library_and_plan_folders() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
+    assert "C90" in config["select"] and config["mccabe"]["max-complexity"] == 15
+    branches = "".join(f"    if x == {n}:\n        return {n}\n" for n in range(16))
+    source = f"def tangled(x: int) -> int:\n{branches}    return -1\n"
+    for folder in ("drivers", "rig", "fixtures", "testplans"):
+        proc = subprocess.run([*_tool("ruff"), "check", "--stdin-filename", f"{folder}/tangled.py", "-"],
+                              input=source, capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert "C901" in proc.stdout, (folder, proc.stdout)
 
 
 def test_no_time_sleep_outside_the_wall_clock() -> None:
