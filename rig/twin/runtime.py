@@ -20,8 +20,9 @@ from rig.twin.dlt698.server import Dlt698Server
 from rig.twin.expansion import EXPANSION_LINE, ExpansionModule
 from rig.twin.faults import FaultSchedule
 from rig.twin.keys import TwinEsamKey
-from rig.twin.management import ManagementModule, MeterUart
+from rig.twin.management import ManagementModule
 from rig.twin.meter import MeteringModule, MeterModel
+from rig.twin.meter_uart import MeterUart
 from rig.twin.power import MeterPower
 from rig.twin.reference import REFERENCE_PERSONALITIES, ReferenceModel
 from rig.twin.scpi import ScpiTcpServer
@@ -62,25 +63,25 @@ class Twin:
         self.meters: list[MeterModel] = []
         self.uarts: list[MeterUart] = []
         self.world.models.append(self.reference)  # stepped first: meters' edges read its energy
-        # Bench faults (issue 11): scheduled on the virtual clock, acting in the servers below the transports.
+        # Bench faults: scheduled on the virtual clock, acting in the servers below the transports.
         self.faults = FaultSchedule(self.world, config.faults, random.Random(f"{config.seed}:faults"))
         self.faults.on_reference_reset.append(self.reference.power_on_reset)
         self.world.models.append(self.faults)
-        self.esam_key = TwinEsamKey(bench, config.seed)  # ESAM master key (issue 7): the bench's or the seed's
+        self.esam_key = TwinEsamKey(bench, config.seed)  # ESAM master key: the bench's or the seed's
         firmware_key = firmware_signing_keypair(config.seed)  # the vendor key its meters' images are signed with
         for index, position in enumerate(bench.positions):
             knobs = config.knobs_for(index)
             metering = MeteringModule(bench.meter, knobs.metering, random.Random(f"{config.seed}:meter:{index}"))
             metering.pulse_listeners.append(functools.partial(self.reference.pulse_edge, position.pulse_channel))
             self.world.on_second.append(metering.redraw)
-            # The management MCU (DL/T 645 on RS-485) and the expansion module polling it (issue 5).
+            # The management MCU (DL/T 645 on RS-485) and the expansion module polling it.
             management = ManagementModule(bench.meter, knobs.uart, position.address, metering, self.world,
                                           random.Random(f"{config.seed}:uart:{index}"))
             expansion = ExpansionModule(management, random.Random(f"{config.seed}:expansion:{index}"))
-            # Its ESAM and security firmware; the expansion module's relay in the series current loop (issue 7).
+            # Its ESAM and security firmware; the expansion module's relay in the series current loop.
             build_security(management, expansion.relay, self.world.loop_breakers, knobs.security,
                            self.esam_key.key, f"{config.seed}:esam:{index}")
-            # Its power side: supply hold-up, power-down events, RTC on the battery, the battery (issue 9).
+            # Its power side: supply hold-up, power-down events, RTC on the battery, the battery.
             management.attach_power(MeterPower(bench.meter, knobs.power, metering, management.rtc, self.world,
                                                random.Random(f"{config.seed}:power:{index}")))
             metering.dip_power_w = knobs.power.counts_during_dip
@@ -99,7 +100,7 @@ class Twin:
             for meter in self.meters
         ]
         self.world.models.extend(self.spi_buses)
-        # Each meter's BLE module on a virtual controller, for positions whose bench entry says ble: twin (issue 8).
+        # Each meter's BLE module on a virtual controller, for positions whose bench entry says ble: twin.
         self.air = build_air([(m.index, bench.positions[m.index].ble, m.management, config.knobs_for(m.index).ble)
                               for m in self.meters if m.management is not None], self.faults)
         self._spi_urls: list[str] = []
@@ -108,14 +109,14 @@ class Twin:
 
     def start(self, *, control: bool = False) -> None:
         """Serve the instruments (and the control channel when asked) on loopback ports."""
-        self.esam_key.publish(to_file=control)  # a derived ESAM key goes where the rig reads it (issue 7)
+        self.esam_key.publish(to_file=control)  # a derived ESAM key goes where the rig reads it
         source = ScpiTcpServer(self.source, faults=self.faults, name="source")
         reference = ScpiTcpServer(self.reference, faults=self.faults, name="reference")
         source.start()
         reference.start()
         self._servers = {"source": source, "reference": reference}
         self._serve_serial_ports()
-        if self.air is not None:  # the meters' BLE modules on the air; for another process an HCI controller (issue 8)
+        if self.air is not None:  # the meters' BLE modules on the air; for another process an HCI controller
             self.air.start()
             self._servers["ble"] = self.air
             if control:
@@ -158,7 +159,7 @@ class Twin:
         self._servers = {}
         unregister(self._spi_urls)
         self._spi_urls = []
-        self.esam_key.withdraw()  # issue 7
+        self.esam_key.withdraw()  # the derived key file goes with the twin
 
     def __enter__(self) -> Twin:
         self.start()
@@ -183,11 +184,11 @@ class Twin:
                 position["serial"] = self._servers[f"serial:{index}"].url
             if f"tap:{index}" in self._servers:
                 position["expansion_tap"]["serial"] = self._servers[f"tap:{index}"].url
-        if "ble" in self._servers:  # ble.backend: twin -> twin-ble://N (bumble:tcp-client:... when served) (issue 8)
+        if "ble" in self._servers:  # ble.backend: twin -> twin-ble://N (bumble:tcp-client:... when served)
             resolve_ble(data["positions"], self._servers["ble"], served=served)
         spi_server = self._servers.get("spi")
         resolve_positions(data["positions"], spi_server.urls if served and spi_server else self._spi_urls)
-        esam_key = self.esam_key.reference()  # issue 7: the derived ESAM key, by reference
+        esam_key = self.esam_key.reference()  # the derived ESAM key, by reference (never its value)
         if esam_key is not None:
             data.setdefault("keys", {})[ESAM_MASTER_KEY] = esam_key.model_dump(mode="python")
         return BenchConfig.model_validate(data)

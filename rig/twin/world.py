@@ -111,7 +111,7 @@ class World:
         self.transient: TransientRun | None = None  # a waveform program the source runs (steps split at its edges)
         self.models: list[Stepped] = []
         self.on_second: list[Callable[[float], None]] = []  # called at each noise boundary
-        # Open contacts in the series current loop (a meter's tripped relay, issue 7): no load current flows.
+        # Open contacts in the series current loop (a meter's tripped relay): no load current flows.
         self.loop_breakers: list[Callable[[], bool]] = []
         self._pending: list[Pending] = []
         self._settled = threading.Condition()

@@ -13,7 +13,7 @@ import pytest
 
 from drivers.dlt645.link import MeterLink
 from rig.config import load_bench
-from rig.twin.management import MeterUart
+from rig.twin.meter_uart import MeterUart
 from rig.twin.runtime import Twin
 from rig.twin.serial_port import Line
 

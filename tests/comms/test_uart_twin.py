@@ -35,9 +35,10 @@ from drivers.dlt645.link import MeterLink
 from drivers.errors import FrameError
 from rig.config import BENCHES_DIR, UartKnobs, load_bench
 from rig.twin.expansion import POLL_PERIOD_S, ExpansionModule
-from rig.twin.management import ManagementModule, MeterUart
+from rig.twin.management import ManagementModule
 from rig.twin.meter import MeteringModule
 from rig.twin.meter_clock import broadcast_refusal
+from rig.twin.meter_uart import MeterUart
 from rig.twin.runtime import Twin
 from rig.twin.serial_port import OUTBOX_LIMIT_BYTES, Line, _Outbox, serve_port
 from rig.twin.world import World
