@@ -209,9 +209,10 @@ def test_write_frames_password_operator_and_value() -> None:
     link, port, _ = make_link(lambda r: [(0.05, encode(Dlt645Frame.reply(ADDRESS, Function.WRITE)))],
                               password="02123456")
     link.write(0x04000102, dt.time(10, 20, 30))
-    sent = Dlt645Frame.request(ADDRESS, Function.WRITE, encode_di(0x04000102) + bytes.fromhex("02 56 34 12")
-                               + bytes(4) + bytes.fromhex("30 20 10"))
-    assert port.written[-1] == encode(sent)
+    # Worked by hand from DL/T 645-2007: wake-up FE x4, 68 A0..A5 68, C=14, L=15, DI 04000102 + password level 02
+    # 123456 + operator 00000000 + time 10:20:30 (BCD, lowest byte first), each data byte +33H, CS, 16.
+    assert port.written[-1] == bytes.fromhex("fe fe fe fe 68 01 00 00 00 00 00 68 14 0f 35 34 33 37 35 89 67 45 "
+                                             "33 33 33 33 63 53 43 f6 16")
     with pytest.raises(ValidationError, match="password"):
         link.write(0x04000102, dt.time(10), password="0x")
 
@@ -220,7 +221,7 @@ def test_read_address_with_wildcard() -> None:
     reply = Dlt645Frame.reply(ADDRESS, Function.READ_ADDRESS, address_to_wire(ADDRESS))
     link, port, _ = make_link(lambda r: [(0.05, encode(reply))])
     assert link.read_address() == ADDRESS
-    assert port.written[-1] == encode(Dlt645Frame.request("AAAAAAAAAAAA", Function.READ_ADDRESS))
+    assert port.written[-1] == bytes.fromhex("fe fe fe fe 68 aa aa aa aa aa aa 68 13 00 df 16")  # C=13, L=0
 
 
 def test_change_baud_follows_after_the_reply() -> None:
