@@ -17,132 +17,46 @@ import random
 import select
 import socket
 import termios
-import threading
 import tty
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import serial.rfc2217 as rfc2217
 
+from rig.twin.serial_base import (
+    SELECT_S,
+    TWIN_SERIAL,
+    TWIN_SERIAL_PTY,
+    TWIN_SERIALS,
+    HostUart,
+    Line,
+    Outbox,
+    PortBase,
+    SerialDevice,
+    garble,
+)
+
+__all__ = [
+    "TWIN_SERIAL",
+    "TWIN_SERIALS",
+    "TWIN_SERIAL_PTY",
+    "Line",
+    "PtyPort",
+    "Rfc2217Port",
+    "SerialDevice",
+    "SerialPortServer",
+    "serve_port",
+]
+
 if TYPE_CHECKING:
     from rig.twin.faults import FaultSchedule
-    from rig.twin.world import World
-
-# What a host that never reads may leave queued on one port before bytes are dropped.
-OUTBOX_LIMIT_BYTES: Final = 256 * 1024
-_SELECT_S: Final = 0.02
-TWIN_SERIAL: Final = "twin"  # bench file: served over RFC 2217
-TWIN_SERIAL_PTY: Final = "twin+pty"  # bench file: served on a pty (parity is not carried)
-TWIN_SERIALS: Final = (TWIN_SERIAL, TWIN_SERIAL_PTY)
-
-
-@dataclass(frozen=True)
-class Line:
-    """Line settings as a UART has them: baud (bit/s), data bits, parity (N/E/O/M/S), stop bits."""
-
-    baud: int = 2400
-    bytesize: int = 8
-    parity: str = "E"
-    stopbits: float = 1
-
-    @property
-    def char_time_s(self) -> float:
-        """Time one character occupies the wire, s."""
-        return (1 + self.bytesize + (self.parity != "N") + self.stopbits) / self.baud
-
-    def __str__(self) -> str:
-        return f"{self.baud} {self.bytesize}{self.parity}{self.stopbits:g}"
-
-
-class SerialDevice(Protocol):
-    """What sits on the twin's end of a serial port."""
-
-    @property
-    def line(self) -> Line:
-        """The device's own line settings now (they may change, e.g. after a baud change)."""
-        ...
-
-    def receive(self, data: bytes, host: Line, send: Callable[[bytes], None]) -> None:
-        """Bytes from the host (already garbled if the host's settings differ); `send` writes back."""
-        ...
-
-
-def garble(data: bytes, rng: random.Random) -> bytes:
-    """What a UART receives when the sender uses other line settings: framing and parity errors, wrong
-    bits; here seeded random bytes of the same count."""
-    return bytes(rng.randrange(256) for _ in data)
-
-
-class _HostUart:
-    """The host's UART settings as RFC 2217 carries them (the object `PortManager` configures)."""
-
-    def __init__(self) -> None:
-        self.baudrate = 9600
-        self.bytesize = 8
-        self.parity = "N"
-        self.stopbits: float = 1
-        self.xonxoff = self.rtscts = self.break_condition = False
-        self.rts = self.dtr = True
-        self.cts = self.dsr = True
-        self.ri = self.cd = False
-
-    def line(self) -> Line:
-        return Line(int(self.baudrate), int(self.bytesize), str(self.parity), float(self.stopbits))
-
-    def reset_input_buffer(self) -> None:
-        """Nothing is buffered on the twin's side."""
-
-    def reset_output_buffer(self) -> None:
-        """Nothing is buffered on the twin's side."""
-
-
-class _Outbox:
-    """Bytes for one host: sent at once when the socket or pty takes them, else queued (bounded)."""
-
-    def __init__(self, write_nonblocking: Callable[[bytes], int]) -> None:
-        self._write = write_nonblocking
-        self._pending = bytearray()
-        self._lock = threading.Lock()
-        self.dropped = 0
-
-    def put(self, data: bytes) -> None:
-        with self._lock:
-            if len(self._pending) + len(data) > OUTBOX_LIMIT_BYTES:
-                self.dropped += len(data)
-                return
-            self._pending += data
-            self._flush_locked()
-
-    def flush(self) -> None:
-        with self._lock:
-            self._flush_locked()
-
-    @property
-    def waiting(self) -> bool:
-        return bool(self._pending)
-
-    def _flush_locked(self) -> None:
-        while self._pending:
-            try:
-                sent = self._write(bytes(self._pending))
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                self._pending.clear()  # the host went away: what it did not take is lost
-                return
-            if sent <= 0:
-                return
-            del self._pending[:sent]
-
 
 class _Rfc2217Client:
     """One host connection: telnet/RFC 2217 state, the host's UART settings, and its outbox."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.host = _HostUart()
-        self.outbox = _Outbox(sock.send)
+        self.host = HostUart()
+        self.outbox = Outbox(sock.send)
         self.manager = rfc2217.PortManager(self.host, self)
 
     def write(self, data: bytes) -> None:
@@ -154,91 +68,7 @@ class _Rfc2217Client:
         self.outbox.put(b"".join(self.manager.escape(data)))
 
 
-class _PortBase:
-    """Common to both port kinds: the device, the garbling of mismatched settings, start/stop."""
-
-    def __init__(self, device: SerialDevice | None, line: Line, name: str, rng: random.Random,
-                 faults: FaultSchedule | None = None, target: str = "") -> None:
-        self.device = device
-        self.name = name
-        self._line = line
-        self._rng = rng
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.faults = faults  # bench faults of the twin (twin.faults) on this port, as position `target`
-        self.target = target
-        # The World whose clock must not run past a request this port has not yet answered (a device that
-        # has one: the meter's UART does, a tap does not).
-        self._world: World | None = getattr(device, "world", None)
-        self._handling = False  # True from taking a host's bytes off the socket until the device is done
-
-    def pending(self) -> bool:
-        """True while bytes a host sent are not yet answered: still unread at the port, or being handled."""
-        return self._handling or self._input_waiting()
-
-    def _input_waiting(self) -> bool:
-        raise NotImplementedError
-
-    def _handled(self) -> None:
-        self._handling = False
-        if self._world is not None:
-            self._world.work_done()
-
-    def _on_line(self, data: bytes) -> bytes:
-        """`data` after the line faults in force (bytes dropped, bits flipped)."""
-        return data if self.faults is None else self.faults.corrupt(self.target, data)
-
-    @property
-    def line(self) -> Line:
-        """The device side's line settings."""
-        return self.device.line if self.device is not None else self._line
-
-    def _matches(self, host: Line) -> bool:
-        return host == self.line
-
-    def _deliver(self, data: bytes, host: Line) -> None:
-        if self.device is None:
-            return  # a tap: what the host sends goes nowhere
-        sent, data = data, self._on_line(data)
-        if data != sent:
-            # Noise on the bus that hit the host's bytes reaches every receiver on it, the host's adapter too:
-            # the host hears bytes that are not the meter's (a meter that stays silent sends none).
-            self._send_raw(garble(sent, self._rng))
-        if not data:
-            return
-        if not self._matches(host):
-            data = garble(data, self._rng)
-        self.device.receive(data, host, lambda reply: self.send(reply, host))
-
-    def send(self, data: bytes, host: Line | None = None) -> None:
-        """Bytes to the host; garbled when the host's settings are not the device's."""
-        raise NotImplementedError
-
-    def _send_raw(self, data: bytes) -> None:
-        """Bytes to the host as they are (no line fault, no settings check)."""
-        raise NotImplementedError
-
-    def start(self) -> None:
-        """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._serve, name=f"serial:{self.name}", daemon=True)
-        self._thread.start()
-        if self._world is not None:
-            self._world.add_pending(self.pending, server_thread=self._thread.ident)
-
-    def _serve(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._stop.set()
-        if self._world is not None and self._thread is not None:
-            self._world.remove_pending(self.pending, server_thread=self._thread.ident)
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
-
-
-class Rfc2217Port(_PortBase):
+class Rfc2217Port(PortBase):
     """A serial port served over RFC 2217 on loopback TCP: `rfc2217://127.0.0.1:PORT`.
 
     One host at a time, as a serial port: a new connection replaces the previous one.
@@ -305,12 +135,12 @@ class Rfc2217Port(_PortBase):
         while not self._stop.is_set():
             if self.faults is not None and self.faults.vanished(self.target):
                 self._vanish()
-                self._stop.wait(_SELECT_S)
+                self._stop.wait(SELECT_S)
                 continue
             if self._listener is None:
                 self._reappear()
                 if self._listener is None:
-                    self._stop.wait(_SELECT_S)
+                    self._stop.wait(SELECT_S)
                     continue
             sockets: list[Any] = [self._listener]
             writers: list[Any] = []
@@ -320,7 +150,7 @@ class Rfc2217Port(_PortBase):
                 if client.outbox.waiting:
                     writers.append(client.sock)
             try:
-                readable, writable, _ = select.select(sockets, writers, [], _SELECT_S)
+                readable, writable, _ = select.select(sockets, writers, [], SELECT_S)
             except (OSError, ValueError):
                 if client is not None:
                     self._drop(client)
@@ -387,7 +217,7 @@ _SPEEDS: Final = {getattr(termios, f"B{baud}"): baud for baud in (300, 600, 1200
                                                                    57600, 115200) if hasattr(termios, f"B{baud}")}
 
 
-class PtyPort(_PortBase):
+class PtyPort(PortBase):
     """A serial port served on a pseudo-terminal: the host opens `url` (/dev/pts/N) as a device.
 
     Only the baud rate reaches the twin: Linux forces 8 data bits and drops parity on a pty silently,
@@ -401,7 +231,7 @@ class PtyPort(_PortBase):
         tty.setraw(self._slave)  # no echo, no line editing before the host configures it
         os.set_blocking(self._master, False)
         self._path = os.ttyname(self._slave)
-        self._outbox = _Outbox(lambda data: os.write(self._master, data))
+        self._outbox = Outbox(lambda data: os.write(self._master, data))
 
     @property
     def url(self) -> str:
@@ -444,7 +274,7 @@ class PtyPort(_PortBase):
         while not self._stop.is_set():
             writers = [self._master] if self._outbox.waiting else []
             try:
-                readable, writable, _ = select.select([self._master], writers, [], _SELECT_S)
+                readable, writable, _ = select.select([self._master], writers, [], SELECT_S)
             except (OSError, ValueError):
                 return
             if writable:

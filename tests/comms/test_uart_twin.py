@@ -40,7 +40,8 @@ from rig.twin.meter import MeteringModule
 from rig.twin.meter_clock import broadcast_refusal
 from rig.twin.meter_uart import MeterUart
 from rig.twin.runtime import Twin
-from rig.twin.serial_port import OUTBOX_LIMIT_BYTES, Line, _Outbox, serve_port
+from rig.twin.serial_base import OUTBOX_LIMIT_BYTES, Line, Outbox
+from rig.twin.serial_port import serve_port
 from rig.twin.world import World
 
 ADDRESS = "000000000001"
@@ -235,7 +236,7 @@ def test_outbox_drops_what_a_host_never_takes() -> None:
     def full(data: bytes) -> int:
         raise BlockingIOError
 
-    box = _Outbox(full)
+    box = Outbox(full)
     box.put(b"x" * OUTBOX_LIMIT_BYTES)
     box.put(b"more")
     assert box.dropped == 4 and box.waiting
