@@ -4,11 +4,11 @@ Built on bleak; the Bluetooth stack behind it is chosen by a `BleBackend` (the O
 opens at import; never imports the rig or pytest.
 """
 
-from drivers.ble.gatt_uart import (
+from drivers.ble.gatt_uart import BleUartPort
+from drivers.ble.target import (
     Advertisement,
     BleBackend,
     BleTarget,
-    BleUartPort,
     GattCharacteristicInfo,
     GattServiceInfo,
     LinkStats,
