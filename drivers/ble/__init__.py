@@ -5,14 +5,7 @@ opens at import; never imports the rig or pytest.
 """
 
 from drivers.ble.gatt_uart import BleUartPort
-from drivers.ble.target import (
-    Advertisement,
-    BleBackend,
-    BleTarget,
-    GattCharacteristicInfo,
-    GattServiceInfo,
-    LinkStats,
-)
+from drivers.ble.target import Advertisement, BleBackend, BleTarget, GattCharacteristicInfo, GattServiceInfo, LinkStats
 
 __all__ = ["Advertisement", "BleBackend", "BleTarget", "BleUartPort", "GattCharacteristicInfo", "GattServiceInfo",
            "LinkStats"]
