@@ -136,3 +136,15 @@ def test_demux_recovers_interleaved_frames_whatever_the_addresses_and_splits(
         last = cut
     heard += reader.feed(stream[last:]) + reader.flush()
     assert heard == expected
+
+
+def test_a_645_frame_with_68_near_its_end_is_delivered_when_its_last_byte_arrives() -> None:
+    """A 68 in the checksum or the last data byte of a 645 frame begun in an earlier burst is not a 698 header."""
+    frame = next(f for n in range(256)
+                 if (f := Dlt645Frame(ADDRESS, Function.READ, encode_di(0x00010000) + bytes((n,))))
+                 and 0x68 in encode(f)[-3:-1])
+    raw = encode(frame, preamble=4)
+    for cut in range(1, len(raw)):
+        reader = DualFrameReader()
+        assert reader.feed(raw[:cut]) == [], cut
+        assert reader.feed(raw[cut:]) == [frame], cut

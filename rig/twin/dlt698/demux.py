@@ -8,8 +8,6 @@ bad frames, a half frame flushed by the inter-frame gap).
 
 from __future__ import annotations
 
-import copy
-
 from drivers.dlt645 import BadFrame, Dlt645Frame, FrameReader
 from drivers.errors import FrameError
 from rig.twin.dlt698.codec import START, Bad698Frame, Dlt698Frame, header_valid, parse_frame
@@ -93,14 +91,18 @@ class DualFrameReader:
         return out
 
     def _completes_645(self, chunk: bytes) -> int:
-        """How many bytes of `chunk` complete a good 645 frame after what the 645 reader holds (0: none).
+        """How many bytes of `chunk` complete the 645 frame whose start the 645 reader already holds (0: none).
 
         A 68 near the end of a 645 frame (its checksum, a data byte) must not hold the frame's tail back
-        as a possible 698 header: the meter would answer only when the next request arrives."""
-        probe = copy.deepcopy(self.reader645)
-        if not any(isinstance(frame, Dlt645Frame) for frame in probe.feed(chunk)):
+        as a possible 698 header: the meter would answer only when the next request arrives. Only the bytes
+        of that frame are counted: what follows it may be the start of a 698 frame."""
+        held = self.reader645.pending
+        if not held:
             return 0
-        return len(chunk) - len(probe.pending)
+        joined = held + chunk
+        if not _complete_645(joined, 0):
+            return 0
+        return 12 + joined[9] - len(held)
 
     def _to_645(self, chunk: bytes) -> list[Heard]:
         return list(self.reader645.feed(chunk)) if chunk else []
