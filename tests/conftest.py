@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from drivers.clock import ManualClock
-from rig.config import BENCHES_DIR, DEFAULT_BENCH, MeterKnobs, load_bench
+from rig.bench import Bench, bench_session
+from rig.config import BENCHES_DIR, DEFAULT_BENCH, BenchConfig, MeterKnobs, load_bench, validate_bench
 from rig.mutate import position_outcomes
 from rig.plans import Mutation, mutation_catalogue
 
@@ -59,6 +60,21 @@ def write_bench(path: Path, positions: list[dict[str, Any]], *, base: Path = RAC
 def bench_file() -> Callable[..., Path]:
     """`write_bench` (see there)."""
     return write_bench
+
+
+@pytest.fixture
+def spi_only_config() -> BenchConfig:
+    """The default twin bench with only the SPI link on its position (no serial ports to open)."""
+    data = yaml.safe_load(DEFAULT_BENCH.read_text())
+    data["positions"] = [{k: p[k] for k in ("address", "pulse_channel", "spi")} for p in data["positions"]]
+    return validate_bench(data)
+
+
+@pytest.fixture
+def spi_bench(spi_only_config: BenchConfig) -> Iterator[Bench]:
+    """`spi_only_config` opened (named apart from the plans' `bench`, which the mounting gate guards)."""
+    with bench_session(spi_only_config) as opened:
+        yield opened
 
 
 # -------------------------------------------------------------------------------------------- rig run
@@ -99,6 +115,7 @@ def rig_run(*args: str, reports: Path, timeout_s: float = 300) -> RigRun:
     output = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1), output[-3000:]
     folder = (reports / "latest").resolve()
+    assert (folder / "results.json").is_file(), f"exit {proc.returncode} without results.json: {output[-3000:]}"
     return RigRun(proc.returncode, folder, json.loads((folder / "results.json").read_text()), output)
 
 
@@ -138,7 +155,7 @@ class RackFamily:
     seed: int = 1
     extra_positions: tuple[tuple[str, str], ...] = ()  # (name, -k term) of more healthy positions
     exclude: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # for position_outcomes
-    may_skip: tuple[str, ...] = ()  # test functions the healthy position skips by design
+    may_skip: bool = False  # the healthy position skips items that do not apply to it (over BLE: the UART's own)
     min_tests: int = 1  # items a passing position runs at least
     extras: Mapping[str, Extra] = field(default_factory=dict)
 
@@ -182,7 +199,7 @@ FAMILIES: dict[str, RackFamily | CaseFamily] = {
                            exclude={"exclude_params": ("ble",)}, min_tests=19,
                            extras={"default": Extra(("testplans/security", "--set", f"twin.seed={SECURITY_SEED}"))}),
     "ble": RackFamily("testplans/comms", _ble_position, extra_positions=((PAIRING, f"({PAIRING} and test_ble)"),),
-                      may_skip=("test_pairing_required",), min_tests=40,
+                      may_skip=True, min_tests=40,
                       extras={"no ble": Extra(("testplans/comms/test_ble.py", "--bench",
                                                str(BENCHES_DIR / "twin-ct-0.5S.yaml"))),
                               "security over ble": Extra(("testplans/security",), _ble_security_bench,

@@ -1,13 +1,12 @@
 """The SPI sniffer: a capture written with pyvcd by hand decodes to the expected register accesses,
 sigrok-cli agrees with the built-in decoder on the twin's capture, capture files and folders as a
-logic analyser leaves them, and the bench file's spi section."""
+logic analyser leaves them, and the spi_bench file's spi section."""
 
 from __future__ import annotations
 
 import io
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from drivers.spi.registers import Command
 from drivers.spi.rn8209 import RN8209
 from drivers.spi.sniffer import SpiSniffer, VcdFileCapture, VcdFolderCapture, capture_source_for
 from drivers.spi.vcd import decode_vcd
-from rig.bench import Bench, bench_session, open_bench
-from rig.config import DEFAULT_BENCH, BenchConfig, ConfigError, load_bench, validate_bench
+from rig.bench import Bench, open_bench
+from rig.config import DEFAULT_BENCH, ConfigError, load_bench, validate_bench
 from rig.procedures import LoadPoint, energise
 from rig.spi_link import SpiConfigError, chip_link_for
 from rig.twin import spi_bus
@@ -79,41 +78,30 @@ def test_a_cut_frame_in_a_hand_drawn_capture_is_reported_as_malformed() -> None:
     assert "read of SpecialCmd (0x6A)" in problems[1] and "write-only" in problems[1]
 
 
-def spi_only_bench() -> BenchConfig:
-    """The default twin bench with only the SPI link on its position (no serial ports to open)."""
-    data = yaml.safe_load(DEFAULT_BENCH.read_text())
-    data["positions"] = [{k: p[k] for k in ("address", "pulse_channel", "spi")} for p in data["positions"]]
-    return validate_bench(data)
 
 
-@pytest.fixture
-def bench() -> Iterator[Bench]:
-    with bench_session(spi_only_bench()) as opened:
-        yield opened
-
-
-def twin_capture_from_power_up(bench: Bench, seconds: float) -> bytes:
-    link = bench.positions[0].spi
+def twin_capture_from_power_up(spi_bench: Bench, seconds: float) -> bytes:
+    link = spi_bench.positions[0].spi
     assert link is not None and link.sniffer is not None
     source = link.sniffer.source
     source.begin()
-    energise(bench, LoadPoint(voltage_v=220.0, current_a=5.0), settle_s=seconds)
+    energise(spi_bench, LoadPoint(voltage_v=220.0, current_a=5.0), settle_s=seconds)
     capture = source.end()
     assert isinstance(capture, bytes)
     return capture
 
 
 @needs_sigrok
-def test_sigrok_cli_agrees_with_the_builtin_decoder_on_the_twins_capture(bench: Bench) -> None:
-    capture = twin_capture_from_power_up(bench, 2.5)  # set-up and two polls
+def test_sigrok_cli_agrees_with_the_builtin_decoder_on_the_twins_capture(spi_bench: Bench) -> None:
+    capture = twin_capture_from_power_up(spi_bench, 2.5)  # set-up and two polls
     assert b"$timescale 1 us $end" in capture  # 500 kHz bus clock
     builtin = decode_vcd(capture, mode=1, decoder="builtin")
     assert len(builtin) > 30
     assert decode_vcd(capture, mode=1, decoder="sigrok") == builtin
 
 
-def test_the_twins_capture_goes_through_the_same_sniffer_as_a_file(bench: Bench, tmp_path: Path) -> None:
-    capture = twin_capture_from_power_up(bench, 1.5)
+def test_the_twins_capture_goes_through_the_same_sniffer_as_a_file(spi_bench: Bench, tmp_path: Path) -> None:
+    capture = twin_capture_from_power_up(spi_bench, 1.5)
     folder = tmp_path / "analyser"
     folder.mkdir()
     source = VcdFolderCapture(folder)
@@ -159,7 +147,7 @@ def test_a_garbage_capture_is_a_frame_error_naming_the_problem(tmp_path: Path) -
         SpiSniffer(VcdFileCapture(path)).decode(path)
 
 
-# ---------------------------------------------------------------------------------- bench file
+# ---------------------------------------------------------------------------------- spi_bench file
 
 
 def _bench_data(**spi: object) -> dict[str, object]:
@@ -209,16 +197,16 @@ def test_a_missing_spidev_stops_the_bench_cleanly() -> None:
     assert registered == spi_bus._REGISTRY, "the embedded twin was stopped"
 
 
-def test_the_sniffer_listens_for_a_window_of_bench_time(bench: Bench) -> None:
-    link = bench.positions[0].spi
+def test_the_sniffer_listens_for_a_window_of_bench_time(spi_bench: Bench) -> None:
+    link = spi_bench.positions[0].spi
     assert link is not None and link.sniffer is not None
-    energise(bench, LoadPoint(voltage_v=220.0, current_a=5.0), settle_s=2.0)
-    start = bench.clock.now()
-    bus = link.sniffer.capture(bench.clock, 3.0)
-    assert bench.clock.now() - start == pytest.approx(3.0, abs=0.01)
+    energise(spi_bench, LoadPoint(voltage_v=220.0, current_a=5.0), settle_s=2.0)
+    start = spi_bench.clock.now()
+    bus = link.sniffer.capture(spi_bench.clock, 3.0)
+    assert spi_bench.clock.now() - start == pytest.approx(3.0, abs=0.01)
     assert len(bus.reads("PowerPA")) == 3 and bus.malformed() == []
     with pytest.raises(ValidationError, match="capture duration 0 s must be positive"):
-        link.sniffer.capture(bench.clock, 0)
+        link.sniffer.capture(spi_bench.clock, 0)
 
 
 def test_a_meter_constant_the_twins_chip_cannot_meter_is_a_config_error() -> None:

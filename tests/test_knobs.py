@@ -1,0 +1,202 @@
+"""Every defect knob of the catalogue `rig mutate` uses (handed over by the plans through an entry point) is
+caught: set outside its spec, the plan tests named in its row fail; inside its spec, and on a healthy meter,
+the plans pass. Real `rig run` processes (as `rig mutate` makes them), two at a time; how each family of knobs
+is run (one rack with a position per knob, or one run per knob and bench) is the FAMILIES table of
+tests/conftest.py, which also parametrizes `catalogue_row` and `knob_family` here.
+Also the families' companion runs (a six-position rack, the default twin, a bench without BLE) and `rig mutate`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rig.config import MeterKnobs
+from rig.plans import mutation_catalogue
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+COMPANIONS = {  # the companion tests below and the family whose runs they read
+    "test_six_position_rack_passes_the_comms_plan": "uart",
+    "test_default_twin_passes_power_and_its_72h_outage_takes_seconds": "power",
+    "test_healthy_ble_position_passes_every_comms_test_over_both_transports": "ble",
+    "test_pairing_is_checked_when_the_bench_file_asks_for_it": "ble",
+    "test_a_bench_without_ble_skips_the_ble_items_saying_why": "ble",
+    "test_the_security_plan_runs_over_ble_and_catches_its_knob_there": "ble",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _selected_families_started(request: pytest.FixtureRequest, knob_runs: Any) -> None:
+    """Start the runs of every family a selected item needs at once, so the two workers never wait between
+    families (and a selection of a few items starts only theirs)."""
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        if "catalogue_row" in params:
+            knob_runs.start(knob_runs.family_of(params["catalogue_row"]))
+        elif "knob_family" in params:
+            knob_runs.start(params["knob_family"])
+        elif getattr(item, "originalname", "") in COMPANIONS:
+            knob_runs.start(COMPANIONS[item.originalname])
+
+
+def _family_fields(family: str) -> set[str]:
+    return {f"twin.meter.{family}.{name}" for name in type(getattr(MeterKnobs(), family)).model_fields}
+
+
+def test_every_knob_has_a_catalogue_row_naming_real_plan_tests(knob_runs: Any) -> None:
+    catalogue = mutation_catalogue()
+    assert {knob_runs.family_of(m) for m in catalogue} == set(MeterKnobs.model_fields)
+    assert set(knob_runs.families) | knob_runs.unproven_here == set(MeterKnobs.model_fields)
+    for family in knob_runs.families:
+        assert {m.knob for m in knob_runs.mutations(family)} == _family_fields(family) - knob_runs.realism, family
+    for mutation in catalogue:
+        for test in mutation.catches:
+            path, function = test.split("::")
+            assert f"def {function}(" in (ROOT / path).read_text(), test
+
+
+def _items(outcomes: dict[str, str], test: str) -> dict[str, str]:
+    return {k: v for k, v in outcomes.items() if k.startswith(test + "[")}
+
+
+def test_knob_outside_fails_its_catching_tests(knob_runs: Any, catalogue_row: Any) -> None:
+    knob = catalogue_row
+    family = knob_runs.family_of(knob)
+    spec = knob_runs.families[family]
+    if hasattr(spec, "benches"):
+        for bench in spec.benches:
+            result = knob_runs.case(family, bench, knob, True)
+            for test in knob.catches:
+                assert result.get(test) == "failed", (bench, knob.why, result)
+        return
+    outcomes = knob_runs.get(family).outcomes(knob_runs.position_name(knob, True), **spec.exclude)
+    assert outcomes, "no test ran on the position"
+    for test in knob.catches:
+        assert "failed" in _items(outcomes, test).values(), (knob.why, test, outcomes)
+
+
+def test_knob_inside_passes(knob_runs: Any, catalogue_row: Any) -> None:
+    """Inside its spec the catching tests pass (on a rack, the whole plan passes on the knob's position); an
+    inside value that is the healthy default is the healthy run's (test_healthy_meter_passes)."""
+    knob = catalogue_row
+    family = knob_runs.family_of(knob)
+    spec = knob_runs.families[family]
+    if hasattr(spec, "benches"):
+        proven = 0
+        for bench, path in spec.benches.items():
+            if spec.healthy is None or knob_runs.inside_differs(knob, knob_runs.meter(path)):
+                result = knob_runs.case(family, bench, knob, False)
+                assert all(result.get(test) == "passed" for test in knob.catches), (bench, knob.why, result)
+                proven += 1
+        assert proven or spec.healthy is not None
+        return
+    rows = [row for row in knob_runs.rows(family) if row.mutation == knob and not row.violating]
+    for row in rows:
+        outcomes = knob_runs.get(family).outcomes(row.name, **spec.exclude)
+        assert len(outcomes) >= spec.min_tests, (row.name, outcomes)
+        assert set(outcomes.values()) == {"passed"}, (row.name, {k: v for k, v in outcomes.items() if v != "passed"})
+
+
+def test_healthy_meter_passes(knob_runs: Any, knob_family: str) -> None:
+    spec = knob_runs.families[knob_family]
+    if hasattr(spec, "benches"):
+        if spec.healthy is not None:
+            healthy = knob_runs.get(knob_family, "healthy").by_function()
+            assert len(healthy) >= 11 and set(healthy.values()) == {"passed"}, healthy
+        return
+    rack = knob_runs.get(knob_family)
+    for row in knob_runs.rows(knob_family):
+        if row.mutation is not None:
+            continue
+        outcomes = rack.outcomes(row.name, **spec.exclude)
+        assert outcomes and (row.name != "healthy" or len(outcomes) >= spec.min_tests), (row.name, outcomes)
+        allowed = {"passed", "skipped"} if spec.may_skip and row.name == "healthy" else {"passed"}
+        assert "passed" in outcomes.values() and set(outcomes.values()) <= allowed, (
+            row.name, {k: v for k, v in outcomes.items() if v not in allowed})
+
+
+# ---------------------------------------------------------------------------------------- companion runs
+
+
+def test_six_position_rack_passes_the_comms_plan(knob_runs: Any) -> None:
+    rack = knob_runs.get("uart", "six-position rack")
+    assert rack.exit_code == 0, [t for t in rack.tests if t["outcome"] != "passed"]
+    for position in (f"P{i}" for i in range(1, 7)):
+        outcomes = rack.outcomes(position, **knob_runs.families["uart"].exclude)
+        assert len(outcomes) >= 20 and set(outcomes.values()) == {"passed"}, position
+
+
+def test_default_twin_passes_power_and_its_72h_outage_takes_seconds(knob_runs: Any) -> None:
+    healthy = knob_runs.get("power", "default")
+    assert healthy.exit_code == 0, [t for t in healthy.tests if t["outcome"] != "passed"]
+    assert len(healthy.tests) >= 11
+    assert healthy.results["bench_s"] > 72 * 3600, "the plan's bench time holds the 72 h outage"
+    assert healthy.results["wall_s"] < 30.0
+
+
+def test_healthy_ble_position_passes_every_comms_test_over_both_transports(knob_runs: Any) -> None:
+    outcomes = knob_runs.get("ble").outcomes("healthy")
+    ble = [k for k, v in outcomes.items() if v == "passed" and ("-ble" in k or "[ble-" in k or "test_ble.py" in k)]
+    uart = [k for k, v in outcomes.items() if v == "passed" and "uart-" in k]
+    assert len(ble) >= 20 and len(uart) >= 20, (len(ble), len(uart))
+
+
+def test_pairing_is_checked_when_the_bench_file_asks_for_it(knob_runs: Any) -> None:
+    rack = knob_runs.get("ble")
+    pairing = [v for k, v in rack.outcomes("pairing").items() if "test_pairing_required" in k]
+    assert pairing == ["passed"]
+    assert [v for k, v in rack.outcomes("healthy").items() if "test_pairing_required" in k] == ["skipped"]
+
+
+def test_a_bench_without_ble_skips_the_ble_items_saying_why(knob_runs: Any) -> None:
+    no_ble = knob_runs.get("ble", "no ble")
+    assert no_ble.exit_code == 0
+    assert no_ble.tests and {t["outcome"] for t in no_ble.tests} == {"skipped"}
+    assert "the bench file gives no ble entry (Bluetooth LE) for this position" in no_ble.output
+
+
+def test_the_security_plan_runs_over_ble_and_catches_its_knob_there(knob_runs: Any) -> None:
+    security = knob_runs.get("ble", "security over ble")
+    healthy = security.outcomes("healthy")
+    assert len(healthy) >= 15, healthy
+    assert set(healthy.values()) == {"passed"}, {k: v for k, v in healthy.items() if v != "passed"}
+    assert all("[ble-" in test for test in healthy), "only the BLE items were selected"
+    defective = security.outcomes("mac_not_checked")
+    knob = next(m for m in mutation_catalogue() if m.knob == "twin.meter.security.mac_not_checked")
+    for test in knob.catches:
+        items = {k: v for k, v in defective.items() if k.startswith(test + "[ble-")}
+        assert items and "failed" in items.values(), (test, defective)
+
+
+# ------------------------------------------------------------------------------------------- rig mutate
+
+
+def test_rig_mutate_catches_every_metering_knob(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "mutate", "testplans/accuracy", "--reports",
+                           str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    matrix = json.loads(next(tmp_path.glob("mutate-*/matrix.json")).read_text())
+    verdicts = {row["knob"]: row["verdict"] for row in matrix["rows"]}
+    assert verdicts.pop("healthy twin") == "clean"
+    assert set(verdicts) == {m.knob for m in mutation_catalogue() if m.knob.startswith("twin.meter.metering.")}
+    assert set(verdicts.values()) == {"caught"}
+
+
+def test_rig_mutate_exits_1_on_a_false_alarm(tmp_path: Path) -> None:
+    """A twin that is unhealthy to begin with (every meter 5 % fast) makes the healthy run fail: exit 1."""
+    plan = "testplans/accuracy/test_accuracy.py::test_starting_current"
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "mutate", plan, "testplans/smoke", "--reports",
+                           str(tmp_path), "--set", "twin.meter.metering.constant_error_pct=30"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    matrix = json.loads(next(tmp_path.glob("mutate-*/matrix.json")).read_text())
+    assert [row["knob"] for row in matrix["rows"]] == ["healthy twin", "twin.meter.metering.start_current_a"]
+    assert matrix["rows"][0]["verdict"] == "false alarm"
+    assert proc.returncode == 1
