@@ -557,12 +557,7 @@ class Dlt698Link:
         _, message = self.request(codec.encode_apdu(request))
         if not isinstance(message, GetResponse):
             raise FrameError(f"meter {self.server}: GET answered with {type(message).__name__}")
-        return self._follow(message)
-
-    def _follow(self, message: GetResponse) -> list[AttributeResult]:
-        """A GET-Response, continued with GET-Request next while the meter sends it in blocks."""
-        results = list(message.attributes)
-        return results
+        return list(message.attributes)
 
     def get(self, attribute: Oad) -> Data:
         """The attribute's value (DarRefused when the meter refuses it)."""
