@@ -370,7 +370,7 @@ def _constant(value: float) -> Callable[[spec.MeterTypeLike], float]:
 
 
 # The knobs given as text (freeze_boundary, reports) are not numbers `rig mutate` can set; the DL/T 698.45 knob
-# tests (tests/dlt698/test_knobs.py) set them.
+# tests (tests/dlt698/test_dlt698_knobs.py) set them.
 DLT698_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{DLT698}.hcs_error", (f"{DLT698_FRAMES}::test_reply_frames_conform",), _constant(1.0),
              _constant(0.0), "698 replies carry a wrong HCS"),
