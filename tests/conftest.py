@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -75,6 +76,42 @@ def spi_bench(spi_only_config: BenchConfig) -> Iterator[Bench]:
     """`spi_only_config` opened (named apart from the plans' `bench`, which the mounting gate guards)."""
     with bench_session(spi_only_config) as opened:
         yield opened
+
+
+class ServedTwin:
+    """`rig twin serve --out <folder>/served.yaml` in its own process, ready (it printed "twin serving")."""
+
+    def __init__(self, folder: Path) -> None:
+        self.out = folder / "served.yaml"
+        self.proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "twin", "serve", "--out", str(self.out)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        first = self.proc.stdout.readline() if self.proc.stdout else ""
+        if "twin serving" not in first:
+            self.stop()
+            error = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"rig twin serve did not start: {first} {error}")
+
+    @property
+    def bench(self) -> dict[str, Any]:
+        """The served bench file, as data."""
+        data: dict[str, Any] = yaml.safe_load(self.out.read_text())
+        return data
+
+    def stop(self) -> int:
+        """SIGTERM, as Ctrl-C in another terminal would; its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def served_twin(tmp_path: Path) -> Iterator[ServedTwin]:
+    """A twin served by `rig twin serve` in its own process (stopped after the test)."""
+    twin = ServedTwin(tmp_path)
+    try:
+        yield twin
+    finally:
+        twin.stop()
 
 
 # -------------------------------------------------------------------------------------------- rig run

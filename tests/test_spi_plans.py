@@ -3,38 +3,17 @@ tests/test_knobs.py's). The checks that no knob reaches are proven on captures m
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from drivers.spi.codec import SpiTransaction
 from drivers.spi.rn8209 import RN8209
 from drivers.spi.sniffer import SniffedBus
 from testplans.spi.test_bus import write_protection_walk
 
-RIG = [sys.executable, "-m", "rig.cli"]
 
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Path]:
-    """`rig twin serve` in its own process; yields the ready bench file."""
-    out = tmp_path / "served.yaml"
-    proc = subprocess.Popen([*RIG, "twin", "serve", "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert "twin serving" in (proc.stdout.readline() if proc.stdout else ""), proc.stderr
-        yield out
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-
-
-def test_spi_plans_pass_against_a_served_twin(served: Path, tmp_path: Path, rig_run: Any) -> None:
+def test_spi_plans_pass_against_a_served_twin(served_twin: Any, tmp_path: Path, rig_run: Any) -> None:
+    served = served_twin.out
     text = served.read_text()
     assert "master: twin+tcp://127.0.0.1:" in text and "capture: twin+tcp://127.0.0.1:" in text
     outcome = rig_run("testplans/spi", "--bench", str(served), reports=tmp_path).by_function()

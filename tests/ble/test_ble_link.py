@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,6 @@ from typing import Any
 
 import bleak
 import pytest
-import yaml
 
 from drivers.ble import BleUartPort
 from drivers.dlt645.ble_link import BleMeterLink
@@ -242,27 +240,16 @@ def test_nothing_opens_or_loads_a_bluetooth_stack_at_import() -> None:
     assert out.stdout.strip() == "[]", out.stderr[-2000:]
 
 
-def test_a_served_twin_is_reached_from_another_process_over_hci_on_tcp(tmp_path: Path) -> None:
-    served = tmp_path / "served.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "twin", "serve", "--out", str(served)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
-    try:
-        deadline = time.monotonic() + 30.0
-        while not served.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)  # noqa: TID251 - the test waits for another process, in wall time
-        assert served.exists(), proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-        data = yaml.safe_load(served.read_text())
-        backend = data["positions"][0]["ble"]["backend"]
-        assert backend.startswith("bumble:tcp-client:127.0.0.1:")
-        config = load_bench(served)
-        with bench_session(config) as bench:  # what `rig run --bench served.yaml` opens in its own process
-            meter = bench.meter
-            energise(bench, LoadPoint(voltage_v=meter.un_v, current_a=0.0), settle_s=meter.start_up_time_s + 1.0)
-            link = bench.positions[0].ble
-            assert link is not None and link.backend.name == backend
-            assert link.read(ENERGY) >= 0.0
-            assert link.ble.mtu == MODULE_ATT_MTU and link.ble.advertisement is not None
-            assert link.ble.advertisement.local_name == "MTR-000000000001"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def test_a_served_twin_is_reached_from_another_process_over_hci_on_tcp(served_twin: Any) -> None:
+    data = served_twin.bench
+    backend = data["positions"][0]["ble"]["backend"]
+    assert backend.startswith("bumble:tcp-client:127.0.0.1:")
+    config = load_bench(served_twin.out)
+    with bench_session(config) as bench:  # what `rig run --bench served.yaml` opens in its own process
+        meter = bench.meter
+        energise(bench, LoadPoint(voltage_v=meter.un_v, current_a=0.0), settle_s=meter.start_up_time_s + 1.0)
+        link = bench.positions[0].ble
+        assert link is not None and link.backend.name == backend
+        assert link.read(ENERGY) >= 0.0
+        assert link.ble.mtu == MODULE_ATT_MTU and link.ble.advertisement is not None
+        assert link.ble.advertisement.local_name == "MTR-000000000001"

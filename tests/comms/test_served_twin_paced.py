@@ -6,18 +6,13 @@ before the meter has started. Nobody drives the twin's clock here: without pacin
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pyvisa
 import serial
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 # DL/T 645-2007 read address (13H) to the all-AA wildcard, after four FE wake-up bytes, built by hand:
@@ -40,19 +35,9 @@ def _address_in(reply: bytes) -> str | None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    out = tmp_path / "served.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "twin", "serve", "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
-    try:
-        deadline = time.monotonic() + 30.0
-        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)  # noqa: TID251 - the test waits for another process, in wall time
-        assert out.exists(), proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-        yield yaml.safe_load(out.read_text())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def served(served_twin: Any) -> dict[str, Any]:
+    """The served twin's bench file, as data."""
+    return served_twin.bench
 
 
 def _mains_on(served: dict[str, Any]) -> float:

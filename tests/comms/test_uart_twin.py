@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serial
@@ -300,42 +298,34 @@ def test_twin_resolves_serial_and_tap_urls(tmp_path: Path) -> None:
         twin.stop()
 
 
-def test_served_twin_talks_dlt645_to_a_link_in_another_process(tmp_path: Path) -> None:
+def test_served_twin_talks_dlt645_to_a_link_in_another_process(served_twin: Any) -> None:
     """`rig twin serve`: its bench file names rfc2217:// ports; the link reaches the meter through them,
     with the served twin's clock (bench time over the control channel)."""
     from rig.twin.control import RemoteTwinControl
 
-    out = tmp_path / "served.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "twin", "serve", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    served = served_twin.bench
+    position = served["positions"][0]
+    assert position["serial"].startswith("rfc2217://") and position["expansion_tap"]["serial"].startswith(
+        "rfc2217://")
+    clock = RemoteTwinControl(served["clock"].removeprefix("twin+"))
+    link = MeterLink(position["serial"], position["address"], clock)
+    link.open()
     try:
-        assert "twin serving" in proc.stdout.readline(), proc.stderr.read()  # type: ignore[union-attr]
-        served = yaml.safe_load(out.read_text())
-        position = served["positions"][0]
-        assert position["serial"].startswith("rfc2217://") and position["expansion_tap"]["serial"].startswith(
-            "rfc2217://")
-        clock = RemoteTwinControl(served["clock"].removeprefix("twin+"))
-        link = MeterLink(position["serial"], position["address"], clock)
-        link.open()
-        try:
-            import pyvisa
+        import pyvisa
 
-            source = pyvisa.ResourceManager("@py").open_resource(served["instruments"][0]["resource"],
-                                                                 read_termination="\n", write_termination="\n")
-            source.write("SOUR:VOLT 220")
-            source.write("OUTP ON")
-            assert source.query("OUTP?") == "1"  # the write is done before bench time moves on
-            clock.sleep(METER.start_up_time_s + 1)
-            t0 = time.monotonic()
-            assert link.read(ENERGY) == 0.0 and link.last.latency_s is not None  # type: ignore[union-attr]
-            assert 0.02 <= link.last.latency_s <= 0.5 and time.monotonic() - t0 < 2  # type: ignore[union-attr]
-            source.close()
-        finally:
-            link.close()
-            clock.close()
+        source = pyvisa.ResourceManager("@py").open_resource(served["instruments"][0]["resource"],
+                                                             read_termination="\n", write_termination="\n")
+        source.write("SOUR:VOLT 220")
+        source.write("OUTP ON")
+        assert source.query("OUTP?") == "1"  # the write is done before bench time moves on
+        clock.sleep(METER.start_up_time_s + 1)
+        t0 = time.monotonic()
+        assert link.read(ENERGY) == 0.0 and link.last.latency_s is not None  # type: ignore[union-attr]
+        assert 0.02 <= link.last.latency_s <= 0.5 and time.monotonic() - t0 < 2  # type: ignore[union-attr]
+        source.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        link.close()
+        clock.close()
 
 
 def test_bench_names_a_twin_port_without_a_twin() -> None:

@@ -7,14 +7,11 @@ reference, never the key."""
 from __future__ import annotations
 
 import os
-import signal
 import stat
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
 from rig.config import ESAM_MASTER_KEY, ConfigError, KeyRef, dump_bench, load_bench
 from rig.security import key_source_for
@@ -80,18 +77,10 @@ def test_bad_key_references_name_the_reference_not_the_key(tmp_path: Path) -> No
         key_source_for(load_bench())  # the bench file itself names none: only a started twin does
 
 
-def test_served_twin_prints_the_reference_and_removes_the_file(tmp_path: Path) -> None:
-    out = tmp_path / "served.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "twin", "serve", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert "twin serving" in proc.stdout.readline(), proc.stderr.read()  # type: ignore[union-attr]
-        served = yaml.safe_load(out.read_text())
-        path = Path(served["keys"][ESAM_MASTER_KEY]["file"])
-        assert path.read_text().strip() == twin_master_key(1).hex()
-        assert twin_master_key(1).hex() not in out.read_text()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-    assert proc.returncode == 0 and not path.exists()
+def test_served_twin_prints_the_reference_and_removes_the_file(served_twin: Any) -> None:
+    served = served_twin.bench
+    path = Path(served["keys"][ESAM_MASTER_KEY]["file"])
+    assert path.read_text().strip() == twin_master_key(1).hex()
+    assert twin_master_key(1).hex() not in served_twin.out.read_text()
+    assert served_twin.stop() == 0 and not path.exists()
     assert os.environ.get("RIG_TEST_ESAM_KEY") is None
