@@ -5,6 +5,7 @@ A new per-position setting goes on `PositionConfig` here."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -175,6 +176,26 @@ _PASSWORD_RE = re.compile(r"^[0-9A-Fa-f]{2}[0-9]{6}$")
 _SERVER_ADDRESS_RE = re.compile(r"^([0-9A]{2}){1,16}$")
 
 
+class UpgradeImage(StrictModel):
+    """A vendor-signed firmware image the lab received from the manufacturer, with the version and checksum it
+    declares; 'twin' has the twin hand over one it signed itself (Twin.resolve fills in all three)."""
+
+    image: str = Field(description="path of the signed image file, or 'twin'")
+    version: str | None = Field(None, min_length=1, description="software version the image declares")
+    checksum: str | None = Field(None, min_length=1, description="checksum the manufacturer declares for it")
+
+    @model_validator(mode="after")
+    def _check(self) -> UpgradeImage:
+        if self.image == TWIN_RESOURCE:
+            return self
+        if self.version is None or self.checksum is None:
+            raise ValueError(f"upgrade image {self.image}: give the 'version' and 'checksum' the manufacturer "
+                             "declares for it")
+        if not Path(self.image).is_file():
+            raise ValueError(f"upgrade image {self.image} is not a readable file")
+        return self
+
+
 class Dlt698Config(StrictModel):
     """How the rig addresses the position's meter in DL/T 698.45 (as master station)."""
 
@@ -185,6 +206,8 @@ class Dlt698Config(StrictModel):
     minute_freeze_period_min: int = Field(15, ge=1, le=60, description="the meter's minute freeze period (5002), min")
     minute_freeze_depth: int = Field(672, ge=1, description="records the minute freeze keeps (5002 attribute 3)")
     daily_freeze_depth: int = Field(62, ge=1, description="records the daily freeze keeps (5004 attribute 3)")
+    upgrade: UpgradeImage | None = Field(
+        None, description="the signed firmware image the upgrade plan loads: {image: PATH or twin, version, checksum}")
 
     @field_validator("server_address")
     @classmethod

@@ -6,16 +6,20 @@ it; this is the one place where "twin" turns into real addresses.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
+import shutil
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from drivers.errors import RigError
 from rig.config import ESAM_MASTER_KEY, TWIN_RESOURCE, BenchConfig, TwinConfig
 from rig.twin.ble import build_air, resolve_ble
 from rig.twin.control import ControlServer, TwinControl
-from rig.twin.dlt698.firmware import firmware_signing_keypair
+from rig.twin.dlt698.firmware import UPGRADE_VERSION, firmware_signing_keypair, image_checksum, upgrade_image
 from rig.twin.dlt698.server import Dlt698Server
 from rig.twin.expansion import EXPANSION_LINE, ExpansionModule
 from rig.twin.faults import FaultSchedule
@@ -69,6 +73,8 @@ class Twin:
         self.world.models.append(self.faults)
         self.esam_key = TwinEsamKey(bench, config.seed)  # ESAM master key: the bench's or the seed's
         firmware_key = firmware_signing_keypair(config.seed)  # the vendor key its meters' images are signed with
+        self._firmware_key = firmware_key
+        self._image_folder: Path | None = None
         for index, position in enumerate(bench.positions):
             knobs = config.knobs_for(index)
             metering = MeteringModule(bench.meter, knobs.metering, random.Random(f"{config.seed}:meter:{index}"))
@@ -160,6 +166,20 @@ class Twin:
         unregister(self._spi_urls)
         self._spi_urls = []
         self.esam_key.withdraw()  # the derived key file goes with the twin
+        folder, self._image_folder = self._image_folder, None
+        if folder is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(folder)
+
+    def _upgrade_image(self) -> dict[str, str]:
+        """The image file a manufacturer would hand the lab, signed with the twin's vendor key (which stays
+        here), written once while the twin runs; its path, version and checksum."""
+        image = upgrade_image(self._firmware_key, self.config.seed)
+        if self._image_folder is None:
+            self._image_folder = Path(tempfile.mkdtemp(prefix="rig-twin-firmware-"))
+            (self._image_folder / "meter-firmware.bin").write_bytes(image)
+        return {"image": str(self._image_folder / "meter-firmware.bin"), "version": UPGRADE_VERSION,
+                "checksum": image_checksum(image)}
 
     def __enter__(self) -> Twin:
         self.start()
@@ -188,6 +208,10 @@ class Twin:
             resolve_ble(data["positions"], self._servers["ble"], served=served)
         spi_server = self._servers.get("spi")
         resolve_positions(data["positions"], spi_server.urls if served and spi_server else self._spi_urls)
+        for position in data["positions"]:  # dlt698.upgrade.image: twin -> a signed image file, as a vendor's
+            upgrade = position["dlt698"].get("upgrade")
+            if upgrade is not None and upgrade["image"] == TWIN_RESOURCE:
+                upgrade.update(self._upgrade_image())
         esam_key = self.esam_key.reference()  # the derived ESAM key, by reference (never its value)
         if esam_key is not None:
             data.setdefault("keys", {})[ESAM_MASTER_KEY] = esam_key.model_dump(mode="python")

@@ -35,6 +35,7 @@ SIGNATURE_BYTES: Final = 64
 APPLY_S: Final = 2.0  # bench time from execute until the meter runs the new image
 FACTORY_VERSION: Final = "0001"
 FACTORY_BODY: Final = b"twin meter firmware as delivered"
+UPGRADE_VERSION: Final = "0002"  # the version of the image the twin hands a bench for its upgrade plan
 
 # DAR of the file-transfer methods
 DAR_OK: Final = 0
@@ -183,3 +184,10 @@ def build_image(keypair: Sm2KeyPair, version: str, body: bytes) -> bytes:
     """A signed image (what a vendor ships; the twin's tests build them with the twin's key)."""
     unsigned = MAGIC + version.encode("ascii")[:4].ljust(4, b"0") + body
     return unsigned + sm2_sign(keypair, unsigned)
+
+
+def upgrade_image(keypair: Sm2KeyPair, seed: int) -> bytes:
+    """The signed image the twin hands the rig as the manufacturer's (version UPGRADE_VERSION): what a lab
+    receives from a vendor, so a plan can load it without the signing key."""
+    body = random.Random(f"meter-hil-rig twin firmware image, seed {seed}").randbytes(700)
+    return build_image(keypair, UPGRADE_VERSION, body)
