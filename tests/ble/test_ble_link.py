@@ -32,7 +32,7 @@ from drivers.retry import RetryPolicy
 from rig.bench import bench_session, ble_backend, ble_target
 from rig.config import load_bench
 from rig.procedures import LoadPoint, energise
-from rig.twin.ble import MODULE_ATT_MTU
+from rig.twin.ble_module import MODULE_ATT_MTU
 from rig.twin.runtime import Twin
 
 ROOT = Path(__file__).resolve().parents[2]
