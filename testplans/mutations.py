@@ -362,6 +362,7 @@ MUTATIONS = (*MUTATIONS, *BLE_MUTATIONS)
 DLT698_FRAMES = "testplans/dlt698/test_frames.py"
 DLT698_OBJECTS = "testplans/dlt698/test_objects.py"
 DLT698_FREEZE = "testplans/dlt698/test_freeze.py"
+DLT698_UPGRADE = "testplans/dlt698/test_upgrade.py"
 DLT698 = "twin.meter.dlt698"
 
 
@@ -388,5 +389,13 @@ DLT698_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{DLT698}.freeze_late_s", (f"{DLT698_FREEZE}::test_minute_freeze_against_reference",
                                          f"{DLT698_FREEZE}::test_daily_freeze_across_midnight"),
              _constant(60.0), _constant(1.0), "freeze values taken after the freeze moment"),
+    # The upgrade defects are there or not: on outside, off (the healthy firmware) inside.
+    Mutation(f"{DLT698}.accepts_corrupt_image", (f"{DLT698_UPGRADE}::test_spoiled_image_refused",), _constant(1.0),
+             _constant(0.0), "the file-transfer check passes a corrupt or unsigned image"),
+    Mutation(f"{DLT698}.loses_old_image_on_interruption", (f"{DLT698_UPGRADE}::test_power_loss_never_bricks",),
+             _constant(1.0), _constant(0.0), "a power loss during the switch leaves the meter without an image"),
+    Mutation(f"{DLT698}.version_not_updated", (f"{DLT698_UPGRADE}::test_signed_image_upgrades",
+                                               f"{DLT698_UPGRADE}::test_power_loss_never_bricks"),
+             _constant(1.0), _constant(0.0), "after an upgrade the meter reports the old software version"),
 )
 MUTATIONS = (*MUTATIONS, *DLT698_MUTATIONS)
