@@ -174,12 +174,12 @@ class Twin:
     def _upgrade_image(self) -> dict[str, str]:
         """The image file a manufacturer would hand the lab, signed with the twin's vendor key (which stays
         here), written once while the twin runs; its path, version and checksum."""
-        image = upgrade_image(self._firmware_key, self.config.seed)
-        if self._image_folder is None:
-            self._image_folder = Path(tempfile.mkdtemp(prefix="rig-twin-firmware-"))
-            (self._image_folder / "meter-firmware.bin").write_bytes(image)
-        return {"image": str(self._image_folder / "meter-firmware.bin"), "version": UPGRADE_VERSION,
-                "checksum": image_checksum(image)}
+        path = self._image_folder / "meter-firmware.bin" if self._image_folder is not None else None
+        if path is None:  # SM2 signatures are randomised: one image, written once, is the one declared
+            self._image_folder = Path(tempfile.mkdtemp(prefix="rig-twin-firmware-"))  # mode 0700
+            path = self._image_folder / "meter-firmware.bin"
+            path.write_bytes(upgrade_image(self._firmware_key, self.config.seed))
+        return {"image": str(path), "version": UPGRADE_VERSION, "checksum": image_checksum(path.read_bytes())}
 
     def __enter__(self) -> Twin:
         self.start()
