@@ -384,6 +384,8 @@ class KnobRuns:
     position_name = staticmethod(position_name)
     inside_differs = staticmethod(inside_differs)
 
+    rack_file = RACK
+
     @staticmethod
     def meter(bench: Path) -> Any:
         """The meter type of a bench file."""

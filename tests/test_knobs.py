@@ -85,22 +85,27 @@ def test_knob_outside_fails_its_catching_tests(knob_runs: Any, catalogue_row: An
 
 def test_knob_inside_passes(knob_runs: Any, catalogue_row: Any) -> None:
     """Inside its spec the catching tests pass (on a rack, the whole plan passes on the knob's position); an
-    inside value that is the healthy default is the healthy run's (test_healthy_meter_passes)."""
+    inside value that is the healthy default is the healthy meter: its catching tests pass there."""
     knob = catalogue_row
     family = knob_runs.family_of(knob)
     spec = knob_runs.families[family]
     if hasattr(spec, "benches"):
-        proven = 0
         for bench, path in spec.benches.items():
             if spec.healthy is None or knob_runs.inside_differs(knob, knob_runs.meter(path)):
                 result = knob_runs.case(family, bench, knob, False)
-                assert all(result.get(test) == "passed" for test in knob.catches), (bench, knob.why, result)
-                proven += 1
-        assert proven or spec.healthy is not None
+            else:
+                result = knob_runs.get(family, "healthy").by_function()
+            assert all(result.get(test) == "passed" for test in knob.catches), (bench, knob.why, result)
         return
     rows = [row for row in knob_runs.rows(family) if row.mutation == knob and not row.violating]
+    rack = knob_runs.get(family)
+    if not rows:  # inside is the default: the healthy position is that meter
+        assert not knob_runs.inside_differs(knob, knob_runs.meter(knob_runs.rack_file))
+        healthy = rack.outcomes("healthy", **spec.exclude)
+        for test in knob.catches:
+            assert set(_items(healthy, test).values()) == {"passed"}, (knob.why, test, healthy)
     for row in rows:
-        outcomes = knob_runs.get(family).outcomes(row.name, **spec.exclude)
+        outcomes = rack.outcomes(row.name, **spec.exclude)
         assert len(outcomes) >= spec.min_tests, (row.name, outcomes)
         assert set(outcomes.values()) == {"passed"}, (row.name, {k: v for k, v in outcomes.items() if v != "passed"})
 
