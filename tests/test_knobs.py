@@ -113,9 +113,8 @@ def test_knob_inside_passes(knob_runs: Any, catalogue_row: Any) -> None:
 def test_healthy_meter_passes(knob_runs: Any, knob_family: str) -> None:
     spec = knob_runs.families[knob_family]
     if hasattr(spec, "benches"):
-        if spec.healthy is not None:
-            healthy = knob_runs.get(knob_family, "healthy").by_function()
-            assert len(healthy) >= 11 and set(healthy.values()) == {"passed"}, healthy
+        healthy = knob_runs.get(knob_family, "healthy").by_function()
+        assert len(healthy) >= 11 and set(healthy.values()) == {"passed"}, healthy
         return
     rack = knob_runs.get(knob_family)
     for row in knob_runs.rows(knob_family):
