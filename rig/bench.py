@@ -180,6 +180,10 @@ def open_meter_links(config: BenchConfig, positions: Sequence[Position], clock: 
             if url in TWIN_SERIALS:
                 raise RigError(f"{where}: serial port {url!r} needs the twin, but no twin serves this bench "
                                "(add a 'twin:' section to the bench file, or give the meter's real port)")
+        upgrade = cfg.dlt698.upgrade
+        if upgrade is not None and upgrade.image == TWIN_RESOURCE:
+            raise RigError(f"{where}: dlt698.upgrade.image 'twin' needs the twin, but no twin serves this bench "
+                           "(give the path of the image the manufacturer supplied, with its version and checksum)")
         if cfg.serial is not None and cfg.speaks_645:
             position.link = MeterLink(cfg.serial, cfg.address, clock, line=_line(cfg.line),
                                       password=cfg.write_password, traffic=traffic, retry=retry)

@@ -19,7 +19,6 @@ import pytest
 from drivers.dlt698 import Dlt698Link
 from drivers.errors import RigError
 from rig.bench import Bench, Position
-from rig.config import TWIN_RESOURCE
 from rig.procedures import RackCache
 from testplans.comms.helpers import power_meters
 from testplans.dlt698 import spec
@@ -61,8 +60,6 @@ def firmware(position: Position) -> Firmware:
     if not position.config.speaks_698 or position.link698 is None or upgrade is None:
         pytest.skip(f"{position.name}: the bench file gives this position no DL/T 698.45 UART link or no "
                     "dlt698.upgrade image")
-    if upgrade.image == TWIN_RESOURCE:
-        pytest.fail(f"{position.name}: dlt698.upgrade.image says 'twin' but no twin serves this bench", pytrace=False)
     assert upgrade.version is not None and upgrade.checksum is not None  # the bench file's validation says so
     return Firmware(Path(upgrade.image).read_bytes(), upgrade.version, upgrade.checksum)
 
