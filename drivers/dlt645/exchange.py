@@ -4,7 +4,6 @@ Imports nothing above the drivers layer."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Final
 
@@ -13,12 +12,13 @@ from drivers.dlt645.frame import BROADCAST_ADDRESS, Dlt645Frame, Function, addre
 from drivers.dlt645.identifiers import decode_value
 from drivers.dlt645.reader import BadFrame
 from drivers.errors import FrameError, InstrumentError
+from drivers.serial_link import ReplyTiming
 
 PLUS_33: Final = bytes((b + 0x33) & 0xFF for b in range(256))
 
 
 @dataclass(frozen=True)
-class Attempt:
+class Attempt(ReplyTiming):
     """One transmission of a request and what came back, in bench time."""
 
     sent_at_s: float  # when the request's last byte left the host (its transmit queue modelled)
@@ -30,28 +30,6 @@ class Attempt:
     reply_at_s: float | None = None  # bench time the read holding the reply's first byte returned
     # Meter frames that answer another request (a late reply to an earlier one): heard, logged, never the reply.
     late: tuple[Dlt645Frame, ...] = ()
-
-    @property
-    def received(self) -> bytes:
-        """Every byte received after the request."""
-        return b"".join(data for _, data in self.chunks)
-
-    @property
-    def latency_s(self) -> float | None:
-        """Bench time from the end of the request to the first byte of the reply (an echo of the request
-        on a two-wire line does not count), s; without a reply, to the first byte heard (None: nothing)."""
-        if self.reply_at_s is not None:
-            return self.reply_at_s - self.sent_at_s
-        return self.chunks[0][0] - self.sent_at_s if self.chunks else None
-
-    @property
-    def max_gap_s(self) -> float | None:
-        """Largest bench time between two reads that returned bytes of the reply, s (None: no bytes)."""
-        start = self.reply_at_s if self.reply_at_s is not None else (self.chunks[0][0] if self.chunks else None)
-        times = [t for t, _ in self.chunks if start is not None and t >= start]
-        if not times:
-            return None
-        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
 @dataclass(frozen=True)

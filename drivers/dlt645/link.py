@@ -10,7 +10,6 @@ drivers layer.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections import deque
 from collections.abc import Callable
@@ -43,8 +42,9 @@ from drivers.dlt645.payloads import baud_word, encode_broadcast_time
 from drivers.dlt645.port import POLL_WALL_S, PortFactory, TrafficHook, open_serial_port
 from drivers.dlt645.reader import BadFrame, FrameReader
 from drivers.dlt645.tap import TapFrame, UartTap
-from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, NotOpenError, ValidationError
+from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, ValidationError
 from drivers.retry import RetryPolicy
+from drivers.serial_link import SerialLink
 from drivers.serial_transport import (
     LineSettings,
     SerialPort,
@@ -66,7 +66,7 @@ TIME_DI: Final = 0x04000102
 # ------------------------------------------------------------------------------------ the link
 
 
-class MeterLink:
+class MeterLink(SerialLink):
     """Request/reply to one meter over a serial port (RS-485 adapter, RFC 2217, the twin).
 
     Nothing opens in `__init__`; `open()` and `close()` are explicit. Every exchange is kept in
@@ -79,57 +79,13 @@ class MeterLink:
                  port_factory: PortFactory = open_serial_port, traffic: TrafficHook | None = None,
                  retry: RetryPolicy | None = None) -> None:
         Dlt645Frame(address, 0x11)  # FrameError now, not at the first request, for a bad address
-        if retries < 0 or reply_timeout_s <= 0 or inter_byte_timeout_s <= 0:
-            raise ValidationError("retries must be >= 0 and the timeouts positive")
-        self.url = url
+        super().__init__(url, clock, line=line if line is not None else LineSettings(),
+                         reply_timeout_s=reply_timeout_s, inter_byte_timeout_s=inter_byte_timeout_s, retries=retries,
+                         preamble=preamble, port_factory=port_factory, traffic=traffic, retry=retry)
         self.address = address
-        self.line = line if line is not None else LineSettings()
         self.password = password
         self.operator = operator
-        self.reply_timeout_s = reply_timeout_s
-        self.inter_byte_timeout_s = inter_byte_timeout_s
-        self.retries = retries
-        self.preamble = preamble
         self.history: deque[Exchange] = deque(maxlen=256)
-        self._clock = clock
-        self._factory = port_factory
-        self._traffic = traffic
-        self.retry = retry  # reopens the port when it breaks (bench faults)
-        self._port: SerialPort | None = None
-        self._opened = False  # between open() and close(), whether or not the port survived
-        self._line_free_at = -1e18  # bench time the line is free of the last transmission
-
-    # ---- lifecycle
-
-    @property
-    def is_open(self) -> bool:
-        """True between open() and close() (a port lost to a fault is opened again at the next request)."""
-        return self._opened
-
-    def open(self) -> None:
-        """Open the port with the link's line settings; a second call is a no-op."""
-        if self._port is None:
-            self._port = self._factory(self.url, self.line)
-        self._opened = True
-
-    def close(self) -> None:
-        """Close the port; safe to call when closed."""
-        self._opened = False
-        self._drop_port()
-
-    def _drop_port(self) -> None:
-        port, self._port = self._port, None
-        if port is not None:
-            with contextlib.suppress(Exception):  # closing a dead port must not mask why we close it
-                port.close()
-
-    def _require(self) -> SerialPort:
-        if not self._opened:
-            raise NotOpenError(f"meter link {self.url} is not open: call open() first")
-        if self._port is None:
-            # Lost to a bench fault and not back when last tried: try again (LinkError while it stays gone).
-            self._port = self._factory(self.url, self.line)
-        return self._port
 
     def reconfigure(self, line: LineSettings) -> None:
         """Change the host's line settings (the meter's stay as they are)."""
@@ -150,11 +106,6 @@ class MeterLink:
         """False when the port silently drops parity (a pty, socket://, loop://)."""
         return carries_parity(self.url)
 
-    @property
-    def carries_baud(self) -> bool:
-        """False when the port has no baud rate (socket://, loop://)."""
-        return carries_baud(self.url)
-
     def _wire_time_s(self, nbytes: int) -> float:
         """Time `nbytes` occupy the line; none on a pty, which passes them at once (a meter behind one answers
         before a wire could have carried the request: modelling it would make latencies negative)."""
@@ -168,15 +119,6 @@ class MeterLink:
 
     # ---- bytes on the line
 
-    def _read(self, port: SerialPort) -> bytes:
-        try:
-            data = port.read(max(1, port.in_waiting))
-        except Exception as exc:  # noqa: BLE001
-            raise LinkError(f"{self.url}: reading failed: {exc}") from None
-        if data and self._traffic is not None:
-            self._traffic(self.url, "<", data)
-        return data
-
     def _drain(self, port: SerialPort) -> bytes:
         """Bytes already waiting (a late reply, noise): taken without waiting."""
         stray = b""
@@ -186,20 +128,6 @@ class MeterLink:
         except Exception as exc:  # noqa: BLE001
             raise LinkError(f"{self.url}: reading failed: {exc}") from None
         return stray
-
-    def _transmit(self, port: SerialPort, raw: bytes) -> float:
-        """Send `raw`; the bench time its last byte leaves the host (after anything still queued)."""
-        start = max(self._clock.now(), self._line_free_at)
-        if self._traffic is not None:
-            self._traffic(self.url, ">", raw)
-        try:
-            port.write(raw)
-        except InstrumentError:
-            raise  # the port's own verdict, already named (a BLE port: the meter's service is missing)
-        except Exception as exc:  # noqa: BLE001
-            raise LinkError(f"{self.url}: writing failed: {exc}") from None
-        self._line_free_at = start + self._wire_time_s(len(raw))
-        return self._line_free_at
 
     def _collect(self, port: SerialPort, request: Dlt645Frame, sent_at: float, *, expect_reply: bool,
                  listen_s: float, reply_from: str | None = None) -> Attempt:
@@ -247,10 +175,7 @@ class MeterLink:
                 # Nothing waiting: let bench time pass on the clock until bytes arrive or the deadline. The
                 # clock alone decides how (the twin's answers what it was sent before any time passes).
                 self._clock.wait_until(lambda: bytes_arriving(port), timeout_s=deadline - now, poll_s=POLL_WALL_S)
-        if reply_at is not None:
-            # The reply occupies the line for its wire time from its first byte.
-            nbytes = sum(len(d) for t, d in chunks if t >= reply_at)
-            self._line_free_at = max(self._line_free_at, reply_at + self._wire_time_s(nbytes))
+        self._reply_on_line(chunks, reply_at)
         return Attempt(sent_at_s=sent_at, chunks=tuple(chunks), frames=tuple(frames), bad_frames=tuple(bad),
                        noise_bytes=reader.discarded, reply=reply, reply_at_s=reply_at, late=tuple(late))
 
@@ -277,11 +202,7 @@ class MeterLink:
         if self.retry is None:
             return once()
         what = f"{frame.function.name.lower().replace('_', ' ')} to meter {frame.address}"
-        return self.retry.run(f"meter link {self.url}", what, once, recover=self._reopen)
-
-    def _reopen(self) -> None:
-        self._drop_port()
-        self._require()
+        return self.retry.run(f"{self.kind} {self.url}", what, once, recover=self._reopen)
 
     def _check_line(self, exchange: Exchange) -> None:
         """LinkError when no try got a valid reply and every try heard bytes, different each time, with no
@@ -327,7 +248,7 @@ class MeterLink:
         attempts: list[Attempt] = []
         tries = 1 + (self.retries if retries is None else retries) if expect_reply else 1
         for _ in range(tries):
-            sent_at = self._transmit(port, raw)
+            sent_at = self._send(port, raw)
             attempt = self._collect(port, frame, sent_at, expect_reply=expect_reply, listen_s=listen_s,
                                     reply_from=reply_from)
             attempts.append(attempt)

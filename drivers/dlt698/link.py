@@ -53,9 +53,10 @@ from drivers.clock import Clock
 from drivers.dlt645.link import POLL_WALL_S, MeterLink, PortFactory, TrafficHook, open_serial_port
 from drivers.dlt698.apdu import DAR_NAMES, decode_apdu, oad_text, piid_of, service_tag
 from drivers.dlt698.frame import FRAGMENT, FUNCTION_DATA, BadFrame698, Dlt698Frame, FrameSplitter
-from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, NotOpenError, ValidationError
+from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, ValidationError
 from drivers.retry import RetryPolicy
-from drivers.serial_transport import LineSettings, SerialPort, bytes_arriving, carries_baud, is_pty
+from drivers.serial_link import ReplyTiming, SerialLink
+from drivers.serial_transport import LineSettings, SerialPort, bytes_arriving, is_pty
 
 __all__ = ["Attempt698", "DarRefused", "Dlt698Link", "Exchange698", "ServiceRefused", "SharedPort", "ble_port",
            "shared_port"]
@@ -71,7 +72,7 @@ FULL_CONFORMANCE: Final = AssociationParameters(protocol=[0xFF] * 8, function=[0
 
 
 @dataclass(frozen=True)
-class Attempt698:
+class Attempt698(ReplyTiming):
     """One transmission of a request and what came back, in bench time."""
 
     sent_at_s: float
@@ -83,30 +84,6 @@ class Attempt698:
     apdu: bytes | None = None  # the reply's APDU (fragments joined)
     reply_at_s: float | None = None
     unsolicited: tuple[Dlt698Frame, ...] = ()  # server frames that answer nothing asked (reports, late replies)
-
-    @property
-    def received(self) -> bytes:
-        """Every byte received after the request."""
-        return b"".join(data for _, data in self.chunks)
-
-    @property
-    def _heard_from(self) -> float | None:
-        """When the reply's first byte came (without a reply: the first byte heard)."""
-        return self.reply_at_s if self.reply_at_s is not None else next((t for t, _ in self.chunks), None)
-
-    @property
-    def latency_s(self) -> float | None:
-        """Bench time from the end of the request to the reply's first byte (without a reply: to the first byte
-        heard; None: nothing)."""
-        start = self._heard_from
-        return None if start is None else start - self.sent_at_s
-
-    @property
-    def max_gap_s(self) -> float | None:
-        """Largest bench time between two reads that brought bytes of the reply, s."""
-        start = self._heard_from
-        times = [t for t, _ in self.chunks if start is not None and t >= start]
-        return max((b - a for a, b in itertools.pairwise(times)), default=0.0) if times else None
 
 
 @dataclass(frozen=True)
@@ -240,76 +217,35 @@ def dar_text(dar: int) -> str:
 # ------------------------------------------------------------------------------------ the link
 
 
-class Dlt698Link:
+class Dlt698Link(SerialLink):
     """A DL/T 698.45 client to one meter over a serial port (RS-485 adapter, RFC 2217, pty, the twin) or any
     port a `port_factory` gives (BLE). Nothing opens in `__init__`; every exchange is kept in `history`."""
+
+    kind = "DL/T 698.45 link"
 
     def __init__(self, url: str, server: str, clock: Clock, *, client: int = 0x10, logical: int = 0,
                  line: LineSettings | None = None, reply_timeout_s: float = 1.0, inter_byte_timeout_s: float = 0.5,
                  retries: int = 1, preamble: int = 4, port_factory: PortFactory = open_serial_port,
                  traffic: TrafficHook | None = None, retry: RetryPolicy | None = None) -> None:
         Dlt698Frame.request(server, client, b"\x05")  # ValidationError now for a bad address
-        if retries < 0 or reply_timeout_s <= 0 or inter_byte_timeout_s <= 0:
-            raise ValidationError("retries must be >= 0 and the timeouts positive")
+        super().__init__(url, clock, line=line if line is not None else LineSettings(baud=9600, parity="E"),
+                         reply_timeout_s=reply_timeout_s, inter_byte_timeout_s=inter_byte_timeout_s, retries=retries,
+                         preamble=preamble, port_factory=port_factory, traffic=traffic, retry=retry)
         if not 0 <= client <= 0xFF:
             raise ValidationError(f"client address {client} must be 0..255")
-        self.url = url
         self.server = server
         self.client = client
         self.logical = logical
-        self.line = line if line is not None else LineSettings(baud=9600, parity="E")
-        self.reply_timeout_s = reply_timeout_s
-        self.inter_byte_timeout_s = inter_byte_timeout_s
-        self.retries = retries
-        self.preamble = preamble
-        self.retry = retry
         self.history: deque[Exchange698] = deque(maxlen=256)
         self.reports: list[Dlt698Frame] = []  # REPORT-Notifications heard (answered with REPORT-Response)
         self.bad_reports: list[tuple[Dlt698Frame, str]] = []  # reports that do not decode, and why
         self.connected: ConnectResponse | None = None
-        self._clock = clock
-        self._factory = port_factory
-        self._traffic = traffic
-        self._port: SerialPort | None = None
-        self._opened = False
         self._piid = itertools.cycle(range(64))
-        self._line_free_at = -1e18
-
-    # ---- lifecycle
-
-    @property
-    def is_open(self) -> bool:
-        """True between open() and close()."""
-        return self._opened
-
-    def open(self) -> None:
-        """Open the port; a second call is a no-op."""
-        if self._port is None:
-            self._port = self._factory(self.url, self.line)
-        self._opened = True
 
     def close(self) -> None:
-        """Close the port; safe when closed."""
-        self._opened = False
+        """Close the port (the association ends with it); safe when closed."""
         self.connected = None
-        port, self._port = self._port, None
-        if port is not None:
-            with contextlib.suppress(Exception):  # closing a dead port must not mask why we close it
-                port.close()
-
-    def _require(self) -> SerialPort:
-        if not self._opened:
-            raise NotOpenError(f"DL/T 698.45 link {self.url} is not open: call open() first")
-        if self._port is None:
-            self._port = self._factory(self.url, self.line)
-        return self._port
-
-    def _reopen(self) -> None:
-        port, self._port = self._port, None
-        if port is not None:
-            with contextlib.suppress(Exception):
-                port.close()
-        self._require()
+        super().close()
 
     @property
     def last(self) -> Exchange698 | None:
@@ -323,35 +259,6 @@ class Dlt698Link:
     def _wire_time_s(self, nbytes: int) -> float:
         """Time `nbytes` occupy the line: none where no wire rate applies (a pty, socket://, loop://, BLE)."""
         return 0.0 if is_pty(self.url) or not self.carries_baud else self.line.wire_time_s(nbytes)
-
-    @property
-    def carries_baud(self) -> bool:
-        """False when the port has no baud rate (socket://, loop://, BLE)."""
-        return carries_baud(self.url)
-
-    # ---- bytes
-
-    def _read(self, port: SerialPort) -> bytes:
-        try:
-            data = port.read(max(1, port.in_waiting))
-        except Exception as exc:  # noqa: BLE001 - pyserial raises several types for a port that went away
-            raise LinkError(f"{self.url}: reading failed: {exc}") from None
-        if data and self._traffic is not None:
-            self._traffic(self.url, "<", data)
-        return data
-
-    def _send(self, port: SerialPort, raw: bytes) -> float:
-        start = max(self._clock.now(), self._line_free_at)
-        if self._traffic is not None:
-            self._traffic(self.url, ">", raw)
-        try:
-            port.write(raw)
-        except InstrumentError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise LinkError(f"{self.url}: writing failed: {exc}") from None
-        self._line_free_at = start + self._wire_time_s(len(raw))
-        return self._line_free_at
 
     def _frame(self, apdu: bytes, control: int | None = None) -> Dlt698Frame:
         frame = Dlt698Frame.request(self.server, self.client, apdu, logical=self.logical)
@@ -373,7 +280,7 @@ class Dlt698Link:
 
         if self.retry is None:
             return once()
-        return self.retry.run(f"DL/T 698.45 link {self.url}", f"{service_tag(apdu)} to {self.server}", once,
+        return self.retry.run(f"{self.kind} {self.url}", f"{service_tag(apdu)} to {self.server}", once,
                               recover=self._reopen)
 
     def _exchange(self, apdu: bytes, *, server: str | None, address_type: str, retries: int | None,
@@ -477,9 +384,7 @@ class Dlt698Link:
                 break
             if reply is None and not data:
                 self._clock.wait_until(lambda: bytes_arriving(port), timeout_s=limit - now, poll_s=POLL_WALL_S)
-        if reply_at is not None:
-            nbytes = sum(len(d) for t, d in chunks if t >= reply_at)
-            self._line_free_at = max(self._line_free_at, reply_at + self._wire_time_s(nbytes))
+        self._reply_on_line(chunks, reply_at)
         return Attempt698(sent_at_s=sent_at, chunks=tuple(chunks), frames=tuple(frames), bad_frames=tuple(bad),
                           noise_bytes=splitter.discarded, reply=reply, apdu=apdu, reply_at_s=reply_at,
                           unsolicited=tuple(unsolicited))
