@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Protocol
 
 from drivers.clock import Clock
 from drivers.errors import InstrumentError, LinkError, NotOpenError, ValidationError
 from drivers.retry import RetryPolicy
 from drivers.serial_transport import LineSettings, SerialPort, carries_baud
 
-__all__ = ["PortFactory", "ReplyTiming", "SerialLink", "TrafficHook"]
+__all__ = ["AttemptsTiming", "PortFactory", "ReplyTiming", "SerialLink", "TrafficHook"]
 
 PortFactory = Callable[[str, LineSettings], SerialPort]
 # (port URL, direction '>' sent / '<' received, bytes): where a run's traffic log takes UART bytes.
@@ -56,6 +56,49 @@ class ReplyTiming:
         start = self._heard_from
         times = [t for t, _ in self.chunks if start is not None and t >= start]
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0) if times else None
+
+
+class _Bad(Protocol):
+    @property
+    def reason(self) -> str: ...
+
+
+class _Heard(Protocol):
+    @property
+    def latency_s(self) -> float | None: ...
+    @property
+    def max_gap_s(self) -> float | None: ...
+    @property
+    def bad_frames(self) -> Sequence[_Bad]: ...
+    @property
+    def noise_bytes(self) -> int: ...
+
+
+class AttemptsTiming:
+    """What an exchange's `attempts` say whatever the protocol: the last one's timing, and what was malformed
+    or noise in each, in words."""
+
+    attempts: Sequence[_Heard]
+
+    @property
+    def latency_s(self) -> float | None:
+        """Reply latency of the last attempt, s."""
+        return self.attempts[-1].latency_s if self.attempts else None
+
+    @property
+    def max_gap_s(self) -> float | None:
+        """Largest gap between received bytes of the last attempt's reply, s (None: nothing heard)."""
+        return self.attempts[-1].max_gap_s if self.attempts else None
+
+    def line_problems(self) -> list[str]:
+        """Each attempt's malformed frames and line noise, in words (the attempt named when there were several)."""
+        out: list[str] = []
+        for number, attempt in enumerate(self.attempts, 1):
+            where = f" (attempt {number})" if len(self.attempts) > 1 else ""
+            out += [f"malformed reply{where}: {bad.reason}" for bad in attempt.bad_frames]
+            if attempt.noise_bytes:
+                out.append(f"{attempt.noise_bytes} byte(s) of line noise around the reply{where}")
+        return out
 
 
 class SerialLink:

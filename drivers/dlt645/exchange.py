@@ -12,7 +12,7 @@ from drivers.dlt645.frame import BROADCAST_ADDRESS, Dlt645Frame, Function, addre
 from drivers.dlt645.identifiers import decode_value
 from drivers.dlt645.reader import BadFrame
 from drivers.errors import FrameError, InstrumentError
-from drivers.serial_link import ReplyTiming
+from drivers.serial_link import AttemptsTiming, ReplyTiming
 
 PLUS_33: Final = bytes((b + 0x33) & 0xFF for b in range(256))
 
@@ -33,7 +33,7 @@ class Attempt(ReplyTiming):
 
 
 @dataclass(frozen=True)
-class Exchange:
+class Exchange(AttemptsTiming):
     """A request, every attempt at it, and the reply (if any); `problems` says what broke the standard."""
 
     request: Dlt645Frame
@@ -47,16 +47,6 @@ class Exchange:
         return self.attempts[-1].reply if self.attempts else None
 
     @property
-    def latency_s(self) -> float | None:
-        """Reply latency of the last attempt, s."""
-        return self.attempts[-1].latency_s if self.attempts else None
-
-    @property
-    def max_gap_s(self) -> float | None:
-        """Largest gap between received bytes in the last attempt, s."""
-        return self.attempts[-1].max_gap_s if self.attempts else None
-
-    @property
     def retried(self) -> bool:
         """True when the request was sent more than once."""
         return len(self.attempts) > 1
@@ -64,12 +54,7 @@ class Exchange:
     def problems(self, address: str | None = None) -> list[str]:
         """Every way the reply breaks DL/T 645-2007 (structure, address order, +33H, checksum, control
         bits, data); empty when it conforms. `address`: the meter's (default: the request's)."""
-        out: list[str] = []
-        for number, attempt in enumerate(self.attempts, 1):
-            where = f" (attempt {number})" if len(self.attempts) > 1 else ""
-            out += [f"malformed reply{where}: {bad.reason}" for bad in attempt.bad_frames]
-            if attempt.noise_bytes:
-                out.append(f"{attempt.noise_bytes} byte(s) of line noise around the reply{where}")
+        out = self.line_problems()
         reply = self.reply
         if reply is None:
             late = [frame for attempt in self.attempts for frame in attempt.late]

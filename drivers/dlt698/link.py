@@ -55,7 +55,7 @@ from drivers.dlt698.apdu import DAR_NAMES, decode_apdu, oad_text, piid_of, servi
 from drivers.dlt698.frame import FRAGMENT, FUNCTION_DATA, BadFrame698, Dlt698Frame, FrameSplitter
 from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, ValidationError
 from drivers.retry import RetryPolicy
-from drivers.serial_link import ReplyTiming, SerialLink
+from drivers.serial_link import AttemptsTiming, ReplyTiming, SerialLink
 from drivers.serial_transport import LineSettings, SerialPort, bytes_arriving, is_pty
 
 __all__ = ["Attempt698", "DarRefused", "Dlt698Link", "Exchange698", "ServiceRefused", "SharedPort", "ble_port",
@@ -87,7 +87,7 @@ class Attempt698(ReplyTiming):
 
 
 @dataclass(frozen=True)
-class Exchange698:
+class Exchange698(AttemptsTiming):
     """A request, every attempt at it and the reply; `problems` says where the reply breaks the standard."""
 
     request: Dlt698Frame
@@ -104,25 +104,10 @@ class Exchange698:
         """The reply's APDU (fragments joined)."""
         return self.attempts[-1].apdu if self.attempts else None
 
-    @property
-    def latency_s(self) -> float | None:
-        """Reply latency of the last attempt, s."""
-        return self.attempts[-1].latency_s if self.attempts else None
-
-    @property
-    def max_gap_s(self) -> float | None:
-        """Largest gap between received bytes of the last attempt's reply, s (None: nothing heard)."""
-        return None if not self.attempts else self.attempts[-1].max_gap_s
-
     def problems(self, server: str | None = None, client: int | None = None) -> list[str]:
         """Every way the reply breaks DL/T 698.45 (frame: HCS/FCS/length/end, control bits, addresses; APDU:
         service, PIID, attributes answered, values against the standard's types); empty when it conforms."""
-        out: list[str] = []
-        for number, attempt in enumerate(self.attempts, 1):
-            where = f" (attempt {number})" if len(self.attempts) > 1 else ""
-            out += [f"malformed reply{where}: {bad.reason}" for bad in attempt.bad_frames]
-            if attempt.noise_bytes:
-                out.append(f"{attempt.noise_bytes} byte(s) of line noise around the reply{where}")
+        out = self.line_problems()
         reply, apdu = self.reply, self.apdu
         if reply is None or apdu is None:
             if not any(a.bad_frames for a in self.attempts):
