@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from rig.config import BENCHES_DIR, load_bench
-from rig.procedures import DEFAULT_SETTLE_S
+from rig.procedures import DEFAULT_SETTLE_S, pulses_for_gate
 from testplans.specs import accuracy as spec
 
 REPEATS = 3
@@ -40,7 +40,7 @@ def physical_minimum_s(bench: Path) -> float:
     def gate_s(voltage: float, current: float, pf: spec.PowerFactor, readings: int) -> float:
         power = voltage * current * pf.cos_phi
         pulse_s = 3.6e6 / (power * c)
-        return DEFAULT_SETTLE_S + readings * spec.pulses_for_gate(power, c) * pulse_s
+        return DEFAULT_SETTLE_S + readings * pulses_for_gate(power, c) * pulse_s
 
     total = sum(gate_s(meter.un_v, p.current_a, p.pf, spec.MIN_READINGS_PER_POINT) for p in spec.load_points(meter))
     total += DEFAULT_SETTLE_S + spec.starting_time_s(meter) + DEFAULT_SETTLE_S + spec.creep_duration_s(meter)

@@ -18,7 +18,8 @@ T = TypeVar("T")
 
 # Time after changing a load point before gating starts (a source's output and a meter's filters settle).
 DEFAULT_SETTLE_S = 2.0
-# Minimum duration of one error reading (reference/accuracy.md: "at least about 5 s").
+# Minimum duration of one error reading (reference/accuracy.md: "at least about 5 s"); the rig's own method
+# choice, not a value of a standard, so it is not in the spec tables.
 MIN_GATE_S = 5.0
 
 
@@ -52,8 +53,18 @@ def pulse_period_s(power_w: float, constant_imp_per_kwh: float) -> float:
 
 
 def pulses_for_gate(power_w: float, constant_imp_per_kwh: float, min_gate_s: float = MIN_GATE_S) -> int:
-    """N meter pulses so one reading lasts at least `min_gate_s`."""
-    return max(1, math.ceil(min_gate_s / pulse_period_s(power_w, constant_imp_per_kwh)))
+    """Meter pulses N to gate on so one reading lasts at least `min_gate_s`: ceil(T_min / T_pulse), >= 1.
+
+    The sign of `power_w` (import or export) does not matter; zero, a non-finite number or a constant or gate
+    time that is not positive is a ValueError naming it.
+    """
+    for name, value in (("power_w", abs(power_w)), ("constant_imp_per_kwh", constant_imp_per_kwh),
+                        ("min_gate_s", min_gate_s)):
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} = {value!r}: must be a positive number")
+    # An exact ratio can land a hair above an integer in binary (3.0000000000000004); that must not
+    # cost a whole extra pulse.
+    return max(1, math.ceil(min_gate_s / pulse_period_s(power_w, constant_imp_per_kwh) * (1.0 - 1e-12)))
 
 
 def measure_errors(bench: Bench, positions: Sequence[Position], *, power_w: float, readings: int = 2,

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rig.procedures import MIN_GATE_S
 from testplans.comms import spec as comms_spec
 from testplans.power import spec as power_spec
 from testplans.specs import accuracy as spec
@@ -99,7 +100,7 @@ def _noise(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
     # A reading averages about one draw per second of the gate: its sigma is noise / sqrt(gate).
     def value(meter: spec.MeterTypeLike) -> float:
         limit = spec.repeatability_limit_pct(meter, meter.ib_a, spec.power_factor("1")).value_pct
-        return limit * math.sqrt(spec.MIN_GATE_TIME_S) * (3.0 if violating else 0.3)
+        return limit * math.sqrt(MIN_GATE_S) * (3.0 if violating else 0.3)
 
     return value
 

@@ -7,12 +7,12 @@ from rig.procedures import LoadPoint
 from testplans.specs import accuracy as spec
 
 
-def load_point_id(point: spec.LoadPoint) -> str:
+def load_point_id(point: spec.LoadPointSpec) -> str:
     """`PF1-0.05Ib`, `PF0.5L-Imax`."""
     return f"PF{point.pf.label}-{point.label}"
 
 
-def ordered_load_points(meter: spec.MeterTypeLike) -> list[spec.LoadPoint]:
+def ordered_load_points(meter: spec.MeterTypeLike) -> list[spec.LoadPointSpec]:
     """The class's load points, grouped by power factor and rising in current (least settling)."""
     order = {"1": 0}
     return sorted(spec.load_points(meter), key=lambda p: (order.get(p.pf.label, 1), p.pf.label, p.current_a))

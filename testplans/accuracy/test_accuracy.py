@@ -26,7 +26,7 @@ def _mean(readings: list[float]) -> float:
     return statistics.fmean(readings) if readings and all(math.isfinite(r) for r in readings) else math.nan
 
 
-def _basic_error(bench: Bench, rack: RackCache, point: spec.LoadPoint) -> dict[int, list[float]]:
+def _basic_error(bench: Bench, rack: RackCache, point: spec.LoadPointSpec) -> dict[int, list[float]]:
     load = source_point(bench.meter, point.current_a, point.pf)
     return rack.errors(load, readings=spec.MIN_READINGS_PER_POINT)
 
@@ -51,7 +51,7 @@ def _start_plot(bench: Bench, rack: RackCache, position: Position, renderer: Bac
                                imax_a=bench.meter.imax_a, ib_a=bench.meter.ib_a)
 
 
-def test_basic_error(bench: Bench, rack: RackCache, position: Position, load_point: spec.LoadPoint, record,
+def test_basic_error(bench: Bench, rack: RackCache, position: Position, load_point: spec.LoadPointSpec, record,
                      renderer: BackgroundRenderer) -> None:
     """Error at each load point and power factor of the class, within the class limit."""
     meter = bench.meter

@@ -20,7 +20,7 @@ from testplans.specs.lookup import (
     REL_TOL,
     InfluenceTest,
     Limit,
-    LoadPoint,
+    LoadPointSpec,
     MeterContext,
     SpecValue,
     context_for,
@@ -28,11 +28,9 @@ from testplans.specs.lookup import (
     range_lookup,
 )
 from testplans.specs.method import (
-    MIN_GATE_TIME_S,
     MIN_READINGS_PER_POINT,
     REPEATABILITY_MIN_READINGS,
     WS_PER_KWH,
-    pulses_for_gate,
     round_error,
     rounding_interval,
     rounding_interval_pct,
@@ -88,14 +86,14 @@ def load_points(
     include_optional: bool = True,
     profile: str = DEFAULT_PROFILE,
     specs: Specs | None = None,
-) -> list[LoadPoint]:
+) -> list[LoadPointSpec]:
     """Basic-error test points of the meter's class (currents in A), by PF in table order, currents rising."""
     ctx = context_for(meter, profile, specs)
     table = ctx.scheme.load_points
     rows = [(i, row) for i, row in enumerate(table.rows) if ctx.applies(row)]
     if not rows:
         raise SpecError(f"{ctx.path.name}: load_points has no points for {ctx.who()}")
-    points: list[LoadPoint] = []
+    points: list[LoadPointSpec] = []
     for i, row in rows:
         factor = power_factor(row.pf)
         wanted = [(e, False) for e in row.currents] + ([(e, True) for e in row.optional] if include_optional else [])
@@ -112,7 +110,7 @@ def load_points(
                     f"{ctx.path.name}: load_points.rows[{i}] point {expr!r} ({current:.6g} A) has no limit: {exc}"
                 ) from None
             points.append(
-                LoadPoint(
+                LoadPointSpec(
                     current,
                     factor,
                     limit,
@@ -311,7 +309,6 @@ def influence_test(meter: MeterTypeLike, influence: str, *, specs: Specs | None 
 __all__ = [  # the queries, and the names of the modules beside this one that the plans use
     "CHECK_NOTE",
     "DEFAULT_PROFILE",
-    "MIN_GATE_TIME_S",
     "MIN_READINGS_PER_POINT",
     "REPEATABILITY_MIN_READINGS",
     "SPEC_FOLDER",
@@ -319,7 +316,7 @@ __all__ = [  # the queries, and the names of the modules beside this one that th
     "InfluenceTable",
     "InfluenceTest",
     "Limit",
-    "LoadPoint",
+    "LoadPointSpec",
     "MeterTypeLike",
     "PowerFactor",
     "SpecError",
@@ -342,7 +339,6 @@ __all__ = [  # the queries, and the names of the modules beside this one that th
     "load_specs",
     "phase_factor",
     "power_factor",
-    "pulses_for_gate",
     "repeatability_limit_pct",
     "round_error",
     "rounding_interval",

@@ -1,4 +1,4 @@
-"""What the accuracy queries return (Limit, SpecValue, LoadPoint, InfluenceTest) and how a table row is
+"""What the accuracy queries return (Limit, SpecValue, LoadPointSpec, InfluenceTest) and how a table row is
 found for one meter type (its scheme, class, connection and profile), with clear errors."""
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ class SpecValue(_Sourced):
 
 
 @dataclass(frozen=True)
-class LoadPoint:
-    """One basic-error test point: current in A, power factor, its limit and a label such as '0.05Ib'."""
+class LoadPointSpec:
+    """One basic-error test point as the tables ask for it: current in A, power factor, its limit and a label
+    such as '0.05Ib' (what the source is then set to is a rig.procedures.LoadPoint)."""
 
     current_a: float
     pf: PowerFactor

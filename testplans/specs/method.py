@@ -1,5 +1,6 @@
-"""The bench's method around the tables: its own gate time and reading counts, rounding a reported error,
-the pulses to gate on, the bench's uncertainty and the test uncertainty ratio."""
+"""The bench's method around the tables: its own reading counts, rounding a reported error, the bench's
+uncertainty and the test uncertainty ratio. The gate time and the pulses to gate on are the rig's
+(rig.procedures: MIN_GATE_S, pulses_for_gate), where the readings are taken."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from testplans.specs.terms import DEFAULT_PROFILE, MeterTypeLike, PowerFactor, S
 
 # Method of the bench ("How a bench measures error" in the project reference): these are the rig's
 # own choices, not values of a standard, so they live here rather than in the tables.
-MIN_GATE_TIME_S: Final = 5.0
 MIN_READINGS_PER_POINT: Final = 2
 REPEATABILITY_MIN_READINGS: Final = 5
 
@@ -22,7 +22,7 @@ WS_PER_KWH: Final = 3.6e6  # energy units: W·s in a kWh
 
 
 # --------------------------------------------------------------------------------------------------
-# Rounding, gate time, bench uncertainty
+# Rounding, bench uncertainty
 
 _ROUNDING_MODES: Final[Mapping[str, str]] = {"half_even": ROUND_HALF_EVEN, "half_up": ROUND_HALF_UP}
 
@@ -75,17 +75,6 @@ def _finite(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise SpecError(f"{name} = {value!r}: must be a finite number")
     return float(value)
-
-
-def pulses_for_gate(power_w: float, constant_imp_per_kwh: float, min_gate_s: float = MIN_GATE_TIME_S) -> int:
-    """Meter pulses N (count) to gate on so one reading lasts at least min_gate_s: ceil(T_min / T_pulse), >= 1."""
-    power = positive("power_w", power_w, "W")
-    constant = positive("constant_imp_per_kwh", constant_imp_per_kwh, "imp/kWh")
-    gate = positive("min_gate_s", min_gate_s, "s")
-    pulse_period_s = WS_PER_KWH / (power * constant)
-    # An exact ratio can land a hair above an integer in binary (3.0000000000000004); that must not
-    # cost a whole extra pulse.
-    return max(1, math.ceil(gate / pulse_period_s * (1.0 - 1e-12)))
 
 
 def test_uncertainty(pf: PowerFactor | str, *, specs: Specs | None = None) -> SpecValue:
