@@ -46,7 +46,7 @@ class Position:
     tap: UartTap | None = None  # UART adapter on the management-expansion link (bench file: expansion_tap)
     link698: Dlt698Link | None = None  # DL/T 698.45 on the serial port (bench file: protocol dlt698 or both)
     ble698: Dlt698Link | None = None  # DL/T 698.45 over the BLE transparent UART (protocol dlt698 or both)
-    ble: BleMeterLink | None = None  # DL/T 645 over the meter's BLE transparent UART (bench file: ble; issue 8)
+    ble: BleMeterLink | None = None  # DL/T 645 over the meter's BLE transparent UART (bench file: ble)
 
     @property
     def address(self) -> str:
@@ -123,7 +123,7 @@ class Bench:
     reference: ReferenceStandard
     positions: list[Position]
     provider: Provider = field(default_factory=LabProvider)  # who provides it: resources, clock, hands
-    retry: RetryPolicy | None = None  # bench-fault retries of every instrument and port (issue 11)
+    retry: RetryPolicy | None = None  # bench-fault retries of every instrument and port
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -141,7 +141,7 @@ class Bench:
             return
         self._closed = True
         errors: list[str] = []
-        faulty = True  # every error a bench fault (issue 11): reported as one, not as a failed test
+        faulty = True  # every error a bench fault: reported as one, not as a failed test
         for step in (self.source.close, self.reference.close, lambda: close_chip_links(self.positions),
                      lambda: close_meter_links(self.positions)):
             try:
@@ -207,7 +207,7 @@ def open_meter_links(config: BenchConfig, positions: Sequence[Position], clock: 
 
 
 def ble_target(cfg: PositionConfig) -> BleTarget:
-    """The BLE target of a position's bench entry (issue 8)."""
+    """The BLE target of a position's bench entry."""
     ble = cfg.ble
     assert ble is not None
     return BleTarget(ble.name, ble.address, ble.service_uuid, ble.write_uuid, ble.notify_uuid, pairing=ble.pairing,
@@ -216,7 +216,7 @@ def ble_target(cfg: PositionConfig) -> BleTarget:
 
 def ble_backend(cfg: PositionConfig, where: str) -> BleBackend:
     """The one place a bench file's `ble.backend` becomes a Bluetooth stack: bleak's default (the OS's), or
-    bleak backend classes that drive a bumble central (the twin's air, or an HCI transport) (issue 8)."""
+    bleak backend classes that drive a bumble central (the twin's air, or an HCI transport)."""
     assert cfg.ble is not None
     spec = cfg.ble.backend
     if spec == "bleak":

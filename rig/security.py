@@ -29,7 +29,7 @@ def key_source_for(config: BenchConfig) -> KeySource:
 def secure_client(position: Position, keys: KeySource, clock: Clock, *, operator: str = "00000000",
                   rng: random.Random | None = None, link: MeterLink | None = None) -> MeterSecurityClient:
     """A secure-session client for the position's meter over its DL/T 645 link (meter number = address);
-    `link`: another of its links (its BLE link, issue 8) instead of the UART's."""
+    `link`: another of its links (its BLE link) instead of the UART's."""
     chosen = link if link is not None else position.link
     if chosen is None:
         raise ConfigError(f"{position.name}: the bench file gives no serial port for this position")

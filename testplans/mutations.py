@@ -127,7 +127,7 @@ MUTATIONS: tuple[Mutation, ...] = (
 )
 
 
-# ---------------------------------------------------------------- SPI: metering chip and MCU (issue 6)
+# ---------------------------------------------------------------- SPI: metering chip and MCU
 
 SPI_BUS = "testplans/spi/test_bus.py"
 SPI_REGISTERS = "testplans/spi/test_registers.py"
@@ -178,7 +178,7 @@ SPI_MUTATIONS: tuple[Mutation, ...] = (
 MUTATIONS = (*MUTATIONS, *SPI_MUTATIONS)
 
 
-# ---------------------------------------------------------------- UART: the management module's DL/T 645 (issue 5)
+# ---------------------------------------------------------------- UART: the management module's DL/T 645
 
 COMMS_FRAMING = "testplans/comms/test_framing.py"
 COMMS_CLOCK = "testplans/comms/test_clock.py"
@@ -223,7 +223,7 @@ UART_MUTATIONS: tuple[Mutation, ...] = (
 MUTATIONS = (*MUTATIONS, *UART_MUTATIONS)
 
 
-# ---------------------------------------------------------------- ESAM-backed security (issue 7)
+# ---------------------------------------------------------------- ESAM-backed security
 
 SECURITY_AUTHENTICATION = "testplans/security/test_authentication.py"
 SECURITY_PROTECTED = "testplans/security/test_protected.py"
@@ -262,7 +262,7 @@ SECURITY_MUTATIONS: tuple[Mutation, ...] = (
 MUTATIONS = (*MUTATIONS, *SECURITY_MUTATIONS)
 
 
-# ---------------------------------------------------------------- power: outages, RTC on battery, battery (issue 9)
+# ---------------------------------------------------------------- power: outages, RTC on battery, battery
 
 POWER_OUTAGE = "testplans/power/test_outage.py"
 POWER_BATTERY = "testplans/power/test_battery.py"
@@ -333,7 +333,7 @@ POWER_MUTATIONS: tuple[Mutation, ...] = (
 MUTATIONS = (*MUTATIONS, *POWER_MUTATIONS)
 
 
-# ---------------------------------------------------------------- Bluetooth LE: the meter's BLE module (issue 8)
+# ---------------------------------------------------------------- Bluetooth LE: the meter's BLE module
 
 COMMS_BLE = "testplans/comms/test_ble.py"
 BLE = "twin.meter.ble"

@@ -45,7 +45,8 @@ class InstrumentConfig(StrictModel):
         return self
 
 
-# `keys.esam_master`: the ESAM master key of the meters (issue 7); on the twin, set up by the twin itself.
+# `keys.esam_master`: the ESAM master key of the meters (secure sessions derive theirs from it); on the twin,
+# set up by the twin itself.
 ESAM_MASTER_KEY = "esam_master"
 
 

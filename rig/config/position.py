@@ -25,7 +25,7 @@ class SerialSettings(StrictModel):
     stopbits: Literal[1, 2] = 1
 
 
-# ---------------------------------------------------------------- Bluetooth LE of a position (issue 8)
+# ---------------------------------------------------------------- Bluetooth LE of a position
 
 # Where the bench builder finds a position's BLE stack: 'bleak' is the OS's (BlueZ on Linux); 'twin' is the
 # embedded twin's virtual controller (Twin.resolve turns it into twin-ble://N); 'bumble:<HCI transport>' a
@@ -94,7 +94,7 @@ class BleConfig(StrictModel):
 _ADDRESS_RE = re.compile(r"^[0-9]{12}$")
 
 
-# ---------------------------------------------------------------- SPI link of a position (issue 6)
+# ---------------------------------------------------------------- SPI link of a position
 
 # Where the bench builder finds a position's SPI master / capture; 'twin' is replaced by Twin.resolve.
 SPI_MASTER_KINDS = ("spidev", TWIN_RESOURCE)
@@ -227,7 +227,7 @@ class PositionConfig(StrictModel):
     ble: BleConfig | None = None
     pulse_channel: int = Field(ge=1, description="error-calculator channel of the reference standard")
     expansion_tap: UartTapConfig | None = Field(
-        None, description="UART adapter on the management-expansion module link (issue 5), or none"
+        None, description="UART adapter on the management-expansion module link (to watch its traffic), or none"
     )
     write_password: str = Field(
         "02000000", description="level (2 hex digits) and 6-digit password of DL/T 645 writes (14H), e.g. '02000000'"

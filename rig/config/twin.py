@@ -100,7 +100,7 @@ class UartKnobs(StrictModel):
 
 
 class SecurityKnobs(StrictModel):
-    """Defects of the management module's ESAM-backed security (issue 7): the ESAM and the MCU's handling."""
+    """Defects of the management module's ESAM-backed security: the ESAM and the MCU's handling."""
 
     mac_not_checked: bool = knob(
         False, "the ESAM takes protected data whatever its MAC", "tampered MAC refused and counted"
@@ -128,7 +128,7 @@ class SecurityKnobs(StrictModel):
 
 
 class BleKnobs(StrictModel):
-    """Defects of the management module's Bluetooth LE side: the transparent-UART module (issue 8)."""
+    """Defects of the management module's Bluetooth LE side: the transparent-UART module."""
 
     drops_notifications: bool = knob(
         False, "the module loses the second notification of every reply that spans several",
@@ -148,7 +148,7 @@ class BleKnobs(StrictModel):
 
 
 class PowerKnobs(StrictModel):
-    """Defects and realism of the meter's power side (issue 9): supply, power-down handling, RTC on the battery,
+    """Defects and realism of the meter's power side: supply, power-down handling, RTC on the battery,
     the clock battery."""
 
     energy_lost_on_power_down: float = knob(
@@ -186,9 +186,9 @@ class MeterKnobs(StrictModel):
     metering: MeteringKnobs = MeteringKnobs()
     uart: UartKnobs = UartKnobs()
     spi: SpiKnobs = SpiKnobs()
-    security: SecurityKnobs = SecurityKnobs()  # ESAM-backed sessions (issue 7)
-    ble: BleKnobs = BleKnobs()  # the Bluetooth LE module (issue 8)
-    power: PowerKnobs = PowerKnobs()  # supply, power-down, RTC on battery, clock battery (issue 9)
+    security: SecurityKnobs = SecurityKnobs()  # ESAM-backed sessions
+    ble: BleKnobs = BleKnobs()  # the Bluetooth LE module
+    power: PowerKnobs = PowerKnobs()  # supply, power-down, RTC on battery, clock battery
     dlt698: Dlt698Knobs = Dlt698Knobs()  # the DL/T 698.45 server on the same ports
 
 
@@ -213,7 +213,7 @@ class ReferenceTwin(StrictModel):
     latency_s: float = Field(0.002, ge=0, description="bench time a SCPI command takes, s")
 
 
-# ---------------------------------------------------------------- bench faults (issue 11)
+# ---------------------------------------------------------------- bench faults
 
 FAULT_KINDS = ("scpi_drop", "scpi_delay", "scpi_garble", "scpi_error_queue", "serial_vanish", "serial_drop",
                "serial_flip", "ble_drop", "reference_reset")
@@ -262,7 +262,7 @@ class TwinConfig(StrictModel):
     epoch: dt.datetime = Field(dt.datetime(2026, 1, 1, 8, 0, 0), description="calendar time at bench time 0")
     source: SourceTwin = SourceTwin()
     reference: ReferenceTwin = ReferenceTwin()
-    faults: FaultsConfig = FaultsConfig()  # bench faults (issue 11)
+    faults: FaultsConfig = FaultsConfig()  # bench faults: the instruments and ports failing, not the meter
     meter: MeterKnobs = MeterKnobs()
     positions: dict[int, dict[str, Any]] = Field(
         default_factory=dict, description="per-position overrides of `meter` knobs, by 0-based position index"

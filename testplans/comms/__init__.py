@@ -1,1 +1,1 @@
-"""DL/T 645-2007 communication plans: framing, timing, addressing, clock sync, consistency (issue 5)."""
+"""DL/T 645-2007 communication plans: framing, timing, addressing, clock sync, consistency."""

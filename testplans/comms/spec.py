@@ -25,7 +25,7 @@ class Limit:
 
 
 REFERENCE: Final = "DL/T 645-2007 as the project reference gives it (reference/dlt645.md"
-LAB: Final = "lab requirement (issue 5); no standard value at hand"
+LAB: Final = "lab requirement (DL/T 645 plans); no standard value at hand"
 
 
 def di(name: str) -> int:
@@ -100,7 +100,7 @@ TAP_WINDOW_S: Final = 180.0
 TAP_MIN_EXCHANGES: Final = 2
 TAP_INTERVAL_SPREAD = Limit(0.0, 2.0, "s", LAB + ": the expansion module polls on a steady timer")
 
-# ---------------------------------------------------------------- Bluetooth LE (issue 8)
+# ---------------------------------------------------------------- Bluetooth LE
 
 BLE_CORE: Final = "Bluetooth Core Specification v5.3 Vol 3 Part F (ATT)"
 PROGRAMMING_COUNT: Final = di("programming count")
@@ -108,4 +108,4 @@ PROGRAMMING_COUNT: Final = di("programming count")
 ATT_MTU = Limit(23, 517, "bytes", BLE_CORE + " 3.2.8-3.2.9: LE ATT_MTU at least 23; 517 carries the longest value")
 ATT_HEADER_BYTES: Final = 3  # a notification or write carries at most ATT_MTU - 3 bytes of value (3.4.7.1, 3.4.5.1)
 # A write sent once (across link drops and reconnects) is one programming event on the meter.
-ONCE = Limit(1, 1, "events", LAB.replace("issue 5", "issue 8") + ": a command sent once acts once")
+ONCE = Limit(1, 1, "events", LAB.replace("DL/T 645 plans", "Bluetooth LE plans") + ": a command sent once acts once")

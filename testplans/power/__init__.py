@@ -1,2 +1,2 @@
 """Power plans: outages, power-down events, the RTC on the battery, the clock battery, voltage dips and
-short interruptions, the start-up after power returns (issue 9)."""
+short interruptions, the start-up after power returns."""

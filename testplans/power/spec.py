@@ -18,7 +18,7 @@ from drivers.transients import TransientStep, WaveformProgram, dip, interruption
 from testplans.comms.spec import Limit, di
 
 REFERENCE: Final = "project reference power.md"
-LAB: Final = "lab requirement (issue 9); no standard value at hand"
+LAB: Final = "lab requirement (power plans); no standard value at hand"
 
 
 class MeterTypeLike(Protocol):

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.plan
 
 def _observe(bench: Bench, position: Position, record, state: str, *, closed: bool) -> None:
     """Status bits, the meter's and the source's current and the pulses over a window, against `closed`."""
-    link = position.link or position.ble  # the relay is the meter's: seen over either link (issue 8)
+    link = position.link or position.ble  # the relay is the meter's: seen over either link
     assert link is not None
     meter = bench.meter
     word = status_word_3(link)

@@ -19,7 +19,7 @@ class Requirement:
     source: str
 
 
-LAB: Final = "lab requirement (issue 6); no standard value at hand"
+LAB: Final = "lab requirement (SPI plans); no standard value at hand"
 
 # The capture that the bus plans share: the meter's supply off, then on, listened to from power-up.
 POWER_OFF_S: Final = 1.0
