@@ -615,6 +615,7 @@ def test_rounded_error_is_a_nearby_multiple_of_the_interval(value: float, interv
 )
 def test_pulses_for_gate(power_w: float, constant: float, pulses: int) -> None:
     assert pulses_for_gate(power_w, constant) == pulses
+    assert pulses_for_gate(-power_w, constant) == pulses  # exported energy gates the same way
     t_pulse = 3.6e6 / (power_w * constant)
     assert pulses * t_pulse >= min(MIN_GATE_S, t_pulse) - 1e-9
 
