@@ -11,14 +11,18 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Protocol
+from typing import ClassVar, Final, Protocol
 
 from drivers.clock import Clock
 from drivers.errors import InstrumentError, LinkError, NotOpenError, ValidationError
 from drivers.retry import RetryPolicy
-from drivers.serial_transport import LineSettings, SerialPort, carries_baud
+from drivers.serial_transport import LineSettings, SerialPort, bytes_arriving, carries_baud
 
-__all__ = ["AttemptsTiming", "PortFactory", "ReplyTiming", "SerialLink", "TrafficHook"]
+__all__ = ["POLL_WALL_S", "AttemptsTiming", "PortFactory", "ReplyTiming", "SerialLink", "TrafficHook"]
+
+# How often the receive loop looks at the port (a read's wall timeout, and the clock's poll while it waits for
+# bytes). The limits apply to bench time, on the injected clock, which alone decides how time passes.
+POLL_WALL_S: Final = 0.01
 
 PortFactory = Callable[[str, LineSettings], SerialPort]
 # (port URL, direction '>' sent / '<' received, bytes): where a run's traffic log takes UART bytes.
@@ -181,6 +185,11 @@ class SerialLink:
         if data and self._traffic is not None:
             self._traffic(self.url, "<", data)
         return data
+
+    def _wait_for_bytes(self, port: SerialPort, timeout_s: float) -> None:
+        """Let bench time pass on the clock until bytes arrive at `port` or `timeout_s` passes. The clock alone
+        decides how (a twin answers what it was sent before any time passes)."""
+        self._clock.wait_until(lambda: bytes_arriving(port), timeout_s=timeout_s, poll_s=POLL_WALL_S)
 
     def _send(self, port: SerialPort, raw: bytes) -> float:
         """Send `raw`; the bench time its last byte leaves the host (after anything still queued)."""

@@ -48,7 +48,6 @@ from drivers.serial_link import SerialLink
 from drivers.serial_transport import (
     LineSettings,
     SerialPort,
-    bytes_arriving,
     carries_baud,
     carries_parity,
     is_pty,
@@ -172,9 +171,7 @@ class MeterLink(SerialLink):
                 bad += [b for b in reader.flush() if isinstance(b, BadFrame)]
                 break
             if not data:
-                # Nothing waiting: let bench time pass on the clock until bytes arrive or the deadline. The
-                # clock alone decides how (the twin's answers what it was sent before any time passes).
-                self._clock.wait_until(lambda: bytes_arriving(port), timeout_s=deadline - now, poll_s=POLL_WALL_S)
+                self._wait_for_bytes(port, deadline - now)
         self._reply_on_line(chunks, reply_at)
         return Attempt(sent_at_s=sent_at, chunks=tuple(chunks), frames=tuple(frames), bad_frames=tuple(bad),
                        noise_bytes=reader.discarded, reply=reply, reply_at_s=reply_at, late=tuple(late))

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from drivers.serial_link import PortFactory, TrafficHook
+from drivers.serial_link import POLL_WALL_S, PortFactory, TrafficHook
 from drivers.serial_transport import LineSettings, SerialPort, open_port
 
 __all__ = ["POLL_WALL_S", "TAP_QUIET_READS", "PortFactory", "TrafficHook", "open_serial_port"]
 
-# How often the receive loop looks at the port (a read's wall timeout, and the clock's poll while it waits for
-# bytes). The limits apply to bench time, on the injected clock, which alone decides how time passes.
-POLL_WALL_S: Final = 0.01
 # A tap read ends when the line has been quiet for this many polls (wall time).
 TAP_QUIET_READS: Final = 5
 

@@ -50,13 +50,13 @@ from dlt698.protocol.link import decode_fragment, encode_fragment
 
 from drivers.ble import BleBackend, BleTarget, BleUartPort
 from drivers.clock import Clock
-from drivers.dlt645.link import POLL_WALL_S, MeterLink, PortFactory, TrafficHook, open_serial_port
+from drivers.dlt645.link import MeterLink, PortFactory, TrafficHook, open_serial_port
 from drivers.dlt698.apdu import DAR_NAMES, decode_apdu, oad_text, piid_of, service_tag
 from drivers.dlt698.frame import FRAGMENT, FUNCTION_DATA, BadFrame698, Dlt698Frame, FrameSplitter
 from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, ValidationError
 from drivers.retry import RetryPolicy
 from drivers.serial_link import AttemptsTiming, ReplyTiming, SerialLink
-from drivers.serial_transport import LineSettings, SerialPort, bytes_arriving, is_pty
+from drivers.serial_transport import LineSettings, SerialPort, is_pty
 
 __all__ = ["Attempt698", "DarRefused", "Dlt698Link", "Exchange698", "ServiceRefused", "SharedPort", "ble_port",
            "shared_port"]
@@ -314,7 +314,7 @@ class Dlt698Link(SerialLink):
             if now >= end:
                 return heard
             if not data:
-                self._clock.wait_until(lambda: bytes_arriving(port), timeout_s=end - now, poll_s=POLL_WALL_S)
+                self._wait_for_bytes(port, end - now)
 
     def _answers(self, frame: Dlt698Frame, request: Dlt698Frame, apdu: bytes) -> bool:
         """True when server frame `frame` (APDU `apdu`) answers `request`: the reply service (or ERROR-Response)
@@ -368,7 +368,7 @@ class Dlt698Link(SerialLink):
                 bad += splitter.flush()
                 break
             if reply is None and not data:
-                self._clock.wait_until(lambda: bytes_arriving(port), timeout_s=limit - now, poll_s=POLL_WALL_S)
+                self._wait_for_bytes(port, limit - now)
         self._reply_on_line(chunks, reply_at)
         return Attempt698(sent_at_s=sent_at, chunks=tuple(chunks), frames=tuple(frames), bad_frames=tuple(bad),
                           noise_bytes=splitter.discarded, reply=reply, apdu=apdu, reply_at_s=reply_at,
