@@ -56,8 +56,11 @@ def take_due(server: Dlt698Server, freeze: Freeze, now: dt.datetime, t0: float, 
              forward: tuple[float, float], reverse: tuple[float, float]) -> None:
     """Take the records of `freeze` that fell due in the step [t0, end] (meter clock `now` at its end)."""
     late = dt.timedelta(seconds=server.knobs.freeze_late_s)
-    if freeze.next_due is None or freeze.next_due - now > dt.timedelta(days=2):
-        freeze.next_due = boundary_after(freeze, now)  # first look, or the clock was set back
+    upcoming = boundary_after(freeze, now)
+    if freeze.next_due is None or freeze.next_due > upcoming:
+        # First look, or the meter's clock was set back (a time write, a broadcast sync): the meter freezes
+        # again from its clock's next boundary, as it would after any time setting.
+        freeze.next_due = upcoming
         return
     clock_start = server.management.rtc.read(t0)
     span = max((now - clock_start).total_seconds(), 1e-9)
