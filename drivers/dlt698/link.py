@@ -14,7 +14,7 @@ import contextlib
 import itertools
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 from dlt698 import Data, Oad, codec
 from dlt698._native import (
@@ -48,12 +48,12 @@ from dlt698._native import (
 )
 from dlt698.protocol.link import decode_fragment, encode_fragment
 
-from drivers.ble import BleBackend, BleTarget, BleUartPort
 from drivers.clock import Clock
-from drivers.dlt645.link import MeterLink, PortFactory, TrafficHook, open_serial_port
+from drivers.dlt645.link import PortFactory, TrafficHook, open_serial_port
 from drivers.dlt698.apdu import DAR_NAMES, decode_apdu, oad_text, piid_of, service_tag
 from drivers.dlt698.exchange import Attempt698, Exchange698
 from drivers.dlt698.frame import FRAGMENT, FUNCTION_DATA, BadFrame698, Dlt698Frame, FrameSplitter
+from drivers.dlt698.port import SharedPort, ble_port, shared_port
 from drivers.errors import FrameError, InstrumentError, InstrumentTimeout, LinkError, ValidationError
 from drivers.retry import RetryPolicy
 from drivers.serial_link import SerialLink
@@ -406,54 +406,3 @@ def _data(server: str, result: AttributeResult) -> Data:
         raise DarRefused(f"meter {server} refused {oad_text(result.attribute)}: {dar_text(result.result)}",
                          result.result)
     return result.result
-
-
-class SharedPort:
-    """The port of a position's DL/T 645 link, lent to its DL/T 698.45 link: a meter that speaks both answers
-    on one UART (or one BLE service), which one host opens once. Every call goes to the owner's current port,
-    so a port the owner reopened after a fault is followed; `close` lets the owner reopen it at its next use."""
-
-    def __init__(self, owner: MeterLink) -> None:
-        self._owner = owner
-
-    @property
-    def in_waiting(self) -> int:
-        """Bytes waiting at the owner's port."""
-        return self._owner._require().in_waiting
-
-    @property
-    def _socket(self) -> object:
-        """The owner's port's socket, where `bytes_arriving` looks for bytes on their way in (RFC 2217): without
-        it the clock could pass a reply timeout while the meter's reply is still in the socket."""
-        return getattr(self._owner._require(), "_socket", None)
-
-    def read(self, size: int = 1) -> bytes:
-        """Read from the owner's port."""
-        return self._owner._require().read(size)
-
-    def write(self, data: bytes) -> int | None:
-        """Write to the owner's port."""
-        return self._owner._require().write(data)
-
-    def apply_settings(self, d: dict[str, Any]) -> None:
-        """Line settings belong to the owner: its `reconfigure` changes them for both protocols."""
-
-    def close(self) -> None:
-        """The 698 link is done with the port (or found it broken): the owner opens it again when next used."""
-        self._owner._drop_port()
-
-
-def shared_port(owner: MeterLink) -> PortFactory:
-    """A port factory for a `Dlt698Link` that borrows `owner`'s port (see `SharedPort`)."""
-    return lambda url, line: SharedPort(owner)
-
-
-def ble_port(target: BleTarget, clock: Clock, backend: BleBackend | None = None) -> PortFactory:
-    """A port factory for a `Dlt698Link` over the meter's BLE transparent-UART service (a meter that speaks
-    only DL/T 698.45 there; one that speaks both lends its DL/T 645 link's port through `shared_port`)."""
-    def open_ble(url: str, line: LineSettings) -> SerialPort:
-        port = BleUartPort(target, clock, backend=backend if backend is not None else BleBackend())
-        port.open()
-        return port
-
-    return open_ble
