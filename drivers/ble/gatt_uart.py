@@ -21,15 +21,22 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from drivers.ble.gatt_service import (
+    ATT_DEFAULT_MTU,
+    ATT_HEADER_BYTES,
+    NOTIFY_PROPERTIES,
+    WRITE_PROPERTIES,
+    _Connection,
+    _describe,
+    check_characteristics,
+)
 from drivers.ble.loop_thread import start_loop_thread, stop_loop_thread
 from drivers.ble.target import (
     Advertisement,
     BleBackend,
     BleTarget,
-    GattCharacteristicInfo,
     GattServiceInfo,
     LinkStats,
 )
@@ -38,35 +45,23 @@ from drivers.errors import InstrumentError, InstrumentTimeout, LinkError, NotOpe
 
 if TYPE_CHECKING:
     from bleak import BleakClient
-    from bleak.backends.characteristic import BleakGATTCharacteristic
     from bleak.backends.device import BLEDevice
     from bleak.backends.scanner import AdvertisementData
-    from bleak.backends.service import BleakGATTServiceCollection
+
+__all__ = ["ATT_DEFAULT_MTU", "ATT_HEADER_BYTES", "NOTIFY_PROPERTIES", "POLL_WALL_S", "WALL_GUARD_S",
+           "WRITE_PROPERTIES", "BleUartPort"]
 
 T = TypeVar("T")
 
 # A read waits this long (wall time) for bytes, as a pyserial port's read timeout does; and how often a wait for
 # the meter's advertising looks.
 POLL_WALL_S: Final = 0.01
-ATT_DEFAULT_MTU: Final = 23  # Bluetooth Core Vol 3 Part F 3.2.8: every LE link starts (and may stay) at 23
-ATT_HEADER_BYTES: Final = 3  # opcode + handle before a write's or a notification's value
 # A call into the OS's Bluetooth stack that has not returned after this (wall) is a dead link.
 WALL_GUARD_S: Final = 30.0
-WRITE_PROPERTIES: Final = ("write", "write-without-response")
-NOTIFY_PROPERTIES: Final = ("notify", "indicate")
 
 
 class _LinkDropped(LinkError):
     """The connection went away under a write (reconnecting may cure it)."""
-
-
-@dataclass
-class _Connection:
-    client: BleakClient
-    write_char: BleakGATTCharacteristic
-    with_response: bool
-    payload: int  # bytes per write and per notification: negotiated ATT MTU - 3
-    services: tuple[GattServiceInfo, ...] = field(default_factory=tuple)
 
 
 # ------------------------------------------------------------------------------------ the port
@@ -286,14 +281,7 @@ class BleUartPort:
                                   f"ble.service_uuid, the transparent UART); the meter offers: {offered}")
         write_char = service.get_characteristic(target.write_uuid)
         notify_char = service.get_characteristic(target.notify_uuid)
-        for char, uuid, wanted, role in ((write_char, target.write_uuid, WRITE_PROPERTIES, "write"),
-                                         (notify_char, target.notify_uuid, NOTIFY_PROPERTIES, "notify")):
-            if char is None:
-                raise InstrumentError(f"{target.url}: service {target.service_uuid} has no characteristic {uuid} "
-                                      f"(the bench file's ble.{role}_uuid)")
-            if not set(char.properties) & set(wanted):
-                raise InstrumentError(f"{target.url}: characteristic {uuid} cannot {role} (its properties: "
-                                      f"{', '.join(char.properties) or 'none'})")
+        check_characteristics(target, write_char, notify_char)
         assert write_char is not None and notify_char is not None
         # BlueZ reports 23 for mtu_size but the real limit per characteristic; other stacks the negotiated MTU.
         payload = max(client.mtu_size - ATT_HEADER_BYTES, write_char.max_write_without_response_size,
@@ -448,11 +436,3 @@ class BleUartPort:
             with contextlib.suppress(Exception):
                 await client.disconnect()
             self._disconnecting = False
-
-
-def _describe(collection: BleakGATTServiceCollection) -> tuple[GattServiceInfo, ...]:
-    return tuple(
-        GattServiceInfo(service.uuid, tuple(GattCharacteristicInfo(c.uuid, c.handle, tuple(c.properties))
-                                            for c in service.characteristics))
-        for service in collection
-    )
