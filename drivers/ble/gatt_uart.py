@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -33,6 +32,7 @@ from drivers.ble.gatt_service import (
     check_characteristics,
 )
 from drivers.ble.loop_thread import start_loop_thread, stop_loop_thread
+from drivers.ble.scan import not_found, scan_for_target
 from drivers.ble.target import (
     Advertisement,
     BleBackend,
@@ -46,7 +46,6 @@ from drivers.errors import InstrumentError, InstrumentTimeout, LinkError, NotOpe
 if TYPE_CHECKING:
     from bleak import BleakClient
     from bleak.backends.device import BLEDevice
-    from bleak.backends.scanner import AdvertisementData
 
 __all__ = ["ATT_DEFAULT_MTU", "ATT_HEADER_BYTES", "NOTIFY_PROPERTIES", "POLL_WALL_S", "WALL_GUARD_S",
            "WRITE_PROPERTIES", "BleUartPort"]
@@ -183,44 +182,10 @@ class BleUartPort:
 
     def scan(self) -> tuple[BLEDevice, Advertisement] | None:
         """Listen for the meter's advertising until heard or `scan_timeout_s` of bench time has passed."""
-        found = threading.Event()
-        hits: list[tuple[BLEDevice, Advertisement]] = []
-        self.seen = {}
-        started = self._clock.now()
-
-        def heard(device: BLEDevice, data: AdvertisementData) -> None:  # on the port's loop: no clock here
-            uuids = tuple(dict.fromkeys(u.lower() for u in data.service_uuids))
-            adv = Advertisement(device.address, data.local_name, uuids, int(data.rssi), started)
-            self.seen[device.address] = adv
-            if not hits and self.target.matches(device.address, data.local_name):
-                hits.append((device, adv))
-                found.set()
-
-        scanner = self._run(self._start_scanner(heard), "starting a scan")
-        try:
-            self._wait(found.is_set, self.target.scan_timeout_s)
-        finally:
-            with contextlib.suppress(RigError):
-                self._run(scanner.stop(), "stopping the scan")
-        if not hits:
-            return None
-        device, adv = hits[0]
-        self.advertisement = adv = dataclasses.replace(adv, seen_at_s=self._clock.now())
-        return device, adv
-
-    async def _start_scanner(self, callback: Callable[[BLEDevice, AdvertisementData], None]) -> Any:
-        from bleak import BleakScanner
-
-        options: dict[str, Any] = {} if self.backend.scanner is None else {"backend": self.backend.scanner}
-        scanner = BleakScanner(detection_callback=callback, **options)
-        await scanner.start()
-        return scanner
+        return scan_for_target(self)
 
     def _not_found(self) -> str:
-        others = ", ".join(sorted(f"{a.local_name or '?'} ({a.address})" for a in self.seen.values())) or "none"
-        return (f"no BLE device {self.target.label} advertised within {self.target.scan_timeout_s:g} s of bench time "
-                f"(devices heard: {others}); is the meter powered and in range, and the name/address in the bench "
-                "file right?")
+        return not_found(self.target, self.seen)
 
     # ---- connecting
 
