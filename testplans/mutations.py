@@ -29,11 +29,20 @@ class Mutation:
     outside: Callable[[spec.MeterTypeLike], float]
     inside: Callable[[spec.MeterTypeLike], float]
     why: str
+    # The knob value at which the plan's limit is just reached (None for on/off knobs): the marginal-defect
+    # benchmark (benchmarks/plan_power.py) tries 1.1x and 0.8x of it.
+    boundary: Callable[[spec.MeterTypeLike], float] | None = None
 
     def override(self, meter: spec.MeterTypeLike, *, violating: bool = True) -> str:
         """The `--set` text for this knob."""
         value = (self.outside if violating else self.inside)(meter)
         return f"{self.knob}={value:.6g}"
+
+    def at(self, meter: spec.MeterTypeLike, factor: float) -> str | None:
+        """The `--set` text for `factor` times the boundary (None when the knob has no boundary)."""
+        if self.boundary is None:
+            return None
+        return f"{self.knob}={factor * self.boundary(meter):.6g}"
 
 
 def _max_basic_limit(meter: spec.MeterTypeLike, pf: str) -> float:
