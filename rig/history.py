@@ -1,7 +1,11 @@
 """History across runs and benches (composition layer): a point's values over time per meter, a trend
 plot, and drift flags raised before a point fails.
 
-Drift rule (per series = meter x test function x quantity, over the runs that measured it, oldest first):
+A series is one bench x one meter (its address, and its serial number where the run recorded one) x one
+test function x one quantity: the same address on two benches is two meters. Each run counts once, however
+many journals hold it (a run folder and reports/latest pointing at it, or a folder and the lab database).
+
+Drift rule (per series, over the runs that measured it, oldest first):
 a value's *limit usage* u = (value - nominal) / (the limit on its side - nominal), signed by the side
 (|u| <= 1 inside). The nominal is 0 when the band holds 0 (errors, counts, times: [0, 15] pulses at no
 load has its ideal at 0, not at 7.5), else the band's centre. One-sided limits are not scaled and only
@@ -17,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,21 +48,23 @@ class Point:
     high: float | None
     verdict: str
     recorded_utc: str
+    serial: str | None = None  # the meter's serial number where the run's header records it
 
 
 @dataclass
 class Series:
-    """A point's values across runs for one meter."""
+    """A point's values across runs for one meter on one bench."""
 
     meter: str
     function: str
     quantity: str
     points: list[Point]
+    bench: str = ""
 
     @property
     def label(self) -> str:
-        """`000000000001 test_basic_error: error at Ib PF 1`."""
-        return f"{self.meter} {self.function}: {self.quantity}"
+        """`lab-a 000000000001 test_basic_error: error at Ib PF 1`."""
+        return f"{self.bench} {self.meter} {self.function}: {self.quantity}".lstrip()
 
     @property
     def unit(self) -> str:
@@ -76,12 +83,20 @@ class Flag:
 
 def collect(journals: Sequence[Journal], *, meter: str | None = None, test: str | None = None,
             quantity: str | None = None, since_utc: str | None = None) -> list[Point]:
-    """The selected records of every run of every journal (superseded ones left out)."""
+    """The selected records of every run of every journal (superseded ones left out), each run once.
+
+    A run held by two journals (its folder's and the lab database's, or a folder reached twice) is read
+    from the first that holds it.
+    """
     out: list[Point] = []
+    taken: set[str] = set()
     for journal in journals:
         rows = journal.history(meter=meter, test=test, quantity=quantity, since_utc=since_utc)
         effective: dict[str, set[int]] = {}
+        here = {run.run_id for run, _ in rows} - taken
         for run, stored in rows:
+            if run.run_id not in here:
+                continue
             if run.run_id not in effective:
                 effective[run.run_id] = {s.seq for s in effective_records(journal, run.run_id)[0]}
             if stored.seq not in effective[run.run_id]:
@@ -89,18 +104,48 @@ def collect(journals: Sequence[Journal], *, meter: str | None = None, test: str 
             r = stored.record
             out.append(Point(run_id=run.run_id, bench=run.bench, meter=r.meter, position=r.position, test=r.test,
                              quantity=r.quantity, value=r.value, unit=r.unit, low=r.low, high=r.high,
-                             verdict=r.verdict, recorded_utc=stored.recorded_utc))
+                             verdict=r.verdict, recorded_utc=stored.recorded_utc,
+                             serial=_serial(run.meta, r.position)))
+        taken |= here
     out.sort(key=lambda p: (p.recorded_utc, p.run_id))
     return out
 
 
+def _serial(meta: dict[str, Any], position: str | None) -> str | None:
+    """The meter's serial number as the run's header records it for the position (`serial_number`; a
+    position's `serial` is its serial port, not the meter), if any."""
+    for entry in meta.get("positions") or ():
+        if isinstance(entry, dict) and entry.get("name") == position and entry.get("serial_number"):
+            return str(entry["serial_number"])
+    return None
+
+
+def meter_identity(point: Point) -> str:
+    """The meter as history tells meters apart: its address (or position, for bench-wide records), with its
+    serial number where the run recorded one."""
+    who = point.meter or point.position or "bench"
+    return f"{who} s/n {point.serial}" if point.serial and point.serial != who else who
+
+
+def test_name(point: Point) -> str:
+    """The test function with its parameters but not the position (`test_x[uart-P1-1]` -> `test_x[uart-1]`):
+    the same test over UART and over BLE are two series; the same test on P1 and P2 is told apart by meter."""
+    name = point.test.rpartition("::")[2]
+    function, bracket, params = name.partition("[")
+    if not bracket:
+        return function
+    kept = [p for p in params.rstrip("]").split("-") if p != point.position]
+    return f"{function}[{'-'.join(kept)}]" if kept else function
+
+
 def group(points: Sequence[Point]) -> list[Series]:
-    """Series per meter (or position, for bench-wide records), test function and quantity."""
-    series: dict[tuple[str, str, str], Series] = {}
+    """Series per bench, meter identity, test function and quantity."""
+    series: dict[tuple[str, str, str, str], Series] = {}
     for point in points:
-        key = (point.meter or point.position or "bench", point.test.split("[", 1)[0].rpartition("::")[2],
-               point.quantity)
-        series.setdefault(key, Series(*key, points=[])).points.append(point)
+        key = (point.bench, meter_identity(point), test_name(point), point.quantity)
+        if key not in series:
+            series[key] = Series(key[1], key[2], key[3], points=[], bench=key[0])
+        series[key].points.append(point)
     return list(series.values())
 
 
@@ -197,17 +242,29 @@ def table(series: Sequence[Series], flags: Sequence[Flag]) -> str:
 def to_json(series: Sequence[Series], flags: Sequence[Flag]) -> dict[str, Any]:
     """What `rig history --json` prints."""
     return {
-        "series": [{"meter": s.meter, "test": s.function, "quantity": s.quantity, "unit": s.unit,
+        "series": [{"bench": s.bench, "meter": s.meter, "test": s.function, "quantity": s.quantity, "unit": s.unit,
                     "points": [{"run_id": p.run_id, "bench": p.bench, "recorded_utc": p.recorded_utc,
                                 "value": p.value, "low": p.low, "high": p.high, "verdict": p.verdict}
                                for p in s.points]} for s in series],
-        "flags": [{"meter": f.series.meter, "test": f.series.function, "quantity": f.series.quantity,
-                   "kind": f.kind, "message": f.message} for f in flags],
+        "flags": [{"bench": f.series.bench, "meter": f.series.meter, "test": f.series.function,
+                   "quantity": f.series.quantity, "kind": f.kind, "message": f.message} for f in flags],
     }
 
 
-def trend_png(series: Sequence[Series], flags: Sequence[Flag], *, max_series: int = 8) -> bytes:
-    """Values over time (one line per series, limits dashed); flagged series marked in the legend."""
+MAX_PANELS = 36
+
+
+def _x_axis(s: Series) -> tuple[list[Any], list[str] | None]:
+    """Run dates for a series whose runs have distinct times, else run order labelled with the run ids."""
+    when = [dt.datetime.fromisoformat(p.recorded_utc) for p in s.points]
+    if len(set(when)) == len(when):
+        return when, None
+    return list(range(len(s.points))), [p.run_id for p in s.points]
+
+
+def trend_png(series: Sequence[Series], flags: Sequence[Flag]) -> bytes:
+    """One panel per series: its values over the runs' dates (run ids where runs share a time), its limits
+    dashed red, failing values marked, flagged series named in the panel's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,37 +273,41 @@ def trend_png(series: Sequence[Series], flags: Sequence[Flag], *, max_series: in
 
     mdates: Any = _dates  # matplotlib.dates has no type hints
 
+    if len(series) > MAX_PANELS:
+        raise ValueError(f"{len(series)} series selected; the plot draws at most {MAX_PANELS} panels (narrow it "
+                         "with --bench, --meter, --test or --quantity)")
     flagged = {id(f.series): f.kind for f in flags}
-    fig = Figure(figsize=(8.0, 4.2), dpi=100)
-    ax = fig.subplots()
-    shown_series = list(series[:max_series])
-    units = sorted({s.unit for s in shown_series})
-    times = [[dt.datetime.fromisoformat(p.recorded_utc) for p in s.points] for s in shown_series]
-    # Runs journaled within the same second (imports, tests) have no usable time axis: plot by run order.
-    by_time = all(len(set(t)) == len(t) for t in times)
-    bounds: set[float] = set()
-    for s, when in zip(shown_series, times):
-        xs = mdates.date2num(when) if by_time else list(range(1, len(when) + 1))
+    columns = 1 if len(series) == 1 else 2
+    rows = math.ceil(len(series) / columns)
+    fig = Figure(figsize=(6.0 * columns, 2.6 * rows + 0.4), dpi=100)
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for n, s in enumerate(series):
+        ax = axes[n // columns][n % columns]
+        xs, run_labels = _x_axis(s)
         values = [math.nan if p.value is None else p.value for p in s.points]
-        mark = f" [{flagged[id(s)]}]" if id(s) in flagged else ""
-        ax.plot(xs, values, "o-", markersize=3, label=f"{s.label}{mark}")
-        bounds |= {b for b in (s.points[-1].low, s.points[-1].high) if b is not None}
-    for bound in sorted(bounds):
-        ax.axhline(bound, color="tab:red", linestyle="--", linewidth=0.8)
-    if by_time:
-        locator = mdates.AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        ax.set_xlabel("recorded (UTC)")
-    else:
-        ax.set_xlabel("run (oldest first)")
-    ax.set_ylabel(" / ".join(units) or "value")
-    ax.grid(True, linewidth=0.3)
-    ax.legend(fontsize=7, loc="best")
-    shown = f" (first {max_series} of {len(series)})" if len(series) > max_series else ""
-    ax.set_title(f"History{shown}: values and limits (red, dashed)", fontsize=9)
+        ax.plot(xs, values, "o-", markersize=3, color="tab:blue")
+        failed = [(x, v) for x, v, p in zip(xs, values, s.points) if p.verdict == FAIL]
+        if failed:
+            ax.plot([x for x, _ in failed], [v for _, v in failed], "x", color="tab:red", markersize=7,
+                    label="fail")
+        for bound in sorted({b for b in (s.points[-1].low, s.points[-1].high) if b is not None}):
+            ax.axhline(bound, color="tab:red", linestyle="--", linewidth=0.8)
+        if run_labels is None:
+            locator = mdates.AutoDateLocator()
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        else:
+            ax.set_xticks(xs, run_labels, rotation=30, ha="right", fontsize=6)
+        mark = f" [{flagged[id(s)].upper()}]" if id(s) in flagged else ""
+        ax.set_title(textwrap.fill(f"{s.label}{mark}", 90), fontsize=6, color="tab:red" if mark else "black")
+        ax.set_ylabel(s.unit or "value", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(True, linewidth=0.3)
+    for n in range(len(series), rows * columns):
+        axes[n // columns][n % columns].set_visible(False)
+    fig.suptitle(f"History: {len(series)} series; x: run date (UTC) or run id; limits red dashed, fails x",
+                 fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
-

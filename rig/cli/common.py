@@ -80,7 +80,8 @@ def write_out(target: Path, data: bytes, option: str) -> None:
 
 
 def locate(run: str, reports_dir: str | None, db: str | None) -> tuple[Any, str, Path | None]:
-    """(journal, run id, run folder or None) for a run id or a results folder; exit 2 naming what is missing.
+    """(journal, run id, run folder or None) for a run id, `latest` or a results folder; exit 2 naming what is
+    missing.
 
     The journal is --db, else the folder's journal.sqlite, else RIG_DB.
     """
@@ -94,9 +95,10 @@ def locate(run: str, reports_dir: str | None, db: str | None) -> tuple[Any, str,
     else:
         if "/" in run or os.sep in run:
             raise fail(f"no results folder {run}")
-        run_id = run
         candidate = Path(reports_dir or "reports") / run
         folder = candidate if candidate.is_dir() else None
+        # `latest` (reports/latest, a link to the newest run folder) or any folder name stands for its run.
+        run_id = run_id_of(candidate) if folder is not None else run
     try:
         if db:
             journal = Journal(db, create=False)

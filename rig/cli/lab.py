@@ -135,6 +135,7 @@ def keys_list(db: str | None) -> None:
 
 
 @main.command()
+@click.option("--bench", "bench_name", default=None, metavar="NAME", help="only runs on this bench")
 @click.option("--meter", default=None, metavar="ADDR", help="only this meter address")
 @click.option("--test", "test_id", default=None, metavar="ID", help="only tests whose node id contains ID")
 @click.option("--quantity", default=None, metavar="TEXT", help="only quantities containing TEXT")
@@ -149,9 +150,14 @@ def keys_list(db: str | None) -> None:
 @click.option("--margin", default=80.0, show_default=True, type=click.FloatRange(1, 100),
               help="flag a last value beyond this % of its limit")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-def history(meter: str | None, test_id: str | None, quantity: str | None, since: str | None, dbs: tuple[str, ...],
+def history(bench_name: str | None, meter: str | None, test_id: str | None, quantity: str | None, since: str | None,
+            dbs: tuple[str, ...],
             reports_dir: str, plot_file: str | None, horizon: int, margin: float, as_json: bool) -> None:
-    """Results across runs and benches, per meter and point; flags drift towards a limit before it fails."""
+    """Results across runs and benches, per bench, meter and point; flags drift towards a limit before it fails.
+
+    Each run counts once (reports/latest is the newest run folder, not another run). The plot draws one panel
+    per series over the runs' dates.
+    """
     import rig.history as hist
     from rig.results import Journal, JournalError
 
@@ -166,13 +172,16 @@ def history(meter: str | None, test_id: str | None, quantity: str | None, since:
         if urls:
             journals = [Journal(url, create=False) for url in urls]
         else:
-            found = sorted(Path(reports_dir).glob("*/journal.sqlite"))
+            # reports/latest is a link to one of the run folders: each journal file is read once.
+            found = sorted({p.resolve() for p in Path(reports_dir).glob("*/journal.sqlite")})
             if not found:
                 raise fail(f"no journals under {reports_dir}/ and no --db or RIG_DB given")
             journals = [Journal.in_folder(p.parent, create=False) for p in found]
         points = hist.collect(journals, meter=meter, test=test_id, quantity=quantity, since_utc=since_utc)
     except JournalError as exc:
         raise fail(str(exc)) from None
+    if bench_name is not None:
+        points = [p for p in points if p.bench == bench_name]
     series = hist.group(points)
     flags = hist.assess(series, horizon_runs=horizon, margin=margin / 100.0)
     if as_json:
@@ -182,6 +191,10 @@ def history(meter: str | None, test_id: str | None, quantity: str | None, since:
     if plot_file:
         if not series:
             raise fail("nothing selected to plot")
-        write_out(Path(plot_file), hist.trend_png(series, flags), "--plot")
+        try:
+            png = hist.trend_png(series, flags)
+        except ValueError as exc:
+            raise fail(f"--plot: {exc}") from None
+        write_out(Path(plot_file), png, "--plot")
         console.print(f"trend plot: {plot_file}")
     raise SystemExit(EXIT_OK)

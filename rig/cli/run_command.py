@@ -12,7 +12,17 @@ from typing import Any
 
 import click
 
-from rig.cli.common import bench_option, console, fail, load, main, new_run_id, resolve_plans, set_option
+from rig.cli.common import (
+    bench_option,
+    console,
+    fail,
+    load,
+    main,
+    new_run_id,
+    resolve_plans,
+    run_id_of,
+    set_option,
+)
 from rig.config import DEFAULT_BENCH, ConfigError, parse_ambient, read_text_capped
 from rig.pin import run_pin
 from rig.plans import plans_dir
@@ -37,8 +47,8 @@ class _PytestArgs(click.Command):
 @click.option("--reports", "reports_dir", type=click.Path(file_okay=False), default="reports", show_default=True,
               help="folder that receives reports/<run-id>/")
 @click.option("--resume", "resume_id", default=None, metavar="RUN_ID",
-              help="continue an interrupted run: only items that did not complete run again, into the same "
-                   "run id, journal and reports (plans, bench and overrides are the run's own)")
+              help="continue an interrupted run (its id, or `latest`): only items that did not complete run "
+                   "again, into the same run id, journal and reports (plans, bench and overrides are the run's own)")
 @click.option("--accept-expired-calibration", "accept_expired", default=None, metavar="REASON",
               help="run although the reference standard's calibration has expired; the certificate states REASON")
 @click.option("--operator-answers", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -67,6 +77,8 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
             if plan_args or bench_file or overrides or pytest_extra:
                 raise RunInputError("--resume runs the plans, bench file and overrides of the original run; give "
                                     "only the run id (and --reports)")
+            if (Path(reports_dir) / resume_id).is_dir():  # `latest` names the newest run folder's run
+                resume_id = run_id_of(Path(reports_dir) / resume_id)
             asked = resume_request(Path(reports_dir) / resume_id, resume_id)
         else:
             if accept_changed is not None:
