@@ -15,7 +15,7 @@ from typing import Final
 from drivers.errors import InstrumentError
 from drivers.reference import CalculatorState, ErrorCalculator, ReferenceDialect, ReferenceStandard
 from drivers.scpi import Setting
-from drivers.source import PowerSource, SourceDialect
+from drivers.source import HarmonicDialect, PowerSource, SourceDialect
 from drivers.transport import MessageTransport
 
 MANUAL: Final = "Fluke 6100B/6105A Users Manual, chapter 5 Remote Operation"
@@ -24,6 +24,25 @@ MANUAL: Final = "Fluke 6100B/6105A Users Manual, chapter 5 Remote Operation"
 # 6101B/6106A units add phases 2 and 3).
 PHASE: Final = 1
 _P = f"SOUR:PHAS{PHASE}"
+
+# 5-36 (voltage) and 5-45 (current): MHARmonics:HARMonic<y> <amplitude>,<phase angle> sets harmonic y (0..100,
+# DC is y = 0 and its phase angle must be zero) in the presently selected amplitude units (absolute: V, A);
+# MHARmonics:CLEar removes every harmonic but the fundamental. The MHARmonics:STATe form that applies them, the
+# units being absolute after *RST, and the phase angle's reference and sign are not shown in the text read: check.
+# Its interharmonics (5-71, IHARmonics) are not mapped, so no sub-harmonics from this row.
+FLUKE_6100B_HARMONICS: Final = HarmonicDialect(
+    voltage=f"{_P}:VOLT:MHAR:HARM{{order}} {{amplitude}},{{phase}}",
+    current=f"{_P}:CURR:MHAR:HARM{{order}} {{amplitude}},{{phase}}",
+    clear=(f"{_P}:VOLT:MHAR:CLE", f"{_P}:CURR:MHAR:CLE"),
+    enable=(f"{_P}:VOLT:MHAR:STAT ON", f"{_P}:CURR:MHAR:STAT ON"),
+    percent=False,
+    fundamental=True,
+    max_order=100,
+    dc=True,
+    fractional=False,
+    source=f"{MANUAL}: 5-36 (voltage MHARmonics), 5-45 (current MHARmonics)",
+    check=("enable", "percent", "fundamental", "phase sign and reference"),
+)
 
 FLUKE_6100B: Final = SourceDialect(
     name="fluke-6100b",
@@ -47,6 +66,7 @@ FLUKE_6100B: Final = SourceDialect(
     measure_power_factor=f"{_P}:POW:PFAC?",
     measure_frequency="SOUR:FREQ?",
     transient=None,  # its dips and swells are 'phenomena' on the waveform, not a LIST subsystem: not mapped
+    harmonics=FLUKE_6100B_HARMONICS,
     source=f"{MANUAL}: 5-32 (power, fitted), 5-36 (voltage), 5-43 (current), 5-45 (phase), 5-58 (OUTPut OFF)",
     # current and phase: their set forms (phase also its sign); the rest: not shown in the pages read.
     check=("current", "phase", "frequency", "output_on", "output_query", "measure_power_factor", "measure_frequency"),

@@ -56,6 +56,37 @@ class ReferenceReading:
 
 
 @dataclass(frozen=True)
+class HarmonicAnalysis:
+    """A reference standard's harmonic analyser (data): fundamental power and content per order. `{order}`
+    in a query is the order (0 is DC); content replies are in % of the fundamental."""
+
+    measure_fundamental_power: str
+    measure_voltage_content: str
+    measure_current_content: str
+    max_order: int = 50
+    source: str = ""
+    check: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HarmonicContent:
+    """What the reference measures of one order: voltage and current content, % of the fundamental."""
+
+    order: int
+    voltage_pct: float
+    current_pct: float
+
+
+# The twin's reference (rig.twin.reference) analyses whole orders up to the 50th.
+SCPI_HARMONIC_ANALYSIS: Final = HarmonicAnalysis(
+    measure_fundamental_power="MEAS:POW:FUND?",
+    measure_voltage_content="MEAS:VOLT:HARM? {order}",
+    measure_current_content="MEAS:CURR:HARM? {order}",
+    source="the twin's reference standard (rig.twin.reference)",
+)
+
+
+@dataclass(frozen=True)
 class ReferenceDialect:
     """The commands of one family of reference standards and error calculators (data, so a vendor is a
     new row). `{channel}` in a calculator command is the calculator's channel (1-based)."""
@@ -85,6 +116,7 @@ class ReferenceDialect:
     open_setup: tuple[str, ...] = ()  # sent once after connecting (units, reference source)
     source: str = ""  # where the command set comes from (manual, edition, pages)
     check: tuple[str, ...] = ()  # fields not confirmed by the manual's text or on an instrument: check first
+    harmonics: HarmonicAnalysis | None = None  # its harmonic analyser, if it has one
 
     def state_of(self, reply: str) -> CalculatorState | None:
         """The calculator state a reply to `calc_state` names (None: not one of them)."""
@@ -113,6 +145,7 @@ SCPI_REFERENCE: Final = ReferenceDialect(
     count_start="CALC{channel}:COUN:STAR",
     count_query="CALC{channel}:COUN?",
     states=tuple((state.value, state) for state in CalculatorState),
+    harmonics=SCPI_HARMONIC_ANALYSIS,
     source="the twin's reference standard (rig.twin.reference)",
 )
 
@@ -201,6 +234,24 @@ class ReferenceStandard(ScpiInstrument):
             power_factor=self.query_float(d.measure_power_factor),
             frequency_hz=self.query_float(d.measure_frequency),
         )
+
+    def _analysis(self) -> HarmonicAnalysis:
+        if self.dialect.harmonics is None:
+            raise InstrumentError(f"{self.resource}: the {self.dialect.name} reference has no harmonic analyser; "
+                                  "fundamental power and harmonic content need one")
+        return self.dialect.harmonics
+
+    def fundamental_power_w(self) -> float:
+        """Active power of the fundamental alone, W (`measure().power_w` is the total)."""
+        return self.query_float(self._analysis().measure_fundamental_power)
+
+    def harmonic_content(self, order: int) -> HarmonicContent:
+        """Voltage and current content at `order` (0: DC), % of the fundamental."""
+        analysis = self._analysis()
+        if not 0 <= order <= analysis.max_order:
+            raise ValueError(f"harmonic order {order}: the analyser measures orders 0..{analysis.max_order}")
+        return HarmonicContent(order, self.query_float(analysis.measure_voltage_content.format(order=order)),
+                               self.query_float(analysis.measure_current_content.format(order=order)))
 
     def start_energy(self) -> None:
         """Start accumulating active energy from zero."""

@@ -6,10 +6,12 @@ are checked before anything is sent, and `close()` always leaves the output off.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from drivers.clock import Clock
-from drivers.errors import InstrumentError, RigError, SafetyLimitError
+from drivers.errors import InstrumentError, RigError, SafetyLimitError, ValidationError
 from drivers.scpi import ScpiInstrument, Setting
 from drivers.transients import PHANTOM_LIST, TransientDialect, TransientSubsystem, WaveformProgram
 from drivers.transport import MessageTransport
@@ -27,6 +29,74 @@ class CommsWatchdog:
     feed: str  # a harmless query that counts as I/O activity
     source: str = ""  # where the commands come from (manual, pages)
     check: bool = True  # not confirmed on this family's manual or an instrument: check before relying on it
+
+
+@dataclass(frozen=True)
+class Harmonic:
+    """One spectral component a source adds to its fundamental, in voltage and current.
+
+    `order`: frequency as a multiple of the fundamental (0 is DC; a fraction is a sub-harmonic). Amplitudes
+    are RMS in % of the fundamental's RMS; phase angles are degrees of the component behind the fundamental
+    voltage's zero crossing (positive lagging, as the fundamental current's phase angle). The active power
+    of the component is U1 * I1 * voltage_pct * current_pct / 1e4 * cos(current_phase - voltage_phase).
+    """
+
+    order: float
+    voltage_pct: float = 0.0
+    voltage_phase_deg: float = 0.0
+    current_pct: float = 0.0
+    current_phase_deg: float = 0.0
+
+    @property
+    def power_fraction(self) -> float:
+        """Active power of the component as a fraction of U1 * I1."""
+        angle = math.radians(self.current_phase_deg - self.voltage_phase_deg)
+        return self.voltage_pct * self.current_pct / 1e4 * math.cos(angle)
+
+
+def rms_factor(percents: Sequence[float]) -> float:
+    """RMS of a waveform over the RMS of its fundamental, from its components' amplitudes in %."""
+    return math.sqrt(1.0 + sum((p / 100.0) ** 2 for p in percents))
+
+
+def distorted_power_w(voltage_v: float, current_a: float, phase_deg: float,
+                      harmonics: Sequence[Harmonic] = ()) -> float:
+    """Total active power (fundamental and every component), W, of fundamental RMS values and content."""
+    return voltage_v * current_a * (math.cos(math.radians(phase_deg)) + sum(h.power_fraction for h in harmonics))
+
+
+@dataclass(frozen=True)
+class HarmonicDialect:
+    """How one family of sources programs harmonic content (data). In the templates `{order}` is the
+    component's order, `{amplitude}` its amplitude (in % of the fundamental when `percent`, else in V or A)
+    and `{phase}` its phase angle, degrees."""
+
+    voltage: str
+    current: str
+    clear: tuple[str, ...]  # removes every component but the fundamental
+    enable: tuple[str, ...] = ()  # applies the programmed content, where the family needs it
+    percent: bool = True  # amplitudes in % of the fundamental, else absolute (V, A)
+    fundamental: bool = False  # an absolute family takes the fundamental again as order 1 after the content
+    max_order: int = 50
+    dc: bool = True  # takes order 0 (DC)
+    fractional: bool = False  # takes orders that are not whole multiples (sub-harmonics, interharmonics)
+    max_pct: float = 100.0
+    source: str = ""
+    check: tuple[str, ...] = ()
+
+
+# The twin's own harmonic commands (rig.twin.source): per order, amplitude in % of the fundamental and
+# phase angle; fractional orders are sub-harmonics and interharmonics.
+PHANTOM_HARMONICS = HarmonicDialect(
+    voltage="SOUR:HARM:VOLT {order},{amplitude},{phase}",
+    current="SOUR:HARM:CURR {order},{amplitude},{phase}",
+    clear=("SOUR:HARM:CLE",),
+    percent=True,
+    max_order=50,
+    dc=True,
+    fractional=True,
+    source="the twin's phantom-load source (rig.twin.source)",
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +120,7 @@ class SourceDialect:
     source: str = ""  # where the command set comes from (manual, edition, pages)
     check: tuple[str, ...] = ()  # fields not confirmed by the manual's text or on an instrument: check first
     watchdog: CommsWatchdog | None = None  # its communication watchdog, if it has one
+    harmonics: HarmonicDialect | None = None  # its harmonic generator, if it has one
 
 
 # Keysight's I/O watchdog (N6700/N6900/RP7900 guides: OUTPut:PROTection:WDOG[:STATe], :WDOG:DELay 1..3600 s
@@ -81,8 +152,31 @@ PHANTOM = SourceDialect(
     measure_power_factor="MEAS:PFAC?",
     measure_frequency="MEAS:FREQ?",
     transient=PHANTOM_LIST,
+    harmonics=PHANTOM_HARMONICS,
     source="the twin's phantom-load source (rig.twin.source)",
 )
+
+def _check_harmonic(h: Harmonic, dialect: HarmonicDialect, seen: set[float]) -> None:
+    """ValidationError naming what the source cannot generate (nothing is sent)."""
+    what = f"harmonic order {h.order:g}"
+    if not math.isfinite(h.order) or h.order < 0 or h.order == 1 or h.order > dialect.max_order:
+        raise ValidationError(f"{what}: orders are 0 (DC) or above 0 up to {dialect.max_order}, not 1 (the "
+                              "fundamental is the load point itself); nothing was sent")
+    if h.order == 0 and not dialect.dc:
+        raise ValidationError(f"{what}: this source has no DC component; nothing was sent")
+    if h.order != int(h.order) and not dialect.fractional:
+        raise ValidationError(f"{what}: this source generates whole harmonic orders only (no sub-harmonics or "
+                              "interharmonics); nothing was sent")
+    if h.order == 0 and (h.voltage_phase_deg != 0 or h.current_phase_deg != 0):
+        raise ValidationError(f"{what}: DC has no phase angle (0); nothing was sent")
+    if h.order in seen:
+        raise ValidationError(f"{what} is given twice; nothing was sent")
+    seen.add(h.order)
+    for pct in (h.voltage_pct, h.current_pct):
+        if not math.isfinite(pct) or not 0 <= pct <= dialect.max_pct:
+            raise ValidationError(f"{what}: amplitude {pct:g} % is outside 0..{dialect.max_pct:g} % of the "
+                                  "fundamental; nothing was sent")
+
 
 @dataclass(frozen=True)
 class SourceReading:
@@ -105,6 +199,7 @@ class PowerSource(ScpiInstrument):
         self.max_voltage_v = max_voltage_v
         self.max_current_a = max_current_a
         self._transients: TransientSubsystem | None = None
+        self._distorted = False  # harmonic content is programmed (the next sine point clears it)
 
     def _guard(self, voltage_v: float | None = None, current_a: float | None = None) -> None:
         if voltage_v is not None and voltage_v > self.max_voltage_v:
@@ -137,9 +232,12 @@ class PowerSource(ScpiInstrument):
         self.send(self.dialect.frequency.set_message(frequency_hz))
 
     def apply(self, *, voltage_v: float, current_a: float, phase_deg: float = 0.0,
-              frequency_hz: float | None = None) -> None:
+              frequency_hz: float | None = None, harmonics: Sequence[Harmonic] = ()) -> None:
         """Set a whole load point; every value is validated and limit-checked before the first is sent (a
-        voltage-only source takes load points without current)."""
+        voltage-only source takes load points without current). `voltage_v` and `current_a` are the
+        fundamental's RMS values; `harmonics` the content added to them (a point without any clears what an
+        earlier point programmed); the safety limits apply to the RMS of the whole waveform."""
+        harmonic_messages = self._harmonic_messages(voltage_v, current_a, phase_deg, harmonics)
         messages = [self.dialect.voltage.set_message(voltage_v)]
         if self.dialect.current is not None or current_a != 0:
             messages.append(self._output(self.dialect.current, "current output").set_message(current_a))
@@ -147,9 +245,38 @@ class PowerSource(ScpiInstrument):
             messages.append(self._output(self.dialect.phase, "phase angle").set_message(phase_deg))
         if frequency_hz is not None:
             messages.append(self.dialect.frequency.set_message(frequency_hz))
-        self._guard(voltage_v=voltage_v, current_a=current_a)
-        for message in messages:
+        self._guard(voltage_v=voltage_v * rms_factor([h.voltage_pct for h in harmonics]),
+                    current_a=current_a * rms_factor([h.current_pct for h in harmonics]))
+        for message in messages + harmonic_messages:
             self.send(message)
+        if harmonic_messages:
+            self._distorted = bool(harmonics)
+
+    def _harmonic_messages(self, voltage_v: float, current_a: float, phase_deg: float,
+                           harmonics: Sequence[Harmonic]) -> list[str]:
+        """What programs `harmonics` (validated; nothing when there is none to set or clear)."""
+        if not harmonics and not self._distorted:
+            return []
+        dialect = self.dialect.harmonics
+        if dialect is None:
+            raise InstrumentError(f"{self.resource}: the {self.dialect.name} source has no harmonic generator; "
+                                  "harmonic tests need a source that programs harmonic content")
+        messages = list(dialect.clear)
+        seen: set[float] = set()
+        for h in harmonics:
+            _check_harmonic(h, dialect, seen)
+            for template, pct, phase, fundamental in (
+                    (dialect.voltage, h.voltage_pct, h.voltage_phase_deg, voltage_v),
+                    (dialect.current, h.current_pct, h.current_phase_deg, current_a)):
+                amplitude = pct if dialect.percent else fundamental * pct / 100.0
+                messages.append(template.format(order=f"{h.order:g}", amplitude=f"{amplitude:.5g}",
+                                                phase=f"{phase:.3f}"))
+        if harmonics and dialect.fundamental:
+            messages.append(dialect.voltage.format(order="1", amplitude=f"{voltage_v:.6g}", phase="0.000"))
+            messages.append(dialect.current.format(order="1", amplitude=f"{current_a:.6g}", phase=f"{phase_deg:.3f}"))
+        if harmonics:
+            messages.extend(dialect.enable)
+        return messages
 
     @property
     def transients(self) -> TransientSubsystem:

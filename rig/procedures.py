@@ -12,6 +12,7 @@ from typing import TypeVar, cast
 from drivers.errors import BenchFault, InstrumentError
 from drivers.reference import CalculatorState, ReferenceRestarted
 from drivers.retry import RetryPolicy, is_link_problem
+from drivers.source import Harmonic, distorted_power_w
 from rig.bench import Bench, Position
 
 T = TypeVar("T")
@@ -31,17 +32,18 @@ class LoadPoint:
     current_a: float
     phase_deg: float = 0.0
     frequency_hz: float | None = None
+    harmonics: tuple[Harmonic, ...] = ()  # content on top of the fundamental (voltage_v, current_a)
 
     @property
     def active_power_w(self) -> float:
-        """Nominal active power per phase element, W."""
-        return self.voltage_v * self.current_a * math.cos(math.radians(self.phase_deg))
+        """Nominal active power per phase element (fundamental and harmonics), W."""
+        return distorted_power_w(self.voltage_v, self.current_a, self.phase_deg, self.harmonics)
 
 
 def energise(bench: Bench, point: LoadPoint, *, settle_s: float = DEFAULT_SETTLE_S) -> None:
     """Set the load point, switch the output on, and let it settle."""
     bench.source.apply(voltage_v=point.voltage_v, current_a=point.current_a, phase_deg=point.phase_deg,
-                       frequency_hz=point.frequency_hz)
+                       frequency_hz=point.frequency_hz, harmonics=point.harmonics)
     if not bench.source.output_enabled:
         bench.source.output_on()
     bench.clock.sleep(settle_s)

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from rig.config.base import ConfigError, StrictModel, deep_merge, describe_errors
 from rig.config.dlt698 import Dlt698Knobs
+from rig.config.harmonics import HarmonicKnobs
 
 
 def knob(default: Any, description: str, breaks: str, **constraints: Any) -> Any:
@@ -190,6 +191,7 @@ class MeterKnobs(StrictModel):
     ble: BleKnobs = BleKnobs()  # the Bluetooth LE module
     power: PowerKnobs = PowerKnobs()  # supply, power-down, RTC on battery, clock battery
     dlt698: Dlt698Knobs = Dlt698Knobs()  # the DL/T 698.45 server on the same ports
+    harmonics: HarmonicKnobs = HarmonicKnobs()  # the front end under harmonic content
 
 
 class SourceTwin(StrictModel):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rig.config import MeteringKnobs, MeterType
+from rig.config.harmonics import HarmonicKnobs
+from rig.twin.harmonics import registered_power_w as registered_with_harmonics
 from rig.twin.world import Terminals
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ class MeteringModule:
     _pulse_accumulator: float = 0.0  # fraction of a pulse accumulated towards the next edge
     _noise_pct: float = 0.0
     dip_power_w: float = 0.0  # knob counts_during_dip: what it registers while the voltage is dipped
+    harmonics: HarmonicKnobs = field(default_factory=HarmonicKnobs)  # how it registers distorted waveforms
 
     def redraw(self, _t: float) -> None:
         """New random error for the next second of bench time."""
@@ -72,7 +75,8 @@ class MeteringModule:
             + k.frequency_sensitivity_pct_per_pct * (t.frequency_hz / self.meter_type.frequency_hz - 1.0) * 100.0
             + self._noise_pct
         )
-        return t.voltage_v * t.current_a * math.cos(angle) * (1.0 + error_pct / 100.0)
+        return registered_with_harmonics(
+            t, t.voltage_v * t.current_a * math.cos(angle) * (1.0 + error_pct / 100.0), self.harmonics)
 
     def step(self, t0: float, dt: float, terminals: Terminals) -> None:
         """Integrate the registers and emit pulse edges over [t0, t0 + dt]."""

@@ -59,6 +59,8 @@ class CalculatorModel:
 # The Fluke 6105A Energy option's parameters (users manual 5-95, 5-97, 5-91) and the words its state query
 # answers with (the twin's choice: the manual pages read do not show them).
 FLUKE_MUT_CHANNELS = 3
+# The harmonic analyser of the twin's own dialect: whole orders 0 (DC) .. 50.
+MAX_ANALYSED_ORDER = 50
 FLUKE_CONSTANT_UNITS = {"IPWH": 1000.0, "IPKWH": 1.0, "IPMWH": 0.001}  # to imp/kWh
 FLUKE_MUT_SOURCES = ("CH1", "CH1TO2", "CH1TO3")
 FLUKE_DURATION_SOURCES = ("CH1", "CH2", "CH3")
@@ -107,8 +109,11 @@ class ReferenceModel(ScpiDevice):
 
     def _scpi_commands(self) -> None:
         """The twin's own reference dialect (drivers.reference.SCPI_REFERENCE): a calculator per channel."""
-        self.command("MEASure[:SCALar]:VOLTage", lambda r: self._measure(lambda t: t.voltage_v))
-        self.command("MEASure[:SCALar]:CURRent", lambda r: self._measure(lambda t: t.current_a))
+        self.command("MEASure[:SCALar]:VOLTage", lambda r: self._measure(lambda t: t.voltage_rms_v))
+        self.command("MEASure[:SCALar]:CURRent", lambda r: self._measure(lambda t: t.current_rms_a))
+        self.command("MEASure[:SCALar]:POWer:FUNDamental", lambda r: self._measure(lambda t: t.fundamental_power_w))
+        self.command("MEASure[:SCALar]:VOLTage:HARMonic", lambda r: self._content(r, "voltage"))
+        self.command("MEASure[:SCALar]:CURRent:HARMonic", lambda r: self._content(r, "current"))
         self.command("MEASure[:SCALar]:POWer", lambda r: self._measure(lambda t: t.active_power_w))
         self.command("MEASure[:SCALar]:PFACtor", lambda r: f"{self.world.terminals().power_factor:.6f}")
         self.command("MEASure[:SCALar]:FREQuency", lambda r: f"{self.world.terminals().frequency_hz:.5f}")
@@ -184,6 +189,15 @@ class ReferenceModel(ScpiDevice):
 
     def _measured(self, quantity: Callable[[Terminals], float]) -> float:
         return quantity(self.world.terminals()) * (1.0 + self._error_pct / 100.0)
+
+    def _content(self, request: Request, channel: str) -> str:
+        """Content at one whole order (0: DC), % of the fundamental (the analyser's bins are whole orders)."""
+        order = request.number(0, MAX_ANALYSED_ORDER)
+        if order != int(order):
+            raise ScpiFault(*DATA_OUT_OF_RANGE)
+        pct = sum(h.voltage_pct if channel == "voltage" else h.current_pct
+                  for h in self.world.terminals().harmonics if h.order == order)
+        return f"{pct * (1.0 + self._error_pct / 100.0):.5f}"
 
     def _measure(self, quantity: Callable[[Terminals], float]) -> str:
         return f"{self._measured(quantity):.6f}"

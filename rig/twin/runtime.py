@@ -91,6 +91,7 @@ class Twin:
             management.attach_power(MeterPower(bench.meter, knobs.power, metering, management.rtc, self.world,
                                                random.Random(f"{config.seed}:power:{index}")))
             metering.dip_power_w = knobs.power.counts_during_dip
+            metering.harmonics = knobs.harmonics
             # The same firmware's DL/T 698.45 server: tariffs and freezes on the meter's clock, stepped after it.
             management.dlt698 = Dlt698Server(management, knobs.dlt698, firmware_key.public_hex)
             self.uarts.append(MeterUart(management))

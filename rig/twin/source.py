@@ -9,14 +9,17 @@ the lists into segments of bench time that the World steps through edge by edge.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from drivers.source import Harmonic
 from rig.config import SourceTwin
 from rig.twin.scpi import ScpiDevice
 from rig.twin.scpi_syntax import (
     DATA_OUT_OF_RANGE,
     MISSING_PARAMETER,
+    PARAMETER_NOT_ALLOWED,
     SETTINGS_CONFLICT,
     Request,
     ScpiFault,
@@ -30,6 +33,11 @@ MAX_LIST_COUNT = 1000
 PHASE_TOLERANCE_CYCLES = 1e-9
 FLUKE_PHASE = 1  # the phase the twin's Fluke 6100B has fitted (a master unit without auxiliaries)
 HARDWARE_MISSING = (-241, "Hardware missing")
+# The harmonic generator: the highest order each personality takes, and the most content per order (% of the
+# fundamental).
+MAX_HARMONIC_ORDER = {"phantom": 50, "fluke": 100}
+MAX_HARMONIC_PCT = 100.0
+_HARMONIC_SUFFIX = re.compile(r"HARM(?:ONICS?)?(\d+)$", re.IGNORECASE)
 
 
 @dataclass
@@ -63,11 +71,14 @@ class SourceModel(ScpiDevice):
         self._setting("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", "current_a", 0.0, config.max_current_a, "A")
         self._setting("[SOURce:]PHASe[:ANGLe]", "phase_deg", -180.0, 180.0, "DEG")
         self._setting("[SOURce:]FREQuency[:CW]", "frequency_hz", 45.0, 65.0, "HZ")
-        self.command("MEASure[:SCALar]:VOLTage[:AC]", lambda r: f"{self.world.terminals().voltage_v:.4f}")
-        self.command("MEASure[:SCALar]:CURRent[:AC]", lambda r: f"{self.world.terminals().current_a:.5f}")
+        self.command("MEASure[:SCALar]:VOLTage[:AC]", lambda r: f"{self.world.terminals().voltage_rms_v:.4f}")
+        self.command("MEASure[:SCALar]:CURRent[:AC]", lambda r: f"{self.world.terminals().current_rms_a:.5f}")
         self.command("MEASure[:SCALar]:POWer[:AC][:REAL]", lambda r: f"{self.world.terminals().active_power_w:.4f}")
         self.command("MEASure[:SCALar]:PFACtor", lambda r: f"{self.world.terminals().power_factor:.5f}")
         self.command("MEASure[:SCALar]:FREQuency", lambda r: f"{self.world.terminals().frequency_hz:.4f}")
+        self.command("[SOURce:]HARMonic:VOLTage", lambda r: self._phantom_harmonic(r, "voltage"))
+        self.command("[SOURce:]HARMonic:CURRent", lambda r: self._phantom_harmonic(r, "current"))
+        self.command("[SOURce:]HARMonic:CLEar", lambda r: self._clear_harmonics())
         self._list("[SOURce:]LIST:VOLTage[:LEVel]", "voltages_v", 0.0, config.max_voltage_v, "V")
         self._list("[SOURce:]LIST:FREQuency[:LEVel]", "frequencies_hz", 45.0, 65.0, "HZ")
         self._list("[SOURce:]LIST:DWELl", "dwells", 1e-6, 1e6, None)  # seconds or cycles: no one unit
@@ -89,9 +100,102 @@ class SourceModel(ScpiDevice):
         self._fluke_reading("SOURce:PHASe#:CURRent:AMPLitude", lambda t: t.current_a)
         self._fluke_reading("SOURce:PHASe#:POWer:WATT", lambda t: t.active_power_w)
         self._fluke_reading("SOURce:PHASe#:POWer:PFACtor", lambda t: t.power_factor)
+        self.command("SOURce:PHASe#:VOLTage:MHARmonics:HARMonic#", lambda r: self._fluke_harmonic(r, "voltage"))
+        self.command("SOURce:PHASe#:CURRent:MHARmonics:HARMonic#", lambda r: self._fluke_harmonic(r, "current"))
+        self.command("SOURce:PHASe#:VOLTage:MHARmonics:CLEar", lambda r: self._fluke_clear(r, "voltage"))
+        self.command("SOURce:PHASe#:CURRent:MHARmonics:CLEar", lambda r: self._fluke_clear(r, "current"))
+        self.command("SOURce:PHASe#:VOLTage:MHARmonics:STATe", self._fluke_harmonic_state)
+        self.command("SOURce:PHASe#:CURRent:MHARmonics:STATe", self._fluke_harmonic_state)
         self.command("SOURce:PHASe#:FITTed", self._fitted)
         self.command("SOURce:PHASe#:MODel", self._model)
         self.command("SOURce:FREQuency", self._fluke_frequency)
+
+    # ---- the harmonic generator: content per order on top of the fundamental (the World's set-point)
+
+    def _set_component(self, order: float, channel: str, pct: float, phase_deg: float) -> None:
+        components = {h.order: h for h in self.world.set_point.harmonics}
+        old = components.get(order, Harmonic(order))
+        if channel == "voltage":
+            new = Harmonic(order, pct, phase_deg, old.current_pct, old.current_phase_deg)
+        else:
+            new = Harmonic(order, old.voltage_pct, old.voltage_phase_deg, pct, phase_deg)
+        components[order] = new
+        self.world.set_point.harmonics = tuple(sorted(
+            (h for h in components.values() if h.voltage_pct or h.current_pct), key=lambda h: h.order))
+
+    def _clear_harmonics(self, channel: str | None = None) -> None:
+        if channel is None:
+            self.world.set_point.harmonics = ()
+            return
+        for h in self.world.set_point.harmonics:
+            self._set_component(h.order, channel, 0.0, 0.0)
+
+    def _phantom_harmonic(self, request: Request, channel: str) -> str | None:
+        """`SOUR:HARM:VOLT <order>,<% of the fundamental>,<phase deg>`; the query lists order,%,deg per component."""
+        if request.query:
+            request.no_args()
+            return ",".join(f"{h.order:g},{pct:.4f},{phase:.3f}" for h in self.world.set_point.harmonics
+                            for pct, phase in [_channel(h, channel)] if pct)
+        if len(request.args) != 3:
+            raise ScpiFault(*(MISSING_PARAMETER if len(request.args) < 3 else PARAMETER_NOT_ALLOWED))
+        order, pct, phase = (parse_number(arg, None) for arg in request.args)
+        self._check_component(order, pct, phase, MAX_HARMONIC_ORDER["phantom"], fractional=True)
+        self._set_component(order, channel, pct, phase)
+        return None
+
+    def _fluke_harmonic(self, request: Request, channel: str) -> str | None:
+        """`SOUR:PHAS1:VOLT:MHAR:HARM<y> <amplitude V or A>,<phase deg>` (users manual 5-36, 5-45); HARM1 sets
+        the fundamental itself."""
+        if request.suffix != FLUKE_PHASE:
+            raise ScpiFault(*HARDWARE_MISSING)
+        match = _HARMONIC_SUFFIX.search(request.header.rstrip("?"))
+        order = int(match.group(1)) if match else 1
+        sp = self.world.set_point
+        fundamental = sp.voltage_v if channel == "voltage" else sp.current_a
+        if request.query:
+            request.no_args()
+            pct, phase = _channel(next((h for h in sp.harmonics if h.order == order), Harmonic(order)), channel)
+            if order == 1:
+                return f"{scientific(fundamental)},{scientific(sp.phase_deg if channel == 'current' else 0.0)}"
+            return f"{scientific(fundamental * pct / 100.0)},{scientific(phase)}"
+        if len(request.args) != 2:
+            raise ScpiFault(*(MISSING_PARAMETER if len(request.args) < 2 else PARAMETER_NOT_ALLOWED))
+        amplitude, phase = (parse_number(arg, None) for arg in request.args)
+        high = self.config.max_voltage_v if channel == "voltage" else self.config.max_current_a
+        if not 0 <= amplitude <= high or not -360 <= phase <= 360:
+            raise ScpiFault(*DATA_OUT_OF_RANGE)
+        if order == 1:
+            if channel == "voltage":
+                sp.voltage_v = amplitude
+            else:
+                sp.current_a, sp.phase_deg = amplitude, phase
+            return None
+        if fundamental <= 0:
+            raise ScpiFault(*SETTINGS_CONFLICT)  # no fundamental to add harmonics to
+        pct = amplitude / fundamental * 100.0
+        self._check_component(order, pct, phase, MAX_HARMONIC_ORDER["fluke"], fractional=False)
+        self._set_component(order, channel, pct, phase)
+        return None
+
+    def _fluke_clear(self, request: Request, channel: str) -> None:
+        if request.suffix != FLUKE_PHASE:
+            raise ScpiFault(*HARDWARE_MISSING)
+        request.no_args()
+        self._clear_harmonics(channel)
+
+    def _fluke_harmonic_state(self, request: Request) -> str | None:
+        if request.suffix != FLUKE_PHASE:
+            raise ScpiFault(*HARDWARE_MISSING)
+        if request.query:
+            return "1" if self.world.set_point.harmonics else "0"
+        request.boolean()  # the twin applies content as it is programmed
+        return None
+
+    @staticmethod
+    def _check_component(order: float, pct: float, phase: float, max_order: int, *, fractional: bool) -> None:
+        if (not 0 <= order <= max_order or order == 1 or (order != int(order) and not fractional)
+                or not 0 <= pct <= MAX_HARMONIC_PCT or not -360 <= phase <= 360 or (order == 0 and phase != 0)):
+            raise ScpiFault(*DATA_OUT_OF_RANGE)
 
     def _model(self, request: Request) -> str:
         if request.suffix != FLUKE_PHASE:
@@ -159,6 +263,7 @@ class SourceModel(ScpiDevice):
         sp = self.world.set_point
         sp.voltage_v = sp.current_a = sp.phase_deg = 0.0
         sp.frequency_hz = 50.0
+        sp.harmonics = ()
 
     # ---- the LIST subsystem
 
@@ -279,6 +384,11 @@ def scientific(value: float) -> str:
     if mantissa.endswith("."):
         mantissa += "0"
     return f"{mantissa}E{int(exponent)}"
+
+
+def _channel(h: Harmonic, channel: str) -> tuple[float, float]:
+    """A component's amplitude (%) and phase angle in one channel."""
+    return (h.voltage_pct, h.voltage_phase_deg) if channel == "voltage" else (h.current_pct, h.current_phase_deg)
 
 
 def _pick(values: list[float], index: int, default: float) -> float:

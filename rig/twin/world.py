@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from drivers.clock import Deadline
+from drivers.source import Harmonic, distorted_power_w, rms_factor
 
 
 @dataclass
@@ -27,11 +28,28 @@ class Terminals:
     current_a: float = 0.0
     phase_deg: float = 0.0  # current behind voltage; positive = lagging (inductive)
     frequency_hz: float = 50.0
+    # Content added to the fundamental (voltage_v and current_a are the fundamental's RMS values).
+    harmonics: tuple[Harmonic, ...] = ()
 
     @property
     def active_power_w(self) -> float:
-        """True active power, W."""
+        """True active power, W: the fundamental's and every harmonic's."""
+        return distorted_power_w(self.voltage_v, self.current_a, self.phase_deg, self.harmonics)
+
+    @property
+    def fundamental_power_w(self) -> float:
+        """Active power of the fundamental alone, W."""
         return self.voltage_v * self.current_a * math.cos(math.radians(self.phase_deg))
+
+    @property
+    def voltage_rms_v(self) -> float:
+        """RMS of the whole voltage waveform, V."""
+        return self.voltage_v * rms_factor([h.voltage_pct for h in self.harmonics])
+
+    @property
+    def current_rms_a(self) -> float:
+        """RMS of the whole current waveform, A."""
+        return self.current_a * rms_factor([h.current_pct for h in self.harmonics])
 
     @property
     def power_factor(self) -> float:
@@ -109,6 +127,7 @@ class World:
         self._ripple = 0.0
         self._next_draw = 0.0
         self.transient: TransientRun | None = None  # a waveform program the source runs (steps split at its edges)
+        self.ambient_c = 23.0  # air temperature at the meters, °C (the lab's; a climate chamber sets it)
         self.models: list[Stepped] = []
         self.on_second: list[Callable[[float], None]] = []  # called at each noise boundary
         # Open contacts in the series current loop (a meter's tripped relay): no load current flows.
@@ -202,6 +221,7 @@ class World:
             current_a=0.0 if any(is_open() for is_open in self.loop_breakers) else self.set_point.current_a * scale,
             phase_deg=self.set_point.phase_deg,
             frequency_hz=frequency,
+            harmonics=self.set_point.harmonics,
         )
 
     def _energised(self) -> bool:
