@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from drivers.ac_sources import CHROMA_61500, KEYSIGHT_AC6800
+from drivers.chamber import CHAMBER_DIALECTS
 from drivers.errors import RigError
 from drivers.fluke6100 import FLUKE_6100B, FLUKE_6105A_ENERGY, Fluke6100Source, Fluke6105aEnergy
 from drivers.reference import SCPI_REFERENCE, ReferenceDialect, ReferenceStandard
@@ -63,7 +64,9 @@ REFERENCES: Final = {d.name: d for d in (
 )}
 
 # role -> driver names accepted for it (what the bench file is validated against).
-DRIVERS_BY_ROLE: Final[dict[str, tuple[str, ...]]] = {"source": tuple(SOURCES), "reference": tuple(REFERENCES)}
+# A climate chamber (optional): drivers.chamber.ClimateChamber with its controller family's register map.
+DRIVERS_BY_ROLE: Final[dict[str, tuple[str, ...]]] = {"source": tuple(SOURCES), "reference": tuple(REFERENCES),
+                                                      "chamber": tuple(CHAMBER_DIALECTS)}
 
 # Every source dialect a bench file can reach, by dialect name (what a driver records and a watchdog reloads).
 SOURCE_DIALECTS: Final = {d.dialect.name: d.dialect for d in SOURCES.values()}

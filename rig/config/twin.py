@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from rig.config.base import ConfigError, StrictModel, deep_merge, describe_errors
+from rig.config.climate import ClimateKnobs
 from rig.config.dlt698 import Dlt698Knobs
 from rig.config.harmonics import HarmonicKnobs
 
@@ -191,6 +192,7 @@ class MeterKnobs(StrictModel):
     ble: BleKnobs = BleKnobs()  # the Bluetooth LE module
     power: PowerKnobs = PowerKnobs()  # supply, power-down, RTC on battery, clock battery
     dlt698: Dlt698Knobs = Dlt698Knobs()  # the DL/T 698.45 server on the same ports
+    climate: ClimateKnobs = ClimateKnobs()  # temperature coefficient, temperature sensor, RTC on mains
     harmonics: HarmonicKnobs = HarmonicKnobs()  # the front end under harmonic content
 
 

@@ -46,6 +46,9 @@ class MeteringModule:
     _pulse_accumulator: float = 0.0  # fraction of a pulse accumulated towards the next edge
     _noise_pct: float = 0.0
     dip_power_w: float = 0.0  # knob counts_during_dip: what it registers while the voltage is dipped
+    # Set by the meter's thermal model (rig.twin.climate): its error and phase error at its own temperature.
+    temperature_error_pct: float = 0.0
+    temperature_phase_deg: float = 0.0
     harmonics: HarmonicKnobs = field(default_factory=HarmonicKnobs)  # how it registers distorted waveforms
 
     def redraw(self, _t: float) -> None:
@@ -68,11 +71,12 @@ class MeteringModule:
         if t.current_a < self.start_current_a:
             return self.knobs.creep_w
         k = self.knobs
-        angle = math.radians(t.phase_deg + k.phase_error_deg)
+        angle = math.radians(t.phase_deg + k.phase_error_deg + self.temperature_phase_deg)
         error_pct = (
             k.gain_error_pct
             + k.voltage_sensitivity_pct_per_pct * (t.voltage_v / un - 1.0) * 100.0
             + k.frequency_sensitivity_pct_per_pct * (t.frequency_hz / self.meter_type.frequency_hz - 1.0) * 100.0
+            + self.temperature_error_pct
             + self._noise_pct
         )
         return registered_with_harmonics(

@@ -18,6 +18,8 @@ from typing import Any
 from drivers.errors import RigError
 from rig.config import ESAM_MASTER_KEY, TWIN_RESOURCE, BenchConfig, TwinConfig
 from rig.twin.ble import build_air, resolve_ble
+from rig.twin.chamber import ChamberServer, build_chamber
+from rig.twin.climate import attach_thermal
 from rig.twin.control import ControlServer, TwinControl
 from rig.twin.dlt698.firmware import UPGRADE_VERSION, firmware_signing_keypair, image_checksum, upgrade_image
 from rig.twin.dlt698.server import Dlt698Server
@@ -67,6 +69,8 @@ class Twin:
         self.meters: list[MeterModel] = []
         self.uarts: list[MeterUart] = []
         self.world.models.append(self.reference)  # stepped first: meters' edges read its energy
+        self.chamber = build_chamber(self.world, bench, config.seed)  # when the bench names a chamber on the twin
+        self.world.models.extend([self.chamber] if self.chamber is not None else [])
         # Bench faults: scheduled on the virtual clock, acting in the servers below the transports.
         self.faults = FaultSchedule(self.world, config.faults, random.Random(f"{config.seed}:faults"))
         self.faults.on_reference_reset.append(self.reference.power_on_reset)
@@ -107,6 +111,7 @@ class Twin:
             for meter in self.meters
         ]
         self.world.models.extend(self.spi_buses)
+        self.thermals = attach_thermal(self.world, self.meters, config)  # each meter at its own temperature
         # Each meter's BLE module on a virtual controller, for positions whose bench entry says ble: twin.
         self.air = build_air([(m.index, bench.positions[m.index].ble, m.management, config.knobs_for(m.index).ble)
                               for m in self.meters if m.management is not None], self.faults)
@@ -122,6 +127,9 @@ class Twin:
         source.start()
         reference.start()
         self._servers = {"source": source, "reference": reference}
+        if self.chamber is not None:  # the climate chamber's controller on Modbus TCP
+            self._servers["chamber"] = ChamberServer(self.chamber)
+            self._servers["chamber"].start()
         self._serve_serial_ports()
         if self.air is not None:  # the meters' BLE modules on the air; for another process an HCI controller
             self.air.start()
