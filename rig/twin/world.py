@@ -128,7 +128,6 @@ class World:
         self._next_draw = 0.0
         self.transient: TransientRun | None = None  # a waveform program the source runs (steps split at its edges)
         self.ambient_c = 23.0  # air temperature at the meters, °C (the lab's; a climate chamber sets it)
-        self.ambient_c = 23.0  # air temperature at the meters, °C (the lab's; a climate chamber sets it)
         self.models: list[Stepped] = []
         self.on_second: list[Callable[[float], None]] = []  # called at each noise boundary
         # Open contacts in the series current loop (a meter's tripped relay): no load current flows.
