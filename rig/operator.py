@@ -129,7 +129,8 @@ def parse_answer(question: Question, text: str) -> bool | float | str:
     return cleaned
 
 
-def _hint(question: Question) -> str:
+def hint(question: Question) -> str:
+    """What to answer: `y (yes) or n (no)`, `a number in % (0 to 100)`, `in words`."""
     if question.kind == "confirm":
         return "y (yes) or n (no)"
     if question.kind == "text":
@@ -146,11 +147,32 @@ def prompt_text(question: Question, width: int = 78) -> str:
     if question.address and question.position:
         where += f" (meter {question.address})"
     return (f"\n{f' {where} '.center(width, '=')}\n{question.text}\n"
-            f"[operator] answer {_hint(question)} within {question.timeout_s:g} s: ")
+            f"[operator] answer {hint(question)} within {question.timeout_s:g} s: ")
+
+
+class Rival(Protocol):
+    """Another place the same question is shown while the terminal waits (the browser panel): whichever
+    answers first wins, and the answer says where it was given."""
+
+    def offer(self, question: Question) -> int:
+        """Show the question there; a token for the calls below."""
+        ...
+
+    def taken(self, token: int) -> tuple[str, str] | None:
+        """(answer text, who answered) once answered there (only answers that fit the question)."""
+        ...
+
+    def withdraw(self, token: int) -> None:
+        """The question is answered (or timed out): stop showing it."""
+        ...
 
 
 class TerminalOperator:
     """A person at the bench's terminal. Waits on the injected clock (the wall clock on a bench).
+
+    With a `rival` (the browser panel) the question is shown there too; the first answer wins, and `by`
+    says where it came from ("operator alice (terminal)" or the panel's "operator alice (panel)"). A closed
+    terminal then leaves the question to the rival until the timeout.
 
     Reads the process's own standard input (`sys.__stdin__`, not pytest's stand-in) and writes to its
     own standard output. `suspend` is a context that lifts pytest's output *and input* capture while
@@ -160,8 +182,10 @@ class TerminalOperator:
 
     def __init__(self, clock: Clock, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
                  suspend: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
-                 who: str | None = None, poll_s: float = 0.1, max_tries: int = 3) -> None:
+                 who: str | None = None, poll_s: float = 0.1, max_tries: int = 3, rival: Rival | None = None) -> None:
         self.clock = clock
+        self.rival = rival
+        self._token: int | None = None
         self._stdin = stdin
         self._stdout = stdout
         self._suspend = suspend or contextlib.nullcontext
@@ -172,6 +196,19 @@ class TerminalOperator:
 
     def ask(self, question: Question) -> Answer:
         """Show the question, wait for a line (re-ask on a malformed answer), until the timeout (bench s)."""
+        if self.rival is None:
+            return self._ask(question)
+        self._token = self.rival.offer(question)
+        try:
+            return self._ask(question)
+        finally:
+            self.rival.withdraw(self._token)
+            self._token = None
+
+    def _rival_answer(self) -> tuple[str, str] | None:
+        return self.rival.taken(self._token) if self.rival is not None and self._token is not None else None
+
+    def _ask(self, question: Question) -> Answer:
         with self._suspend():
             stdin = self._stdin or sys.__stdin__ or sys.stdin
             stdout = self._stdout or sys.__stdout__ or sys.stdout
@@ -182,6 +219,12 @@ class TerminalOperator:
             stdout.flush()
             for _ in range(self.max_tries):
                 line = self._next_line(stdin, deadline)
+                given = self._rival_answer()
+                if given is not None:
+                    stdout.write(f"\n[operator] answered by {given[1]}: {given[0]}\n")
+                    stdout.flush()
+                    return Answer(question, parse_answer(question, given[0]), given[0], given[1],
+                                  self.clock.now() - start)
                 if line is None:
                     stdout.write(f"\n[operator] no answer within {question.timeout_s:g} s\n")
                     stdout.flush()
@@ -192,11 +235,13 @@ class TerminalOperator:
                     stdout.write(f"[operator] {exc}: ")
                     stdout.flush()
                     continue
-                return Answer(question, value, line.strip(), f"operator {self.who}", self.clock.now() - start)
+                by = f"operator {self.who}" + (" (terminal)" if self.rival is not None else "")
+                return Answer(question, value, line.strip(), by, self.clock.now() - start)
             raise OperatorError(f"no usable answer to {question.text!r} after {self.max_tries} tries")
 
     def _next_line(self, stdin: TextIO, deadline: Deadline) -> str | None:
-        """The next line typed, None at the deadline; OperatorError when the terminal closes.
+        """The next line typed, None at the deadline or once the rival answered; OperatorError when the
+        terminal closes (with a rival: the rival's answer is awaited until the deadline).
 
         Reads the file descriptor itself (no Python-level buffering) so that waiting for readiness on
         the descriptor never misses a line already read ahead.
@@ -206,19 +251,31 @@ class TerminalOperator:
         except (OSError, ValueError, AttributeError):
             text = stdin.readline()  # an in-memory stream: reading never blocks
             if text == "":
-                raise OperatorError("the terminal closed before an answer was given") from None
+                return self._closed(deadline)
             return text
         while b"\n" not in self._pending:
-            if not self.clock.wait_until(lambda: _readable(fd), max(deadline.remaining_s(), 0.0), self.poll_s):
+            if not self.clock.wait_until(lambda: _readable(fd) or self._rival_answer() is not None,
+                                         max(deadline.remaining_s(), 0.0), self.poll_s):
+                return None
+            if self._rival_answer() is not None:
                 return None
             chunk = os.read(fd, 4096)
             if not chunk:
                 if self._pending:
                     break
-                raise OperatorError("the terminal closed before an answer was given")
+                return self._closed(deadline)
             self._pending += chunk
         line, _, self._pending = self._pending.partition(b"\n")
         return line.decode("utf-8", errors="replace")
+
+    def _closed(self, deadline: Deadline) -> str | None:
+        """The terminal closed: no line will come, but the rival may still answer before the deadline (then
+        None, as at the deadline); without a rival, OperatorError."""
+        if self.rival is None:
+            raise OperatorError("the terminal closed before an answer was given")
+        self.clock.wait_until(lambda: self._rival_answer() is not None, max(deadline.remaining_s(), 0.0),
+                              self.poll_s)
+        return None
 
 
 def _readable(fd: int) -> bool:

@@ -3,6 +3,7 @@ failed, never the meter), retries that cured one, and item completions (a resume
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from drivers.errors import BenchFault, LinkError
@@ -31,6 +32,8 @@ class Tally:
         self.completed: set[str] = set()
         self.current_item: str | None = None  # the item running now (bench-fault events go to it)
         self.current_position: str | None = None
+        # Told of every record as it is journaled (the live panel); each must be quick and never raise.
+        self.listeners: list[Callable[[Record], None]] = []
 
     def unfinished(self) -> list[str]:
         """Selected items this session did not complete (all of them when collection never finished)."""
@@ -51,6 +54,8 @@ class Tally:
 def _store(run: RunSession, record: Record) -> Record:
     stored = run.open_journal(None).add(run.run_id, record, run.session).record
     run.tally.records.append(stored)
+    for listener in run.tally.listeners:
+        listener(stored)
     return stored
 
 
