@@ -22,7 +22,7 @@ from drivers.errors import FrameError
 DI_LENGTH: Final = 4
 
 Value: TypeAlias = (
-    int | float | dt.date | dt.time | dt.datetime | tuple[dt.datetime | None, dt.datetime | None] | bytes
+    int | float | dt.date | dt.time | dt.datetime | tuple[dt.datetime | None, dt.datetime | None] | bytes | str
 )
 
 
@@ -35,6 +35,7 @@ class Kind(Enum):
     RECORD = "record"  # start YYMMDDhhmmss + end YYMMDDhhmmss -> (start, end); all zeros -> None
     BITS = "bits"  # binary word (status words) -> int
     OPAQUE = "opaque"  # passed through as bytes (security payloads; their layer reads them)
+    ASCII = "ascii"  # text, NUL-padded to the length and sent last character first (low byte first) -> str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,11 @@ TIME_OF_DAY: Final = DataFormat(Kind.TIME, 3)
 START_END_RECORD: Final = DataFormat(Kind.RECORD, 12)
 STATUS_WORD: Final = DataFormat(Kind.BITS, 2)
 OPAQUE: Final = DataFormat(Kind.OPAQUE, None)
+METER_NUMBER: Final = DataFormat(Kind.NUMBER, 6)  # NNNNNNNNNNNN, 12 BCD digits
+ASCII_32: Final = DataFormat(Kind.ASCII, 32)
+ASCII_10: Final = DataFormat(Kind.ASCII, 10)
+CHECKSUM_32: Final = DataFormat(Kind.BITS, 4)
+CLOCK_SET_RECORD: Final = DataFormat(Kind.RECORD, 16)  # operator code (4) + time before + time after (check)
 
 _ITEMS: Final = (
     # The standard's note to table A.1: combined active energy carries a sign in its top bit.
@@ -104,12 +110,27 @@ _ITEMS: Final = (
     DataItem(0x04000102, "time", TIME_OF_DAY),
     *(DataItem(0x04000500 + n, f"running status word {n}", STATUS_WORD) for n in range(1, 8)),
     DataItem(0x070000FF, "identity authentication", OPAQUE),
+    # Meter identity (table A.5, parameters): numbers BCD, text ASCII.
+    DataItem(0x04000401, "communication address", METER_NUMBER),
+    DataItem(0x04000402, "meter number", METER_NUMBER),
+    DataItem(0x04000403, "asset management code", ASCII_32),
+    DataItem(0x0400040B, "meter model", ASCII_10),
+    DataItem(0x04800001, "manufacturer software version", ASCII_32),
+    DataItem(0x04800002, "manufacturer hardware version", ASCII_32),
+    DataItem(0x04800003, "manufacturer code", ASCII_32),
+    # Not in DL/T 645-2007's table: a manufacturer extension beside the version items (check).
+    DataItem(0x04800005, "software checksum", CHECKSUM_32),
+    # Clock-setting events: count and the last 1..10 records.
+    DataItem(0x03300400, "clock-setting count", COUNT),
+    *(DataItem(0x03300400 + n, f"clock-setting record, last {n}", CLOCK_SET_RECORD) for n in range(1, 11)),
 )
 
 DATA_ITEMS: Final[Mapping[int, DataItem]] = MappingProxyType({item.di: item for item in _ITEMS})
 
 # Running status word 1, bit 2 (reference: clock battery low).
 STATUS1_CLOCK_BATTERY_LOW: Final = 0x0004
+# Running status word 1, bit 4: active power direction, 0 forward, 1 reverse (check).
+STATUS1_ACTIVE_REVERSE: Final = 0x0010
 
 
 def data_item(di: int) -> DataItem:
@@ -271,6 +292,8 @@ def _encode_time(fmt: DataFormat, value: object) -> bytes:
 
 
 def _decode_record(fmt: DataFormat, raw: bytes) -> tuple[dt.datetime | None, dt.datetime | None]:
+    # A longer record starts with what the two timestamps follow (an operator code): not kept.
+    raw = raw[-12:]
     return _decode_record_time(raw[:6]), _decode_record_time(raw[6:])
 
 
@@ -278,7 +301,8 @@ def _encode_record(fmt: DataFormat, value: object) -> bytes:
     if not (isinstance(value, tuple) and len(value) == 2
             and all(part is None or isinstance(part, dt.datetime) for part in value)):
         raise FrameError(f"takes (start, end) datetimes or None, got {value!r}")
-    return b"".join(bytes(6) if part is None else encode_datetime(part) for part in value)
+    prefix = bytes((fmt.length or 12) - 12)
+    return prefix + b"".join(bytes(6) if part is None else encode_datetime(part) for part in value)
 
 
 def _decode_bits(fmt: DataFormat, raw: bytes) -> int:
@@ -297,6 +321,22 @@ def _encode_opaque(fmt: DataFormat, value: object) -> bytes:
     if not isinstance(value, bytes | bytearray):
         raise FrameError(f"takes bytes, got {value!r}")
     return bytes(value)
+
+
+def _decode_ascii(fmt: DataFormat, raw: bytes) -> str:
+    try:
+        return raw[::-1].rstrip(b"\x00 ").decode("ascii")
+    except UnicodeDecodeError:
+        raise FrameError(f"text is not ASCII: {raw[::-1]!r}") from None
+
+
+def _encode_ascii(fmt: DataFormat, value: object) -> bytes:
+    assert fmt.length is not None  # every ASCII row has a fixed length
+    if not isinstance(value, str) or not value.isascii():
+        raise FrameError(f"takes ASCII text, got {value!r}")
+    if len(value) > fmt.length:
+        raise FrameError(f"text {value!r} is longer than {fmt.length} characters")
+    return value.encode("ascii").ljust(fmt.length, b"\x00")[::-1]
 
 
 def _quantity(value: object, unit: str) -> str:
@@ -322,6 +362,7 @@ _DECODERS: Final[Mapping[Kind, Callable[[DataFormat, bytes], Value]]] = MappingP
     Kind.RECORD: _decode_record,
     Kind.BITS: _decode_bits,
     Kind.OPAQUE: _decode_opaque,
+    Kind.ASCII: _decode_ascii,
 })
 
 _ENCODERS: Final[Mapping[Kind, Callable[[DataFormat, object], bytes]]] = MappingProxyType({
@@ -331,4 +372,5 @@ _ENCODERS: Final[Mapping[Kind, Callable[[DataFormat, object], bytes]]] = Mapping
     Kind.RECORD: _encode_record,
     Kind.BITS: _encode_bits,
     Kind.OPAQUE: _encode_opaque,
+    Kind.ASCII: _encode_ascii,
 })

@@ -32,6 +32,11 @@ class MeterType(StrictModel):
     min_logged_outage_s: float | None = Field(
         default=60.0, ge=0, description="shortest outage the meter logs as a power-down event, s (None: the meter "
         "type does not say; project reference power.md, check)")
+    software_version: str | None = Field(
+        default=None, description="software version declared for the type (as the meter reports it, DL/T 645 "
+        "04800001); None: not declared")
+    software_checksum: str | None = Field(
+        default=None, description="software checksum declared for the type, 8 hex digits; None: not declared")
 
     @field_validator("accuracy_class", mode="before")
     @classmethod
@@ -40,6 +45,16 @@ class MeterType(StrictModel):
         if isinstance(value, int | float) and not isinstance(value, bool):
             return f"{value:g}"
         return value
+
+    @field_validator("software_checksum")
+    @classmethod
+    def _checksum_hex(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = value.strip().upper().removeprefix("0X")
+        if len(digits) != 8 or any(c not in "0123456789ABCDEF" for c in digits):
+            raise ValueError(f"software_checksum {value!r} must be 8 hex digits (4 bytes), e.g. '1A2B3C4D'")
+        return digits
 
     @model_validator(mode="after")
     def _check(self) -> MeterType:

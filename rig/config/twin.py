@@ -14,6 +14,7 @@ from rig.config.base import ConfigError, StrictModel, deep_merge, describe_error
 from rig.config.climate import ClimateKnobs
 from rig.config.dlt698 import Dlt698Knobs
 from rig.config.harmonics import HarmonicKnobs
+from rig.config.registers import RegisterKnobs
 
 
 def knob(default: Any, description: str, breaks: str, **constraints: Any) -> Any:
@@ -202,6 +203,7 @@ class SourceTwin(StrictModel):
     idn: str = "Meter HIL Twin,PhantomSource PS-1,TW0001,0.1"
     max_voltage_v: float = Field(300.0, gt=0, description="output range of the source, V")
     max_current_a: float = Field(120.0, gt=0, description="output range of the source, A")
+    registers: RegisterKnobs = RegisterKnobs()  # identity, direction, tariffs, display, event log, relay
     amplitude_noise_pct: float = Field(0.005, ge=0, description="output amplitude noise (1 sigma), %")
     latency_s: float = Field(0.002, ge=0, description="bench time a SCPI command takes, s")
 

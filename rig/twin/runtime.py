@@ -31,6 +31,7 @@ from rig.twin.meter import MeteringModule, MeterModel
 from rig.twin.meter_uart import MeterUart
 from rig.twin.power import MeterPower
 from rig.twin.reference import REFERENCE_PERSONALITIES, ReferenceModel
+from rig.twin.registers import attach_registers
 from rig.twin.scpi import ScpiTcpServer
 from rig.twin.security import build_security
 from rig.twin.serial_port import TWIN_SERIALS, serve_port
@@ -104,6 +105,8 @@ class Twin:
             self.meters.append(meter)
             self.world.models.append(meter)
             self.world.models.append(management.dlt698)
+            # Its register functions: identity, direction bit, tariffs, display, clock-setting log.
+            self.world.models.append(attach_registers(management, knobs.registers))
         # Each meter's metering chip and the MCU task polling it over SPI (stepped after the meters).
         self.spi_buses: list[ChipBus] = [
             build_bus(self.world, bench.meter, meter.metering, config.knobs_for(meter.index).spi,

@@ -1,0 +1,29 @@
+"""`twin:` knobs of the twin meter's register functions (`twin.meter.registers.*`): identity and software,
+energy direction, tariffs, display, event log, load relay. Pure data, healthy defaults; imports nothing of
+the twin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from rig.config.base import StrictModel
+
+
+def _knob(default: Any, description: str, breaks: str, **constraints: Any) -> Any:
+    # rig.config.twin's `knob`, repeated: that module imports this one, and siblings import in one direction.
+    return Field(default, description=description, json_schema_extra={"breaks": breaks}, **constraints)
+
+
+class RegisterKnobs(StrictModel):
+    """Defects of the meter's register functions as its firmware implements them."""
+
+    software_version_wrong: bool = _knob(
+        False, "the meter reports a software version other than the one it was type-tested with",
+        "software identification against the type's declared version",
+    )
+    software_checksum_wrong: bool = _knob(
+        False, "the meter runs (and reports the checksum of) a software build other than the type-tested one",
+        "software checksum against the type's declared checksum",
+    )

@@ -1,0 +1,26 @@
+"""The register plans' defect catalogue (`twin.meter.registers.*`): for every knob, the value that must fail
+(outside) and the one that must pass (inside), and the plan tests that catch it. Registered in pyproject.toml
+under the `meter_hil_rig.mutations` entry points; tests/registers prove it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from testplans.mutations import Mutation
+from testplans.specs import accuracy as spec
+
+REGISTERS = "twin.meter.registers"
+IDENTITY = "testplans/registers/test_identity.py"
+
+
+def _flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # A firmware defect is there or not: on outside, off (the healthy meter) inside.
+    return lambda meter: 1.0 if violating else 0.0
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(f"{REGISTERS}.software_version_wrong", (f"{IDENTITY}::test_software_is_the_declared_software",),
+             _flag(True), _flag(False), "the meter reports a software version other than the declared one"),
+    Mutation(f"{REGISTERS}.software_checksum_wrong", (f"{IDENTITY}::test_software_is_the_declared_software",),
+             _flag(True), _flag(False), "the meter runs a build whose checksum is not the declared one"),
+)

@@ -1,0 +1,108 @@
+"""The register plans (testplans/registers) pass on the healthy twin, on one position and on the six-position
+rack, and catch every knob of their catalogue (testplans/registers/mutations.py): set outside on one position
+of a knob rack, the tests named in its row fail there; set inside, every test passes there.
+
+Three real `rig run` processes, started together: the knob rack (a healthy position and one position per knob
+value), the six-position twin rack and the one-position default twin."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rig.config import BENCHES_DIR, DEFAULT_BENCH, load_bench
+from rig.mutate import position_outcomes
+from testplans.registers.mutations import MUTATIONS, REGISTERS
+
+ROOT = Path(__file__).resolve().parents[2]
+RACK = BENCHES_DIR / "twin-rack.yaml"
+PLAN = "testplans/registers"
+HEALTHY = "healthy"
+
+Row = tuple[str, str | None, Any, tuple[str, ...]]  # position name, knob, value, tests that must fail
+
+
+def _rows() -> list[Row]:
+    meter = load_bench(RACK).meter
+    rows: list[Row] = [(HEALTHY, None, None, ())]
+    for m in MUTATIONS:
+        knob = m.knob.removeprefix(REGISTERS + ".")
+        default = m.inside(meter) == 0.0 and m.boundary is None  # an on/off knob: inside is the healthy meter
+        rows.append((f"{knob}_outside", knob, m.outside(meter), m.catches))
+        if not default:
+            rows.append((f"{knob}_inside", knob, m.inside(meter), ()))
+    return rows
+
+
+def _knob_bench(path: Path, rows: list[Row]) -> Path:
+    data = yaml.safe_load(RACK.read_text())
+    data["name"] = "twin-registers-knobs"
+    data["positions"] = [{"name": name, "address": f"{i + 1:012d}", "serial": "twin", "pulse_channel": i + 1}
+                         for i, (name, *_) in enumerate(rows)]
+    overrides = {i: {"registers": {knob: value}} for i, (_, knob, value, _) in enumerate(rows) if knob is not None}
+    data["twin"] = {"seed": 1, "reference": {"channels": len(rows)}, "positions": overrides}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _rig_run(reports: Path, *args: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "run", PLAN, "--reports", str(reports), *args],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    results: dict[str, Any] = json.loads(((reports / "latest").resolve() / "results.json").read_text())
+    results["exit_code"] = proc.returncode
+    results["output"] = proc.stdout[-4000:]
+    return results
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, concurrent.futures.Future[dict[str, Any]]]]:
+    """The three runs, two at a time."""
+    root = tmp_path_factory.mktemp("registers")
+    bench = _knob_bench(root / "knobs.yaml", _rows())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        yield {
+            "knobs": pool.submit(_rig_run, root / "knobs", "--bench", str(bench)),
+            "rack": pool.submit(_rig_run, root / "rack", "--bench", str(RACK)),
+            "default": pool.submit(_rig_run, root / "default", "--bench", str(DEFAULT_BENCH)),
+        }
+
+
+def _functions(outcomes: dict[str, str]) -> dict[str, str]:
+    """Outcome per test function (failed when any item failed)."""
+    out: dict[str, str] = {}
+    for test, outcome in outcomes.items():
+        function = test.split("[", 1)[0]
+        if out.get(function) != "failed":
+            out[function] = outcome
+    return out
+
+
+@pytest.mark.parametrize("bench_name", ["default", "rack"])
+def test_healthy_twin_passes_the_register_plans(runs: dict[str, Any], bench_name: str) -> None:
+    results = runs[bench_name].result()
+    assert results["exit_code"] == 0, results["output"]
+    assert all(t["outcome"] == "passed" for t in results["tests"]), results["output"]
+    positions = 6 if bench_name == "rack" else 1
+    assert len(results["tests"]) >= 2 * positions
+
+
+@pytest.mark.parametrize("row", _rows(), ids=[row[0] for row in _rows()])
+def test_each_knob_is_caught_on_its_position_and_only_there(runs: dict[str, Any], row: Row) -> None:
+    name, knob, _, catches = row
+    outcomes = _functions(position_outcomes(runs["knobs"].result(), name))
+    assert outcomes, f"no test ran on position {name}"
+    for test, outcome in outcomes.items():
+        if test in catches:
+            assert outcome == "failed", (name, test, outcomes)
+        else:
+            assert outcome == "passed", (name, test, outcomes)
+    assert knob is None or catches == () or any(o == "failed" for o in outcomes.values())
