@@ -58,6 +58,13 @@ class _PytestArgs(click.Command):
 @click.option("--accept-changed", default=None, metavar="REASON",
               help="with --resume: resume although the bench file, overrides, plans, answers file or rig version "
                    "changed since the run's first session; every certificate of the run states REASON")
+@click.option("--panel", is_flag=True, expose_value=False,
+              callback=lambda ctx, _, value: _remember(ctx, "panel", value),
+              help="serve the live operator panel on 127.0.0.1 (its address is printed at the start): lamps, steps, "
+                   "times, records, and the operator's questions with buttons (the terminal asks them too)")
+@click.option("--panel-port", type=click.IntRange(0, 65535), default=0, show_default=True, expose_value=False,
+              callback=lambda ctx, _, value: _remember(ctx, "panel_port", value),
+              help="with --panel: the panel's port (0: any free port)")
 def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ...], reports_dir: str,
         resume_id: str | None, accept_expired: str | None, ambient: str | None,
         operator_answers: str | None, accept_changed: str | None) -> None:
@@ -154,7 +161,16 @@ def _pytest_args(asked: dict[str, Any], run_dir: Path, session_tag: str, *, resu
         elif value:
             args.append(f"{option}={value}")
     args += [f"--set={o}" for o in asked["overrides"]]
+    meta = click.get_current_context().meta
+    if meta.get("rig_panel"):
+        args.append(f"--rig-panel={meta.get('rig_panel_port', 0)}")
     return args + list(asked["pytest_extra"])
+
+
+def _remember(ctx: click.Context, name: str, value: Any) -> Any:
+    """The panel options reach pytest's arguments through the context (they change nothing else of a run)."""
+    ctx.meta[f"rig_{name}"] = value
+    return value
 
 
 def _check_inputs(ambient: str | None, operator_answers: str | None) -> None:
