@@ -144,7 +144,8 @@ def _pytest_args(asked: dict[str, Any], run_dir: Path, session_tag: str, *, resu
         *resolve_plans(tuple(asked["plans"])),
         # Node ids start with testplans/ wherever the package is installed (rig mutate relies on it).
         f"--rootdir={plans_dir().parent}",
-        "-p", "fixtures.plugin", "-p", "fixtures.progress", "--rig-progress",
+        # The progress plugin prints a line per point: pytest's own `[100%]` would trail the last one.
+        "-p", "fixtures.plugin", "-p", "fixtures.progress", "--rig-progress", "-o", "console_output_style=classic",
         "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", "--no-header",
         f"--rig-run-dir={run_dir}", f"--rig-run-id={asked['run_id']}",
         f"--html={run_dir / f'report{session_tag}.html'}", "--self-contained-html",
