@@ -27,3 +27,10 @@ class RegisterKnobs(StrictModel):
         False, "the meter runs (and reports the checksum of) a software build other than the type-tested one",
         "software checksum against the type's declared checksum",
     )
+    reverse_counted_forward: bool = _knob(
+        False, "energy flowing back (current reversed) is added to the forward register, the reverse one stays",
+        "reverse energy register and forward register unchanged when reversed",
+    )
+    direction_bit_stuck: bool = _knob(
+        False, "status word 1 never shows reverse active power (bit 4 stays 0)", "direction status bit",
+    )

@@ -9,7 +9,7 @@ Twin layer: it reads its own knobs and the meter's firmware banks, never the rig
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from drivers.dlt645 import Value
@@ -47,6 +47,10 @@ class MeterRegisters:
 
     management: ManagementModule
     knobs: RegisterKnobs
+    _reverse_seen_kwh: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._reverse_seen_kwh = self.management.metering.reverse_kwh
 
     def software_version(self) -> str:
         """The running image's version as this meter reports it."""
@@ -84,6 +88,12 @@ class MeterRegisters:
 
     def step(self, t0: float, dt_s: float, terminals: Terminals) -> None:
         """Book the step's energy to its tariff and keep the display's values (stepped after the meter)."""
+        metering = self.management.metering
+        if self.knobs.reverse_counted_forward and metering.reverse_kwh > self._reverse_seen_kwh:
+            # A firmware that takes the magnitude of the power books energy flowing back as forward energy.
+            metering.forward_kwh += metering.reverse_kwh - self._reverse_seen_kwh
+            metering.reverse_kwh = self._reverse_seen_kwh
+        self._reverse_seen_kwh = metering.reverse_kwh
 
     def attach(self) -> None:
         """Serve the items on the management module, and the direction bit in status word 1."""
@@ -94,7 +104,7 @@ class MeterRegisters:
         def status_1(now: float) -> Value:
             base = word_1(now) if word_1 is not None else 0
             assert isinstance(base, int)
-            reverse = self.reverse()
+            reverse = self.reverse() and not self.knobs.direction_bit_stuck
             return base | STATUS1_ACTIVE_REVERSE if reverse else base & ~STATUS1_ACTIVE_REVERSE
 
         m.items[DI_STATUS_1] = status_1

@@ -11,6 +11,7 @@ from testplans.specs import accuracy as spec
 
 REGISTERS = "twin.meter.registers"
 IDENTITY = "testplans/registers/test_identity.py"
+REVERSE = "testplans/registers/test_reverse.py"
 
 
 def _flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
@@ -23,4 +24,8 @@ MUTATIONS: tuple[Mutation, ...] = (
              _flag(True), _flag(False), "the meter reports a software version other than the declared one"),
     Mutation(f"{REGISTERS}.software_checksum_wrong", (f"{IDENTITY}::test_software_is_the_declared_software",),
              _flag(True), _flag(False), "the meter runs a build whose checksum is not the declared one"),
+    Mutation(f"{REGISTERS}.reverse_counted_forward", (f"{REVERSE}::test_reverse_energy_registered",),
+             _flag(True), _flag(False), "energy flowing back is added to the forward register"),
+    Mutation(f"{REGISTERS}.direction_bit_stuck", (f"{REVERSE}::test_direction_status_bit",),
+             _flag(True), _flag(False), "status word 1 never shows reverse power"),
 )

@@ -26,3 +26,14 @@ SOFTWARE_ID = Source("OIML D 31 / WELMEC 7.2 software identification: the meter 
 IDENTITY_ITEMS = Source(f"{DLT645} table A.5: 04 00 04 02 meter number, 04 00 04 0B model, 04 80 00 01..03 "
                         "software/hardware version, manufacturer; software checksum 04 80 00 05 is a maker's "
                         "extension", check=True)
+
+# Reverse energy and direction.
+REVERSE_DOSE_KWH: Final = 5.0  # 500 register steps: the register's 0.01 kWh is 0.2 % of it
+REGISTER_RESOLUTION_KWH: Final = 0.01  # XXXXXX.XX kWh (reference 'Data identifiers')
+REVERSE_PHASE_DEG: Final = 180.0  # the current reversed: energy flows back to the source, PF 1
+REVERSE_REGISTER = Source(f"{DLT645} 00 02 00 00: reverse active energy registers what flows back, within the "
+                          "class limit of the basic error at Imax, PF 1 (the accuracy tables)")
+FORWARD_UNCHANGED = Source(f"{DLT645} 00 01 00 00: forward active energy registers import only; energy flowing "
+                           "back leaves it unchanged")
+DIRECTION_BIT = Source(f"{DLT645} running status word 1 bit 4: active power direction, 0 forward, 1 reverse",
+                       check=True)

@@ -5,6 +5,8 @@ type). A meter the lab's own upgrade plan moved to the image the bench file decl
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from drivers.dlt645.link import MeterLink
@@ -29,8 +31,9 @@ def test_identity_items(link: MeterLink, position: Position, record) -> None:
         record(f"{name} given", int(bool(value and value.strip())), "", low=1, high=1, position=position,
                read=value, source=spec.IDENTITY_ITEMS.text, check=spec.IDENTITY_ITEMS.check)
     serial = identity.serial or ""
+    # meter_identity: what the meter said it is, as the certificate names the meter (rig.certificate.data)
     record("meter number digits", len(serial) if serial.isdigit() else 0, "digits", low=12, high=12,
-           position=position, read=serial, identity=identity.describe())
+           position=position, read=serial, identity=identity.describe(), meter_identity=asdict(identity))
 
 
 def test_software_is_the_declared_software(bench: Bench, link: MeterLink, position: Position, record) -> None:
