@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rig.procedures import MIN_GATE_S
+from rig.procedures import pulse_period_s, pulses_for_gate
 from testplans.comms import spec as comms_spec
 from testplans.power import spec as power_spec
 from testplans.specs import accuracy as spec
@@ -105,13 +105,52 @@ def _influence(name: str, violating: bool) -> Callable[[spec.MeterTypeLike], flo
     return value
 
 
+def _reading_gate_s(meter: spec.MeterTypeLike, pf: spec.PowerFactor) -> float:
+    """Length of one error reading at Ib (a whole number of pulses, at least MIN_GATE_S), s."""
+    power_w = meter.un_v * meter.ib_a * math.cos(math.radians(pf.angle_deg))
+    return pulses_for_gate(power_w, meter.constant_imp_per_kwh) * pulse_period_s(power_w, meter.constant_imp_per_kwh)
+
+
 def _noise(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # A reading averages about one draw per second of the gate: its sigma is noise / sqrt(gate).
+    # A reading averages the per-second draws over its gate T: its sigma is noise * sqrt(T - 1/3) / T (the
+    # expected sum of the squared overlaps of a gate of random phase with whole seconds). The knob puts the
+    # readings' standard deviation at 1.2x (outside) or 0.8x (inside) the limit at the repeatability test's
+    # worst power factor: the verdicts the test's reading count is chosen for.
     def value(meter: spec.MeterTypeLike) -> float:
-        limit = spec.repeatability_limit_pct(meter, meter.ib_a, spec.power_factor("1")).value_pct
-        return limit * math.sqrt(MIN_GATE_S) * (3.0 if violating else 0.3)
+        per_pf = []
+        for label in ("1", "0.5L"):
+            pf = spec.power_factor(label)
+            gate = _reading_gate_s(meter, pf)
+            limit = spec.repeatability_limit_pct(meter, meter.ib_a, pf).value_pct
+            per_pf.append(limit * gate / math.sqrt(gate - 1.0 / 3.0))
+        return min(per_pf) * (1.2 if violating else 0.8)
 
     return value
+
+
+def _worst_point(meter: spec.MeterTypeLike, error_per_unit: Callable[[spec.LoadPointSpec], float],
+                 factor: float) -> float:
+    """The knob value whose error reaches `factor` x the limit at the load point where the knob is worst
+    (largest |error per unit of knob| / limit), with the sign that makes that error positive (the healthy
+    meter's own small positive gain error adds to it, never hides it)."""
+    worst = max(spec.load_points(meter), key=lambda p: abs(error_per_unit(p)) / p.limit.value_pct)
+    return factor * worst.limit.value_pct / error_per_unit(worst)
+
+
+def _offset(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # A fixed error power P0 is an error of 100 * P0 / (U I cos phi) %: worst at the lowest power of the plan.
+    def per_watt(meter: spec.MeterTypeLike) -> Callable[[spec.LoadPointSpec], float]:
+        return lambda p: 100.0 / (meter.un_v * p.current_a * math.cos(math.radians(p.pf.angle_deg)))
+
+    return lambda meter: _worst_point(meter, per_watt(meter), 1.1 if violating else 0.8)
+
+
+def _nonlinearity(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # k % per decade is k * log10(I / Ib) %: worst at one end of the range (0.05 Ib or Imax, by the limits).
+    def per_decade(meter: spec.MeterTypeLike) -> Callable[[spec.LoadPointSpec], float]:
+        return lambda p: math.log10(p.current_a / meter.ib_a)
+
+    return lambda meter: _worst_point(meter, per_decade(meter), 1.1 if violating else 0.8)
 
 
 METERING = "twin.meter.metering"
@@ -133,6 +172,10 @@ MUTATIONS: tuple[Mutation, ...] = (
              _influence("frequency", True), _influence("frequency", False), "error moves with the frequency"),
     Mutation(f"{METERING}.noise_pct", (f"{ACCURACY}::test_repeatability",), _noise(True), _noise(False),
              "readings scatter"),
+    Mutation(f"{METERING}.offset_power_w", (f"{ACCURACY}::test_basic_error",), _offset(True), _offset(False),
+             "an offset in the power channel: wrong at low current"),
+    Mutation(f"{METERING}.nonlinearity_pct_per_decade", (f"{ACCURACY}::test_basic_error",), _nonlinearity(True),
+             _nonlinearity(False), "error changes along the current range"),
 )
 
 
@@ -167,6 +210,23 @@ def _cs_glitch(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
     return lambda meter: 0.05 if violating else 0.0
 
 
+def _rms_noise(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # The plan averages READINGS readings: outside, their mean scatters ten times the Vrms tolerance (1 sigma);
+    # inside, a fifth of it.
+    def value(meter: spec.MeterTypeLike) -> float:
+        tolerance = min(spi_spec.VOLTAGE_TOLERANCE.value, spi_spec.CURRENT_TOLERANCE.value)
+        return tolerance * math.sqrt(spi_spec.READINGS) * (10.0 if violating else 0.2)
+
+    return value
+
+
+def _poll_jitter(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # The margin between the healthy 1 s period and the longest interval allowed: outside, a jitter of twice it
+    # (1 sigma); inside, a fifth of it.
+    margin = spi_spec.MAX_POLL_INTERVAL.value - 1.0
+    return lambda meter: margin * (2.0 if violating else 0.2)
+
+
 SPI_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{SPI}.write_protect_ignored",
              (f"{SPI_REGISTERS}::test_write_protection", f"{SPI_REGISTERS}::test_calibration_checksum_stable"),
@@ -177,12 +237,18 @@ SPI_MUTATIONS: tuple[Mutation, ...] = (
              "the chip is not the RN8209 it claims to be"),
     Mutation(f"{SPI}.msb_last", (f"{SPI_REGISTERS}::test_device_id",), _flag(True), _flag(False),
              "register data least significant byte first"),
-    Mutation(f"{SPI}.energy_scale_error_pct", (f"{SPI_CONSISTENCY}::test_chip_energy_agrees_with_reference",),
-             _energy_scale(True), _energy_scale(False), "the energy register counts wrong"),
+    # The chip is the meter's front end: its energy error is in the pulses and the registers as well.
+    Mutation(f"{SPI}.energy_scale_error_pct", (f"{SPI_CONSISTENCY}::test_chip_energy_agrees_with_reference",
+                                               f"{ACCURACY}::test_basic_error", f"{ACCURACY}::test_meter_constant"),
+             _energy_scale(True), _energy_scale(False), "the chip's energy counts wrong, and so does the meter"),
     Mutation(f"{SPI}.mcu_poll_interval_s", (f"{SPI_BUS}::test_mcu_polling_rate",), _poll_interval(True),
              _poll_interval(False), "the MCU polls the chip too rarely"),
     Mutation(f"{SPI}.cs_glitch", (f"{SPI_BUS}::test_frame_structure",), _cs_glitch(True), _cs_glitch(False),
              "CS released mid-frame"),
+    Mutation(f"{SPI}.rms_noise_pct", (f"{SPI_CONSISTENCY}::test_chip_readings_agree_with_reference",),
+             _rms_noise(True), _rms_noise(False), "the chip's Vrms and Irms scatter"),
+    Mutation(f"{SPI}.mcu_poll_jitter_s", (f"{SPI_BUS}::test_mcu_polling_rate",), _poll_jitter(True),
+             _poll_jitter(False), "the MCU's polling timer wanders past the refresh period"),
 )
 MUTATIONS = (*MUTATIONS, *SPI_MUTATIONS)
 

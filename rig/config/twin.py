@@ -44,6 +44,14 @@ class MeteringKnobs(StrictModel):
     noise_pct: float = knob(
         0.02, "random error redrawn every second of bench time (1 sigma), %", "repeatability", ge=0
     )
+    offset_power_w: float = knob(
+        0.0, "fixed power the power channel adds whenever the meter registers (an offset), W: its error grows as "
+        "the current falls", "basic error at low current (0.05-0.1 Ib)"
+    )
+    nonlinearity_pct_per_decade: float = knob(
+        0.0, "change of error per decade of current, % (error = k * log10(I / Ib)): a non-linear front end",
+        "basic error at the ends of the range (0.05 Ib, Imax)"
+    )
 
 
 class SpiKnobs(StrictModel):

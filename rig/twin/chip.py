@@ -114,6 +114,8 @@ class Rn8209Chip:
                  ki_a_per_count: float, rng: random.Random) -> None:
         self.meter = meter
         self.metering = metering
+        # The chip is the meter's front end: its energy scale is the scale of the registers and pulses too.
+        metering.energy_scale = 1.0 + knobs.energy_scale_error_pct / 100.0
         self.knobs = knobs
         self.kv = kv_v_per_count
         self.ki = ki_a_per_count
@@ -190,9 +192,10 @@ class Rn8209Chip:
         if dt_s <= 0 or not self.powered or not self.registers["EMUCON"] & EMUCON_PRUN:
             return
         hfconst = max(1, self.registers["HFConst"])
-        rate = (self.meter.constant_imp_per_kwh * (1.0 + self.knobs.energy_scale_error_pct / 100.0)
-                * self.hfconst_design / hfconst)
-        pulses = abs(self.power_w(terminals)) * dt_s / 3.6e6 * rate
+        # The same integrated energy as the meter's registers and pulse output (one energy path), in the
+        # counter's units as HFConst sets them.
+        rate = self.meter.constant_imp_per_kwh * self.hfconst_design / hfconst
+        pulses = abs(self.metering.energy_kwh(terminals, dt_s)) * rate
         self._energy += pulses
         self._energy2 += pulses
 

@@ -50,6 +50,9 @@ class MeteringModule:
     temperature_error_pct: float = 0.0
     temperature_phase_deg: float = 0.0
     harmonics: HarmonicKnobs = field(default_factory=HarmonicKnobs)  # how it registers distorted waveforms
+    # Scale of the metering chip's energy integration (its energy_scale_error_pct): the chip is the front end,
+    # so its error is the registers' and the pulses' error too.
+    energy_scale: float = 1.0
 
     def redraw(self, _t: float) -> None:
         """New random error for the next second of bench time."""
@@ -76,19 +79,33 @@ class MeteringModule:
             k.gain_error_pct
             + k.voltage_sensitivity_pct_per_pct * (t.voltage_v / un - 1.0) * 100.0
             + k.frequency_sensitivity_pct_per_pct * (t.frequency_hz / self.meter_type.frequency_hz - 1.0) * 100.0
+            + self._nonlinearity_pct(t.current_a)
             + self.temperature_error_pct
             + self._noise_pct
         )
+        # An offset in the power channel is a fixed power: a large error at low current, none to speak of at Imax.
         return registered_with_harmonics(
-            t, t.voltage_v * t.current_a * math.cos(angle) * (1.0 + error_pct / 100.0), self.harmonics)
+            t, t.voltage_v * t.current_a * math.cos(angle) * (1.0 + error_pct / 100.0) + k.offset_power_w,
+            self.harmonics)
+
+    def _nonlinearity_pct(self, current_a: float) -> float:
+        slope = self.knobs.nonlinearity_pct_per_decade
+        return slope * math.log10(current_a / self.meter_type.ib_a) if slope and current_a > 0 else 0.0
+
+    def energy_kwh(self, terminals: Terminals, dt: float) -> float:
+        """Energy (signed, kWh) the front end integrates over `dt` at these terminals: the one energy the
+        registers, the pulse output and the metering chip's energy counters all derive from."""
+        return self.registered_power_w(terminals) * self.energy_scale * dt / 3.6e6
 
     def step(self, t0: float, dt: float, terminals: Terminals) -> None:
         """Integrate the registers and emit pulse edges over [t0, t0 + dt]."""
-        power_w = self.registered_power_w(terminals)
-        if power_w == 0.0 or dt <= 0:
+        if dt <= 0:
             return
-        energy_kwh = abs(power_w) * dt / 3.6e6
-        if power_w > 0:
+        signed_kwh = self.energy_kwh(terminals, dt)
+        if signed_kwh == 0.0:
+            return
+        energy_kwh = abs(signed_kwh)
+        if signed_kwh > 0:
             self.forward_kwh += energy_kwh
         else:
             self.reverse_kwh += energy_kwh

@@ -15,8 +15,13 @@ import pytest
 
 from rig.bench import Bench, Position
 from rig.plots import BackgroundRenderer, CurvePoint
-from rig.procedures import LoadPoint, RackCache, dose_energy
-from testplans.accuracy.helpers import ordered_load_points, source_point
+from rig.procedures import LoadPoint, RackCache, energise, measure_errors, pulse_period_s
+from testplans.accuracy.helpers import (
+    REPEATABILITY_READINGS,
+    constant_test_pulses,
+    ordered_load_points,
+    source_point,
+)
 from testplans.specs import accuracy as spec
 
 pytestmark = pytest.mark.plan
@@ -96,15 +101,17 @@ def test_no_load(bench: Bench, rack: RackCache, position: Position, record) -> N
 
 @pytest.mark.parametrize("pf_label", ["1", "0.5L"])
 def test_repeatability(bench: Bench, rack: RackCache, position: Position, pf_label: str, record) -> None:
-    """Standard deviation of repeated readings at Ib, within the class's repeatability limit."""
+    """Standard deviation of repeated readings at Ib, within the class's repeatability limit (enough readings
+    that the verdict holds at 1.2x and 0.8x the limit: helpers.REPEATABILITY_READINGS)."""
     meter = bench.meter
     pf = spec.power_factor(pf_label)
-    n = spec.REPEATABILITY_MIN_READINGS
+    n = REPEATABILITY_READINGS
     readings = rack.errors(source_point(meter, meter.ib_a, pf), readings=n, key="repeatability")[position.index]
     deviation = statistics.stdev(readings) if all(math.isfinite(r) for r in readings) else math.nan
     limit = spec.repeatability_limit_pct(meter, meter.ib_a, pf)
     record(f"standard deviation of {n} readings at Ib PF {pf_label}", deviation, "%", low=0.0,
-           high=limit.value_pct, position=position, readings_pct=readings, source=limit.source, check=limit.check)
+           high=limit.value_pct, position=position, readings_pct=readings, source=limit.source, check=limit.check,
+           standard_minimum_readings=spec.REPEATABILITY_MIN_READINGS)
 
 
 def test_influence(bench: Bench, rack: RackCache, position: Position, influence, record) -> None:
@@ -132,22 +139,30 @@ def test_influence(bench: Bench, rack: RackCache, position: Position, influence,
 
 
 def test_meter_constant(bench: Bench, position: Position, rack: RackCache, record) -> None:
-    """Pulses counted over a dosed energy agree with the reference's energy (the constant is right).
+    """The energy of N pulses at the meter constant agrees with the reference's energy over those pulses.
+
+    The dose is gated on the meter's pulse edges (the error calculator's gate: no fraction of a pulse is
+    lost at either end) and holds enough pulses that one is at most a tenth of the limit; the error is
+    rounded to the class's interval and judged against the limit on both sides.
 
     The register side of the constant test (register advance against pulses and the reference over a
     dose sized for the register's 0.01 kWh resolution) needs the meter's UART: it is
     testplans/comms/test_consistency.py::test_energy_register_agrees_with_pulses_and_reference.
     """
     meter = bench.meter
-    # Enough energy for 1000 pulses: the count's resolution (0.1 %) is well inside every class limit.
-    energy_wh = 1000 * 1000.0 / meter.constant_imp_per_kwh
-    load = LoadPoint(voltage_v=meter.un_v, current_a=meter.imax_a)
-    counts, reference_wh = rack.cached("meter constant", lambda: dose_energy(bench, bench.positions, load, energy_wh))
-    meter_wh = counts[position.index] * 1000.0 / meter.constant_imp_per_kwh
-    error = (meter_wh - reference_wh) / reference_wh * 100.0
     limit = spec.error_limit_pct(meter, meter.imax_a, spec.power_factor("1"))
+    pulses = constant_test_pulses(limit.value_pct)
+    load = LoadPoint(voltage_v=meter.un_v, current_a=meter.imax_a)
+    gate_s = pulses * pulse_period_s(load.active_power_w, meter.constant_imp_per_kwh)
+
+    def dose() -> dict[int, list[float]]:
+        energise(bench, load)
+        return measure_errors(bench, bench.positions, power_w=load.active_power_w, readings=1, min_gate_s=gate_s)
+
+    raw = rack.cached(("meter constant", pulses), dose)[position.index][0]
+    error = spec.round_error(raw, spec.rounding_interval_pct(meter)) if math.isfinite(raw) else math.nan
     record("pulse energy vs reference over a dosed energy", error, "%", low=-limit.value_pct, high=limit.value_pct,
-           position=position, pulses=counts[position.index], reference_wh=reference_wh)
+           position=position, pulses=pulses, resolution_pct=100.0 / pulses, unrounded_pct=raw, source=limit.source)
 
 
 def test_error_curves(bench: Bench, rack: RackCache, position: Position, record, attach_png, attach_html,
