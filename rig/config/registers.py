@@ -34,3 +34,7 @@ class RegisterKnobs(StrictModel):
     direction_bit_stuck: bool = _knob(
         False, "status word 1 never shows reverse active power (bit 4 stays 0)", "direction status bit",
     )
+    relay_welded: bool = _knob(
+        False, "the load relay's contacts are welded: a trip reports open while current still flows",
+        "relay reported state against the contact",
+    )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 from drivers.dlt645 import Value
 from drivers.dlt645.identifiers import STATUS1_ACTIVE_REVERSE
 from rig.config.registers import RegisterKnobs
+from rig.twin.relay import Relay
 from rig.twin.world import Terminals
 
 if TYPE_CHECKING:
@@ -110,9 +111,10 @@ class MeterRegisters:
         m.items[DI_STATUS_1] = status_1
 
 
-def attach_registers(management: ManagementModule, knobs: RegisterKnobs) -> MeterRegisters:
+def attach_registers(management: ManagementModule, knobs: RegisterKnobs, relay: Relay) -> MeterRegisters:
     """Build the register functions of `management`'s meter and serve them (after its power side and
-    DL/T 698.45 server are attached: it reads their items and firmware)."""
+    DL/T 698.45 server are attached: it reads their items and firmware); `relay` is its load relay."""
+    relay.welded = knobs.relay_welded
     registers = MeterRegisters(management, knobs)
     registers.attach()
     return registers

@@ -21,11 +21,17 @@ class Relay:
     alarm: bool = False  # pre-trip alarm on (status word 3, bit 7)
     keep_power: bool = False  # trips are refused (status word 3, bit 12)
     operations: int = 0  # contact operations since the twin started
+    welded: bool = False  # defect: the contacts stay closed whatever the meter commands (and reports)
 
     @property
     def is_open(self) -> bool:
-        """True while the contacts are open (no load current)."""
+        """True while the meter holds the relay open (what it reports in status word 3)."""
         return not self.closed
+
+    @property
+    def contacts_open(self) -> bool:
+        """True while the contacts really are open (no load current): welded contacts never open."""
+        return self.is_open and not self.welded
 
     def trip(self) -> None:
         """Open the contacts."""

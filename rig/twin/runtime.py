@@ -106,7 +106,7 @@ class Twin:
             self.world.models.append(meter)
             self.world.models.append(management.dlt698)
             # Its register functions: identity, direction bit, tariffs, display, clock-setting log.
-            self.world.models.append(attach_registers(management, knobs.registers))
+            self.world.models.append(attach_registers(management, knobs.registers, expansion.relay))
         # Each meter's metering chip and the MCU task polling it over SPI (stepped after the meters).
         self.spi_buses: list[ChipBus] = [
             build_bus(self.world, bench.meter, meter.metering, config.knobs_for(meter.index).spi,

@@ -314,5 +314,5 @@ def build_security(management: ManagementModule, relay: Relay, is_open_hooks: li
     security = MeterSecurity(management, esam, relay, knobs)
     management.security = security
     security.attach()
-    is_open_hooks.append(lambda: relay.is_open)
+    is_open_hooks.append(lambda: relay.contacts_open)  # the contacts, not what the meter reports
     return security

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RACK = BENCHES_DIR / "twin-rack.yaml"
 PLAN = "testplans/registers"
 HEALTHY = "healthy"
+RELAY_PLAN = "testplans/security/test_relay.py"
 
 Row = tuple[str, str | None, Any, tuple[str, ...]]  # position name, knob, value, tests that must fail
 
@@ -53,8 +54,8 @@ def _knob_bench(path: Path, rows: list[Row]) -> Path:
     return path
 
 
-def _rig_run(reports: Path, *args: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "rig.cli", "run", PLAN, "--reports", str(reports), *args],
+def _rig_run(reports: Path, plans: tuple[str, ...], *args: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "run", *plans, "--reports", str(reports), *args],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
     results: dict[str, Any] = json.loads(((reports / "latest").resolve() / "results.json").read_text())
@@ -70,9 +71,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, concurr
     bench = _knob_bench(root / "knobs.yaml", _rows())
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         yield {
-            "knobs": pool.submit(_rig_run, root / "knobs", "--bench", str(bench)),
-            "rack": pool.submit(_rig_run, root / "rack", "--bench", str(RACK)),
-            "default": pool.submit(_rig_run, root / "default", "--bench", str(DEFAULT_BENCH)),
+            # The relay's knob is caught by the security plan's relay test: it runs on its position and the
+            # healthy one only, over the UART.
+            "knobs": pool.submit(_rig_run, root / "knobs", (PLAN, RELAY_PLAN), "--bench", str(bench), "--",
+                                 "-knot test_relay or ((healthy or relay_welded) and uart and follows)"),
+            "rack": pool.submit(_rig_run, root / "rack", (PLAN,), "--bench", str(RACK)),
+            "default": pool.submit(_rig_run, root / "default", (PLAN,), "--bench", str(DEFAULT_BENCH)),
         }
 
 
