@@ -128,7 +128,8 @@ def _relative(plan: str) -> str:
     return plan[plan.index(marker):] if marker in plan else plan
 
 
-def _run(plans: Sequence[str], bench_file: str | None, overrides: Sequence[str], reports: Path) -> dict[str, Any]:
+def run_plans(plans: Sequence[str], bench_file: str | None, overrides: Sequence[str], reports: Path) -> dict[str, Any]:
+    """One `rig run` process of `plans` with `overrides`; its results.json with `exit_code` added."""
     command = [sys.executable, "-m", "rig.cli", "run", *plans, "--reports", str(reports)]
     if bench_file:
         command += ["--bench", bench_file]
@@ -157,7 +158,7 @@ def run_matrix(plans: Sequence[str], *, bench_file: str | None, overrides: Seque
 
     def execute(index: int, row: Row) -> dict[str, Any]:
         extra = [*overrides, *([row.override] if row.override else [])]
-        return _run(plans, bench_file, extra, out_dir / f"run-{index:02d}")
+        return run_plans(plans, bench_file, extra, out_dir / f"run-{index:02d}")
 
     all_tests: set[str] = set()
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
