@@ -168,7 +168,7 @@ def main() -> int:
                     overrides = [f"{_position_key(t.knob, p)}={t.value:.6g}" for t, p in placed]
                     overrides.append(f"twin.seed={seed}")
                     healthy = [p for p in range(RACK_SIZE) if p not in {q for _, q in placed}]
-                    judged = [(t, f"P{p + 1}") for t, p in placed]
+                    judged: list[tuple[Trial, str | None]] = [(t, f"P{p + 1}") for t, p in placed]
                     sentinel = Trial("(healthy neighbour)", chunk[0].plan, files, 0.0, "healthy", ())
                     judged += [(sentinel, f"P{p + 1}") for p in healthy]
                     jobs.append(("six positions", SIX, overrides, judged, out / f"six-s{seed}-{g:03d}-{c:03d}"))
