@@ -19,9 +19,9 @@ class HarmonicKnobs(StrictModel):
     """Defects of the metering front end under non-sinusoidal voltage and current. Healthy defaults are small,
     not zero: a real front end's bandwidth and linearity are finite."""
 
-    harmonic_energy_scale: float = _knob(
-        0.995, "factor on the active power of the harmonics the meter registers (1: all of it, 0: a meter that "
-        "registers the fundamental only)", "harmonic influence (5th harmonic in U and I), harmonic energy", ge=0,
+    harmonic_error_pct: float = _knob(
+        -0.5, "error of the harmonics' active power as the meter registers it, % (-100: a meter that registers "
+        "the fundamental only)", "harmonic influence (5th harmonic in U and I), harmonic energy", ge=-100,
     )
     bandwidth_order: int = _knob(
         40, "highest harmonic order the front end passes; power at higher orders is not registered",

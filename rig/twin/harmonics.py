@@ -2,8 +2,8 @@
 
 Written from the meter's side: it reads the terminals' content and the meter's own harmonic knobs, never the
 rig's limits. Power at each order is U1 * I1 * (u_h / 100) * (i_h / 100) * cos(phase_i - phase_u), as the
-source and the reference count it. The front end passes orders up to its bandwidth, scales the harmonics'
-power by its harmonic gain, and its gain moves with the current's content: odd harmonics (crest factor), DC
+source and the reference count it. The front end passes orders up to its bandwidth, registers the harmonics'
+power with its own error, and its gain moves with the current's content: odd harmonics (crest factor), DC
 and even harmonics (a current transformer saturating on half-wave rectified current), and components that
 are not whole multiples of the fundamental (sub-harmonics, interharmonics).
 """
@@ -61,14 +61,14 @@ def registered_power_w(t: Terminals, fundamental_w: float, knobs: HarmonicKnobs)
     true_fundamental = t.fundamental_power_w
     gain = fundamental_w / true_fundamental if true_fundamental else 1.0
     harmonic_w = t.voltage_v * t.current_a * harmonic_power_fraction(t.harmonics, knobs.bandwidth_order)
-    registered = fundamental_w + harmonic_w * knobs.harmonic_energy_scale * gain
+    registered = fundamental_w + harmonic_w * (1.0 + knobs.harmonic_error_pct / 100.0) * gain
     return registered * (1.0 + distortion_error_pct(t.harmonics, knobs) / 100.0)
 
 
 def registered_harmonic_power_w(t: Terminals, knobs: HarmonicKnobs) -> float:
     """Active power of the harmonics alone as the meter registers it (its harmonic energy register), W."""
-    return t.voltage_v * t.current_a * harmonic_power_fraction(t.harmonics, knobs.bandwidth_order) * \
-        knobs.harmonic_energy_scale
+    fraction = harmonic_power_fraction(t.harmonics, knobs.bandwidth_order)
+    return t.voltage_v * t.current_a * fraction * (1.0 + knobs.harmonic_error_pct / 100.0)
 
 
 def content_reading_pct(harmonics: Sequence[Harmonic], order: int, channel: str, knobs: HarmonicKnobs) -> float:

@@ -1,0 +1,1 @@
+"""Harmonic influence and harmonic readings: the meter under distorted voltage and current."""
