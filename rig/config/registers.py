@@ -34,6 +34,14 @@ class RegisterKnobs(StrictModel):
     direction_bit_stuck: bool = _knob(
         False, "status word 1 never shows reverse active power (bit 4 stays 0)", "direction status bit",
     )
+    event_log_stops_when_full: bool = _knob(
+        False, "the clock-setting log stops recording (records and count) once its records are used",
+        "event-log rollover",
+    )
+    event_log_overwrites_newest: bool = _knob(
+        False, "once the clock-setting log is full each new event overwrites the newest record, not the oldest",
+        "event-log rollover",
+    )
     relay_welded: bool = _knob(
         False, "the load relay's contacts are welded: a trip reports open while current still flows",
         "relay reported state against the contact",

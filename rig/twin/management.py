@@ -92,6 +92,8 @@ class ManagementModule:
     last_broadcast_sync: dt.date | None = None
     broadcasts_refused: list[str] = field(default_factory=list)
     programming_count: int = 0  # parameter writes taken (DI 03300000): how a lab sees a command act once
+    # Told (time before, time after) of every clock set by a write: the clock-setting log (rig.twin.event_log).
+    clock_set_listeners: list[Callable[[dt.datetime, dt.datetime], None]] = field(default_factory=list)
     security: MeterSecurity | None = None  # ESAM-backed security: 03H, 1CH, levels 98/99
     power: MeterPower | None = None  # supply, power-down events, RTC on the battery, battery
     dlt698: Dlt698Server | None = None  # the same firmware's DL/T 698.45 server on the same ports
@@ -269,11 +271,18 @@ class ManagementModule:
 
     def _set_date(self, value: Value, now_s: float) -> None:
         assert isinstance(value, dt.date)
-        self.rtc.set(dt.datetime.combine(value, self.rtc.read(now_s).time()), now_s)
+        self._set_clock(dt.datetime.combine(value, self.rtc.read(now_s).time()), now_s)
 
     def _set_time(self, value: Value, now_s: float) -> None:
         assert isinstance(value, dt.time)
-        self.rtc.set(dt.datetime.combine(self.rtc.read(now_s).date(), value), now_s)
+        self._set_clock(dt.datetime.combine(self.rtc.read(now_s).date(), value), now_s)
+
+    def _set_clock(self, moment: dt.datetime, now_s: float) -> None:
+        """Set the RTC by a write; the clock-setting log (`clock_set_listeners`) hears the time before and after."""
+        before = self.rtc.read(now_s)
+        self.rtc.set(moment, now_s)
+        for listener in self.clock_set_listeners:
+            listener(before, moment)
 
     def _read_address(self, frame: Dlt645Frame, now_s: float) -> Reply | None:
         return frame.reply_to(address_to_wire(self.address), address=self.address), None

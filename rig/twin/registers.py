@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 from drivers.dlt645 import Value
 from drivers.dlt645.identifiers import STATUS1_ACTIVE_REVERSE
 from rig.config.registers import RegisterKnobs
+from rig.twin.event_log import ClockSetLog
 from rig.twin.relay import Relay
 from rig.twin.world import Terminals
 
@@ -49,9 +50,11 @@ class MeterRegisters:
     management: ManagementModule
     knobs: RegisterKnobs
     _reverse_seen_kwh: float = field(init=False)
+    clock_set_log: ClockSetLog = field(init=False)
 
     def __post_init__(self) -> None:
         self._reverse_seen_kwh = self.management.metering.reverse_kwh
+        self.clock_set_log = ClockSetLog(self.knobs)
 
     def software_version(self) -> str:
         """The running image's version as this meter reports it."""
@@ -100,6 +103,8 @@ class MeterRegisters:
         """Serve the items on the management module, and the direction bit in status word 1."""
         m = self.management
         m.items.update(self.items())
+        m.items.update(self.clock_set_log.items())
+        m.clock_set_listeners.append(self.clock_set_log.log)
         word_1 = m.items.get(DI_STATUS_1)
 
         def status_1(now: float) -> Value:

@@ -12,6 +12,7 @@ from testplans.specs import accuracy as spec
 REGISTERS = "twin.meter.registers"
 IDENTITY = "testplans/registers/test_identity.py"
 REVERSE = "testplans/registers/test_reverse.py"
+EVENT_LOG = "testplans/registers/test_event_log.py"
 RELAY = "testplans/security/test_relay.py"  # the relay's reported state against the current that still flows
 
 
@@ -29,6 +30,10 @@ MUTATIONS: tuple[Mutation, ...] = (
              _flag(True), _flag(False), "energy flowing back is added to the forward register"),
     Mutation(f"{REGISTERS}.direction_bit_stuck", (f"{REVERSE}::test_direction_status_bit",),
              _flag(True), _flag(False), "status word 1 never shows reverse power"),
+    Mutation(f"{REGISTERS}.event_log_stops_when_full", (f"{EVENT_LOG}::test_clock_setting_log_rolls_over",),
+             _flag(True), _flag(False), "the clock-setting log stops recording when its records are used"),
+    Mutation(f"{REGISTERS}.event_log_overwrites_newest", (f"{EVENT_LOG}::test_clock_setting_log_rolls_over",),
+             _flag(True), _flag(False), "a full clock-setting log overwrites its newest record"),
     Mutation(f"{REGISTERS}.relay_welded", (f"{RELAY}::test_relay_follows_valid_commands",),
              _flag(True), _flag(False), "welded contacts: the meter reports open while current flows"),
 )

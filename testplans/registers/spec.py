@@ -37,3 +37,10 @@ FORWARD_UNCHANGED = Source(f"{DLT645} 00 01 00 00: forward active energy registe
                            "back leaves it unchanged")
 DIRECTION_BIT = Source(f"{DLT645} running status word 1 bit 4: active power direction, 0 forward, 1 reverse",
                        check=True)
+
+# Event-log rollover: the clock-setting log.
+EVENT_RECORDS: Final = 10  # DL/T 645-2007 keeps the last 10 records of an event (last 1..10)
+EXTRA_EVENTS: Final = 3  # events past a full log: enough to see the ring turn and the count go on
+EVENT_LOG = Source(f"{DLT645} 03 30 04 00 clock-setting count, 03 30 04 01..0A the last 10 records (operator code, "
+                   "time before, time after): the newest is record 1, an 11th event overwrites the oldest and the "
+                   "count keeps counting", check=True)
