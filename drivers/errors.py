@@ -40,6 +40,16 @@ class LinkError(InstrumentError):
     reconnecting may cure (`drivers.retry`), never something the device under test did."""
 
 
+class ConnectionRefused(LinkError):
+    """The instrument's address refused the connection: nothing listens there (the instrument is off or still
+    booting, or the host or port is wrong). Not a timeout: the other end said no at once."""
+
+
+class AddressError(RigError):
+    """An instrument's address leads nowhere useful: it is not a VISA resource name, or what answers there is
+    not an IEEE 488.2 (SCPI) instrument. A bench-file mistake, not a link fault: never retried."""
+
+
 class BenchFault(InstrumentError):
     """An instrument or link of the bench kept failing after the bounded retries (`drivers.retry`): the point
     it served is not measured. Never a verdict on the meter."""

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TextIO
 
-from drivers.errors import InstrumentError, InstrumentTimeout, NotOpenError
+from drivers.errors import AddressError, ConnectionRefused, InstrumentError, InstrumentTimeout, NotOpenError
 
 
 class MessageTransport(Protocol):
@@ -40,23 +40,32 @@ class MessageTransport(Protocol):
 
 
 class PyVisaTransport:
-    """A VISA resource through pyvisa (pyvisa-py by default): TCPIP sockets, serial, GPIB, USBTMC."""
+    """A VISA resource through pyvisa (pyvisa-py by default): TCPIP sockets, serial, GPIB, USBTMC.
+
+    Opening checks, before anything else is sent, that the resource name is one and that what answers is an
+    IEEE 488.2 instrument (`*IDN?` answered `maker,model,serial,firmware`): a web server or another device at
+    the address is named as such instead of failing later on a garbled error queue.
+    """
 
     def __init__(self, resource: str, *, timeout_s: float = 2.0, visa_library: str = "@py",
-                 termination: str = "\n") -> None:
+                 termination: str = "\n", identify: bool = True) -> None:
         self.resource = resource
         self.timeout_s = timeout_s
         self._library = visa_library
         self._termination = termination
+        self._identify = identify
         self._rm: Any = None
         self._inst: Any = None
 
     def open(self) -> None:
-        """Open the VISA session; InstrumentError naming the resource when it cannot be reached."""
+        """Open the VISA session and check the instrument's identity; AddressError for a resource name that is
+        not one or a device that is not an instrument, ConnectionRefused / InstrumentTimeout when it cannot be
+        reached."""
         if self._inst is not None:
             return
         import pyvisa  # imported here so that nothing touches VISA at import time
 
+        check_resource_name(self.resource)
         try:
             self._rm = pyvisa.ResourceManager(self._library)
             self._inst = self._rm.open_resource(
@@ -66,11 +75,20 @@ class PyVisaTransport:
                 timeout=int(self.timeout_s * 1000),
                 open_timeout=int(self.timeout_s * 1000),
             )
+        except ConnectionRefusedError:
+            self._close_rm()
+            raise _refused(self.resource) from None
         except (pyvisa.errors.VisaIOError, OSError, ValueError) as exc:
             self._close_rm()
             raise InstrumentTimeout(
                 f"cannot open {self.resource}: {_reason(exc)} (is the instrument on and the address right?)"
             ) from None
+        if self._identify:
+            try:
+                check_identity(self.resource, self.query("*IDN?"))
+            except Exception:
+                self.close()
+                raise
 
     def close(self) -> None:
         """Close the session and the resource manager."""
@@ -100,6 +118,8 @@ class PyVisaTransport:
         inst = self._require()
         try:
             inst.write(message)
+        except ConnectionRefusedError:
+            raise _refused(self.resource) from None
         except OSError as exc:
             # pyvisa-py connects a socket lazily: an unreachable instrument shows up at the first write.
             raise InstrumentTimeout(
@@ -113,6 +133,8 @@ class PyVisaTransport:
         inst = self._require()
         try:
             return str(inst.query(message)).strip()
+        except ConnectionRefusedError:
+            raise _refused(self.resource) from None
         except OSError as exc:
             raise InstrumentTimeout(f"cannot reach {self.resource}: {_reason(exc)}") from None
         except Exception as exc:  # noqa: BLE001
@@ -121,6 +143,46 @@ class PyVisaTransport:
                     f"{self.resource}: no reply to {message!r} within {self.timeout_s:g} s"
                 ) from None
             raise InstrumentError(f"{self.resource}: query {message!r} failed: {_reason(exc)}") from None
+
+
+def _refused(resource: str) -> ConnectionRefused:
+    return ConnectionRefused(f"connection refused at {resource}: nothing listens there (is the instrument on, "
+                             "and the host and port right?)")
+
+
+VISA_EXAMPLES = "e.g. TCPIP::192.168.1.20::5025::SOCKET, TCPIP::192.168.1.20::INSTR, ASRL/dev/ttyUSB0::INSTR"
+
+
+def check_resource_name(resource: str) -> None:
+    """AddressError unless `resource` is a VISA resource name (a socket's port a number)."""
+    from pyvisa import rname
+
+    try:
+        parsed = rname.parse_resource_name(resource)
+    except rname.InvalidResourceName as exc:
+        why = str(exc).replace(f"Could not parse '{resource}'. ", "").replace(f"Could not parse {resource}: ", "")
+        raise AddressError(f"{resource!r} is not a VISA resource name ({why}; {VISA_EXAMPLES})") from None
+    port = getattr(parsed, "port", None)
+    if isinstance(parsed, rname.TCPIPSocket) and not str(port).isdigit():
+        raise AddressError(f"{resource!r} is not a VISA resource name (the socket port {port!r} is not a number; "
+                           f"{VISA_EXAMPLES})")
+
+
+def check_identity(resource: str, reply: str) -> str:
+    """The `*IDN?` reply when it has the IEEE 488.2 shape (four comma-separated fields of printable text);
+    AddressError naming what answered otherwise."""
+    fields = reply.split(",")
+    if len(fields) >= 4 and fields[0].strip() and reply.isprintable():
+        return reply
+    shown = reply[:60] + ("..." if len(reply) > 60 else "")
+    if reply.startswith("HTTP/") or reply.lstrip().lower().startswith(("<!doctype html", "<html")):
+        what = "a web (HTTP) server answers there"
+    elif not reply.isprintable():
+        what = "what answers there sends binary data"
+    else:
+        what = "its reply is not 'maker,model,serial,firmware'"
+    raise AddressError(f"{resource} is not a SCPI instrument: {what} (reply to *IDN?: {shown!r}); check the host "
+                       "and port in the bench file")
 
 
 def _reason(exc: BaseException) -> str:

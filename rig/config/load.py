@@ -101,11 +101,13 @@ def load_bench(path: str | Path | None = None, overrides: list[str] | tuple[str,
         raise ConfigError(f"bench file {source} is nested too deeply to be a bench file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"bench file {source} must be a YAML mapping at the top level")
+    overridden = []
     for text_override in overrides:
         key_path, value = parse_override(text_override)
         apply_override(data, key_path, value)
+        overridden.append(key_path)
     try:
-        return validate_bench(data, source=str(source))
+        return validate_bench(data, source=str(source), overridden=overridden)
     except RecursionError:
         raise ConfigError(f"bench file {source}: a value is nested too deeply to be a bench setting") from None
 
@@ -126,16 +128,35 @@ def read_text_capped(path: Path, what: str) -> str:
         raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start}): is it the right file?") from None
 
 
-def validate_bench(data: dict[str, Any], source: str = "") -> BenchConfig:
-    """Validate a bench document; ConfigError on any problem."""
+def validate_bench(data: dict[str, Any], source: str = "", overridden: list[list[str]] | None = None) -> BenchConfig:
+    """Validate a bench document; ConfigError on any problem (blaming `--set` when every problem is at or
+    under an overridden key path)."""
     try:
         bench = BenchConfig.model_validate(data)
         if bench.twin is not None:
             for index in range(len(bench.positions)):
                 bench.twin.knobs_for(index)
     except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, source=source)) from None
+        raise ConfigError(_override_errors(exc, overridden or []) or describe_errors(exc, source=source)) from None
     return bench
+
+
+def _override_errors(exc: ValidationError, overridden: list[list[str]]) -> str | None:
+    """`--set twin.meter.metering.gian_error_pct: unknown key ...` when each problem lies on an override's path
+    (the bench file is not to blame); None otherwise. The value is not repeated (it may be a key)."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        hit = next((path for path in overridden if loc[:len(path)] == path or path[:len(loc)] == loc), None)
+        if hit is None:
+            return None
+        if err["type"] == "extra_forbidden":
+            why = "unknown key (check the spelling; `rig twin knobs` lists the twin's knobs, README 'Bench file' " \
+                  "the rest)"
+        else:
+            why = err["msg"].removeprefix("Value error, ")
+        parts.append(f"--set {'.'.join(hit)}: " + (f"{'.'.join(loc)}: " if loc != hit else "") + why)
+    return "; ".join(parts) or None
 
 
 def dump_bench(bench: BenchConfig) -> str:
