@@ -6,7 +6,9 @@ reports/latest, the whole-run documents of a resume and the exit code after it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,11 @@ class _PytestArgs(click.Command):
 @click.option("--accept-changed", default=None, metavar="REASON",
               help="with --resume: resume although the bench file, overrides, plans, answers file or rig version "
                    "changed since the run's first session; every certificate of the run states REASON")
+@click.option("--place", default=None, metavar="NAME",
+              help="labgrid place to hold for the run (its coordinator: the bench file's place:, else LG_COORDINATOR); "
+                   "its resources fill the bench file's place:NAME values; released on every ending")
+@click.option("--wait", "wait_place", is_flag=True, default=False,
+              help="with a place: wait while another run holds it (a labgrid reservation), rather than fail")
 @click.option("--panel", is_flag=True, expose_value=False,
               callback=lambda ctx, _, value: _remember(ctx, "panel", value),
               help="serve the live operator panel on 127.0.0.1 (its address is printed at the start): lamps, steps, "
@@ -67,7 +74,8 @@ class _PytestArgs(click.Command):
               help="with --panel: the panel's port (0: any free port)")
 def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ...], reports_dir: str,
         resume_id: str | None, accept_expired: str | None, ambient: str | None,
-        operator_answers: str | None, accept_changed: str | None) -> None:
+        operator_answers: str | None, accept_changed: str | None, place: str | None,
+        wait_place: bool) -> None:
     """Run test plans (default: all) and write reports/<run-id>/ (report.html, junit.xml, results.json).
 
     Arguments after `--` go to pytest unchanged, e.g. `rig run testplans/smoke -- -k pulses`.
@@ -95,9 +103,38 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
     except RunInputError as exc:
         raise fail(str(exc)) from None
     # A new run reads its files as given; a resume those run.json names (by absolute path).
-    _run(asked, Path(reports_dir), bench_file=asked["bench_file"] if resume_id is not None else bench_file,
-         resumed=resume_id is not None, accept_expired=accept_expired, ambient=ambient,
-         operator_answers=operator_answers or asked.get("operator_answers"), accept_changed=accept_changed)
+    run_bench = asked["bench_file"] if resume_id is not None else bench_file
+    with _on_place(place, wait_place, run_bench, tuple(asked["overrides"]), asked["run_id"]):
+        _run(asked, Path(reports_dir), bench_file=run_bench,
+             resumed=resume_id is not None, accept_expired=accept_expired, ambient=ambient,
+             operator_answers=operator_answers or asked.get("operator_answers"), accept_changed=accept_changed)
+
+
+@contextlib.contextmanager
+def _on_place(name: str | None, wait: bool, bench_file: str | None, overrides: tuple[str, ...],
+              run_id: str) -> Iterator[None]:
+    """Hold the labgrid place (--place, else the bench file's place.name) around the run; no place: nothing."""
+    from rig.config.place import PlaceConfig
+    from rig.endings import STOP
+    from rig.lab.places import held_place, place_of_bench
+    from rig.lab.resources import PlaceError
+
+    try:
+        place = place_of_bench(bench_file, overrides)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    if name is not None or wait:
+        place = (place or PlaceConfig()).model_copy(update={k: v for k, v in (("name", name), ("wait", wait)) if v})
+    if place is None or place.name is None:
+        if wait:
+            raise fail("--wait waits for a labgrid place: give --place NAME (or place.name in the bench file)")
+        yield
+        return
+    try:
+        with held_place(place, run_id, console.print, STOP.interruptible):
+            yield
+    except PlaceError as exc:
+        raise fail(str(exc)) from None
 
 
 def _run(asked: dict[str, Any], reports: Path, *, bench_file: str | None, resumed: bool, accept_expired: str | None,
@@ -146,7 +183,7 @@ def _pytest_args(asked: dict[str, Any], run_dir: Path, session_tag: str, *, resu
         f"--rootdir={plans_dir().parent}",
         # The progress plugin prints a line per point: pytest's own `[100%]` would trail the last one.
         "-p", "fixtures.plugin", "-p", "fixtures.progress", "--rig-progress", "-o", "console_output_style=classic",
-        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", "--no-header",
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:labgrid", "-q", "--no-header",
         f"--rig-run-dir={run_dir}", f"--rig-run-id={asked['run_id']}",
         f"--html={run_dir / f'report{session_tag}.html'}", "--self-contained-html",
         f"--junitxml={run_dir / f'junit{session_tag}.xml'}",

@@ -56,8 +56,21 @@ def twin() -> None:
 @click.option("--speed", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="bench seconds per wall second the twin's clock runs by itself (0: only when a client of "
                    "the control channel sleeps); a client's sleep still jumps ahead")
-def twin_serve(bench_file: str | None, overrides: tuple[str, ...], out_file: str | None, speed: float) -> None:
+@click.option("--place", default=None, metavar="NAME",
+              help="export the instruments and meter ports as labgrid place NAME: writes a labgrid-exporter config "
+                   "and a bench YAML whose resources say place:<name> (rig run --place NAME)")
+@click.option("--exporter-config", type=click.Path(dir_okay=False), default=None,
+              help="with --place: where the exporter config goes (default: labgrid-exporter-NAME.yaml)")
+@click.option("--coordinator", default=None, metavar="HOST:PORT",
+              help="with --place: the labgrid coordinator (else LG_COORDINATOR, else 127.0.0.1:20408)")
+@click.option("--start-exporter", is_flag=True, default=False,
+              help="with --place: also run labgrid-exporter for it while serving")
+def twin_serve(bench_file: str | None, overrides: tuple[str, ...], out_file: str | None, speed: float,
+               place: str | None, exporter_config: str | None, coordinator: str | None,
+               start_exporter: bool) -> None:
     """Run the twin in this process and print a bench YAML whose resources point at its ports."""
+    from rig.lab.exporter import serve_on_place
+    from rig.lab.resources import PlaceError
     from rig.twin.runtime import Twin
 
     config = load(bench_file, overrides)
@@ -65,6 +78,16 @@ def twin_serve(bench_file: str | None, overrides: tuple[str, ...], out_file: str
     served.start(control=True)
     served.clock.pace(speed)  # a plain client (pyvisa, pyserial) sees a bench that runs by itself
     text = dump_bench(served.resolve(config, served=True))
+    exporter = None
+    if place is not None:
+        try:
+            text, exporter, notes = serve_on_place(
+                served.resolve(config, served=True), place, coordinator=coordinator, start=start_exporter,
+                config_file=Path(exporter_config) if exporter_config else None)
+        except PlaceError as exc:
+            served.stop()
+            raise fail(str(exc)) from None
+        text = "\n".join(notes) + "\n" + text
     if out_file:
         Path(out_file).write_text(text)
     sys.stdout.write(f"# twin serving; stop with Ctrl-C. Use: rig run --bench <this file>\n{text}")
@@ -80,6 +103,9 @@ def twin_serve(bench_file: str | None, overrides: tuple[str, ...], out_file: str
         while not stop["now"]:
             signal.pause() if hasattr(signal, "pause") else None
     finally:
+        if exporter is not None:
+            exporter.terminate()
+            exporter.wait()
         served.clock.stop_pacing()
         served.stop()
 

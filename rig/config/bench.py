@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from drivers.registry import DRIVERS_BY_ROLE
 from rig.config.base import TWIN_RESOURCE, ConfigError, StrictModel
 from rig.config.meter import MeterType
+from rig.config.place import PlaceConfig, resolve_references
 from rig.config.position import PositionConfig
 from rig.config.twin import FAULT_TARGETS, TwinConfig
 
@@ -111,6 +112,12 @@ class BenchConfig(StrictModel):
         None, description="SQLAlchemy URL of the results journal (default: SQLite in the run folder)"
     )
     run: RunPolicy = Field(default_factory=lambda: RunPolicy(), description="what a run does about bench faults")
+    place: PlaceConfig | None = Field(None, description="the labgrid place this bench is (rig run --place)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _place_resources(cls, data: Any) -> Any:
+        return resolve_references(data)  # `place:NAME` values: the resources of the place the run holds
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
