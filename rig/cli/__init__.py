@@ -12,8 +12,8 @@ a question nobody answered: nothing failed, the run is incomplete), 130 interrup
 
 from __future__ import annotations
 
-from rig.cli import lab, run_command, tools  # each registers its commands on `main`
+from rig.cli import lab, panel_command, run_command, tools  # each registers its commands on `main`
 from rig.cli.common import main
 from rig.cli.tools import iter_knobs
 
-__all__ = ["iter_knobs", "lab", "main", "run_command", "tools"]
+__all__ = ["iter_knobs", "lab", "main", "panel_command", "run_command", "tools"]

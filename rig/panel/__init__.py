@@ -10,4 +10,6 @@ from rig.panel.operator import PanelOperator
 from rig.panel.server import PanelError, PanelServer
 from rig.panel.state import PanelState
 
-__all__ = ["PanelError", "PanelOperator", "PanelServer", "PanelState"]
+PANEL_FILE = "panel.json"  # in the run folder while `rig run --panel` serves: where `rig panel` points the operator
+
+__all__ = ["PANEL_FILE", "PanelError", "PanelOperator", "PanelServer", "PanelState"]

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -136,6 +137,8 @@ def _shown(css: str) -> Any:
 
 @pytest.mark.slow
 def test_operator_answers_on_the_panel_and_sees_a_failing_position_turn_red(browser: Any, tmp_path: Path) -> None:
+    """`rig run --panel`: the terminal answers P1's question, the browser's button P2's; P2's gain error turns
+    its lamp red. Then `rig panel RUN` shows the same from the run's journal."""
     from selenium.webdriver.common.by import By
 
     reports = tmp_path / "reports"
@@ -185,6 +188,7 @@ def test_operator_answers_on_the_panel_and_sees_a_failing_position_turn_red(brow
         "meter mounted")}
     assert by["P1"].endswith("(terminal)") and by["P2"].endswith("(panel)"), by
     assert not (run_dir / "panel.json").exists(), "the panel's address is withdrawn when the run ends"
+    _follow_in_browser(browser, run_dir, tmp_path)
 
 
 def test_the_panel_refuses_answers_that_do_not_fit_or_come_late(tmp_path: Path) -> None:
@@ -220,3 +224,24 @@ def test_the_panel_refuses_answers_that_do_not_fit_or_come_late(tmp_path: Path) 
             assert json.loads(reply.read())["prompts"] == [], "an answered question leaves the page"
     finally:
         server.stop()
+
+
+
+def _follow_in_browser(browser: Any, run_dir: Path, tmp_path: Path) -> None:
+    """`rig panel RUN` (another process than the run: here after it) shows the run as its journal has it."""
+    from selenium.webdriver.common.by import By
+
+    follower = RigRun(["panel", str(run_dir), "--port", "0"], tmp_path / "panel.txt")
+    try:
+        browser.get(follower.panel_url())
+        _wait(browser, 30, "P2's lamp red", _shown('.position[data-position="P2"] .lamp[data-lamp="fail"]'))
+        assert browser.find_element(By.CSS_SELECTOR, '.position[data-position="P1"] .lamp').get_attribute(
+            "data-lamp") == "pass"
+        assert browser.find_element(By.ID, "run").text == f"run {run_dir.name} (following the journal)"
+        assert _wait(browser, 30, "the verdict", _shown("#verdict")).text == "run ended: fail"
+        rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#records tr.record")]
+        assert len(rows) == 4 and rows[0].startswith("P2 ") and rows[0].endswith("fail"), rows
+        assert sum("meter mounted and wired (operator)" in row for row in rows) == 2, rows
+    finally:
+        follower.proc.send_signal(signal.SIGINT)
+        assert follower.close() in (0, 130)
