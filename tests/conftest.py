@@ -242,8 +242,8 @@ FAMILIES: dict[str, RackFamily | CaseFamily] = {
                               "security over ble": Extra(("testplans/security",), _ble_security_bench,
                                                            _security_over_ble_selection)}),
 }
-# Proven by their own tests (tests/dlt698, tests/registers, tests/harmonics).
-UNPROVEN_HERE = {"dlt698", "registers", "harmonics"}
+# Proven by their own tests (tests/dlt698, tests/registers, tests/harmonics, tests/temperature).
+UNPROVEN_HERE = {"dlt698", "registers", "harmonics", "climate"}
 REALISM = {"twin.meter.spi.mcu_poll_jitter_s", "twin.meter.spi.rms_noise_pct"}  # realism of the twin, not defects
 
 
