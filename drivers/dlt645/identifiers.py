@@ -82,6 +82,7 @@ METER_NUMBER: Final = DataFormat(Kind.NUMBER, 6)  # NNNNNNNNNNNN, 12 BCD digits
 ASCII_32: Final = DataFormat(Kind.ASCII, 32)
 ASCII_10: Final = DataFormat(Kind.ASCII, 10)
 CHECKSUM_32: Final = DataFormat(Kind.BITS, 4)
+HARMONIC_CONTENT_PCT: Final = DataFormat(Kind.NUMBER, 2, decimals=2, unit="%")  # XX.XX % of the fundamental
 CLOCK_SET_RECORD: Final = DataFormat(Kind.RECORD, 16)  # operator code (4) + time before + time after (check)
 
 _ITEMS: Final = (
@@ -123,6 +124,15 @@ _ITEMS: Final = (
     # Clock-setting events: count and the last 1..10 records.
     DataItem(0x03300400, "clock-setting count", COUNT),
     *(DataItem(0x03300400 + n, f"clock-setting record, last {n}", CLOCK_SET_RECORD) for n in range(1, 11)),
+    # Harmonic metering, as recalled from DL/T 645-2007 tables A.1 (DI2 81: forward active fundamental energy,
+    # 83: forward active harmonic energy) and A.3 (02 0A / 02 0B: voltage / current harmonic content per phase,
+    # DI0 = the order, 2..21); not in the project reference: check.
+    DataItem(0x00810000, "forward active fundamental energy, total", ENERGY_KWH),
+    DataItem(0x00830000, "forward active harmonic energy, total", ENERGY_KWH),
+    *(DataItem(0x020A0100 + n, f"phase A voltage harmonic content, order {n}", HARMONIC_CONTENT_PCT)
+      for n in range(2, 22)),
+    *(DataItem(0x020B0100 + n, f"phase A current harmonic content, order {n}", HARMONIC_CONTENT_PCT)
+      for n in range(2, 22)),
 )
 
 DATA_ITEMS: Final[Mapping[int, DataItem]] = MappingProxyType({item.di: item for item in _ITEMS})

@@ -25,6 +25,7 @@ from rig.twin.dlt698.firmware import UPGRADE_VERSION, firmware_signing_keypair, 
 from rig.twin.dlt698.server import Dlt698Server
 from rig.twin.expansion import EXPANSION_LINE, ExpansionModule
 from rig.twin.faults import FaultSchedule
+from rig.twin.harmonics import attach_harmonics
 from rig.twin.keys import TwinEsamKey
 from rig.twin.management import ManagementModule
 from rig.twin.meter import MeteringModule, MeterModel
@@ -96,7 +97,7 @@ class Twin:
             management.attach_power(MeterPower(bench.meter, knobs.power, metering, management.rtc, self.world,
                                                random.Random(f"{config.seed}:power:{index}")))
             metering.dip_power_w = knobs.power.counts_during_dip
-            metering.harmonics = knobs.harmonics
+            self.world.models.append(attach_harmonics(management, knobs.harmonics))  # harmonic metering
             # The same firmware's DL/T 698.45 server: tariffs and freezes on the meter's clock, stepped after it.
             management.dlt698 = Dlt698Server(management, knobs.dlt698, firmware_key.public_hex)
             self.uarts.append(MeterUart(management))

@@ -17,6 +17,9 @@ HARMONICS = "twin.meter.harmonics"
 INFLUENCE = "testplans/harmonics/test_influence.py"
 FIFTH = f"{INFLUENCE}::test_fifth_harmonic"
 DISTORTED = f"{INFLUENCE}::test_distorted_current"
+READINGS = "testplans/harmonics/test_readings.py"
+CONTENT = f"{READINGS}::test_harmonic_content"
+ENERGY = f"{READINGS}::test_fundamental_and_harmonic_energy"
 # Outside overshoots the limit by a quarter, inside stays at 0.6 of it (the healthy meter's own small
 # errors and the readings' noise fit in what is left).
 OUTSIDE, INSIDE = 1.25, 0.6
@@ -59,6 +62,13 @@ def _harmonic_error_boundary(meter: Meter) -> float:
     return -_fifth_limit(meter) * (1.0 + fraction) / fraction
 
 
+def _content_boundary(meter: Meter) -> float:
+    # The largest content of the test point is the 5th harmonic's 40 % of the current: an error e (% of the
+    # reading) reads it e * 40 / 100 off.
+    largest = max(max(h.voltage_pct, h.current_pct) for h in spec.fifth_harmonic())
+    return spec.CONTENT_TOLERANCE_PCT / largest * 100.0
+
+
 def _sensitivity_boundary(*cases: tuple[Callable[[Meter], float], Callable[[Meter], float]]) -> Callable[
         [Meter], float]:
     """The smallest sensitivity (%/% of content) that reaches a limit in any of `cases` (limit, content)."""
@@ -91,10 +101,10 @@ _DC = _sensitivity_boundary(_waveform_case("dc_even", dc_even_pct))
 _SUB = _sensitivity_boundary(_waveform_case("sub", fractional_pct))
 
 MUTATIONS: tuple[Mutation, ...] = (
-    _mutation("harmonic_error_pct", (FIFTH,), _harmonic_error_boundary,
+    _mutation("harmonic_error_pct", (FIFTH, ENERGY), _harmonic_error_boundary,
               "the meter loses part of the harmonics' energy (the 5th harmonic's 4 % of the power)"),
-    Mutation(f"{HARMONICS}.bandwidth_order", (FIFTH,), lambda meter: 4.0, lambda meter: 5.0,
-             "the front end's bandwidth stops below the 5th harmonic: its energy is not registered"),
+    Mutation(f"{HARMONICS}.bandwidth_order", (FIFTH, CONTENT, ENERGY), lambda meter: 4.0, lambda meter: 5.0,
+             "the front end's bandwidth stops below the 5th harmonic: its energy and content are not measured"),
     _mutation("distortion_sensitivity_pct_per_pct", (FIFTH,), _ODD,
               "the front end's gain moves with the odd harmonics of the current (crest factor; the 5th-harmonic "
               "test, 40 % at a 0.8 % limit, is tighter than the phase-fired one)"),
@@ -102,4 +112,6 @@ MUTATIONS: tuple[Mutation, ...] = (
               "the current sensor saturates on half-wave rectified current (DC and even harmonics)"),
     _mutation("subharmonic_sensitivity_pct_per_pct", (DISTORTED,), _SUB,
               "the front end is upset by sub-harmonics of a burst-fired current"),
+    _mutation("content_error_pct", (CONTENT,), _content_boundary,
+              "the meter reports its harmonic content off by a share of the reading"),
 )

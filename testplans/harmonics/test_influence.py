@@ -18,6 +18,7 @@ import pytest
 from rig.bench import Bench, Position
 from rig.procedures import LoadPoint, RackCache
 from testplans.harmonics import spec
+from testplans.harmonics.helpers import require_generator
 from testplans.specs import accuracy as accuracy_spec
 
 pytestmark = pytest.mark.plan
@@ -41,6 +42,7 @@ def test_fifth_harmonic(bench: Bench, rack: RackCache, position: Position, recor
     class's harmonic influence limit (the harmonics carry 4 % of the power: a meter that registers the
     fundamental alone is off by about -3.8 %)."""
     meter = bench.meter
+    require_generator(bench, spec.fifth_harmonic())
     test = accuracy_spec.influence_test(meter, spec.FIFTH)
     for pf in test.pfs:
         limit = accuracy_spec.influence_limit_pct(meter, spec.FIFTH, pf)
@@ -61,6 +63,7 @@ def test_distorted_current(bench: Bench, rack: RackCache, position: Position, wa
     meter = bench.meter
     limit = spec.waveform_limit(meter, waveform)
     point = spec.distorted_point(meter, waveform)
+    require_generator(bench, point.content)
     sine = LoadPoint(voltage_v=meter.un_v, current_a=point.sine_a)
     distorted = LoadPoint(voltage_v=meter.un_v, current_a=point.fundamental_a, phase_deg=point.phase_deg,
                           harmonics=point.content)
