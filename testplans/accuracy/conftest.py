@@ -9,7 +9,8 @@ from fixtures.stash import bench_config_of
 from testplans.accuracy.helpers import load_point_id, ordered_load_points
 from testplans.specs import accuracy as spec
 
-# The influence quantities this plan varies (harmonics need a source with a harmonic generator).
+# The influence quantities this plan varies; the specs' harmonics row (5th harmonic in U and I) runs in
+# testplans/harmonics/test_influence.py::test_fifth_harmonic, which programs the source's harmonic generator.
 INFLUENCES = ("voltage", "frequency")
 
 
