@@ -28,6 +28,7 @@ from rig.cli.common import (
 from rig.config import DEFAULT_BENCH, ConfigError, parse_ambient, read_text_capped
 from rig.pin import run_pin
 from rig.plans import plans_dir
+from rig.run.exits import EXIT_INTERRUPTED
 
 
 class _PytestArgs(click.Command):
@@ -135,6 +136,9 @@ def _on_place(name: str | None, wait: bool, bench_file: str | None, overrides: t
             yield
     except PlaceError as exc:
         raise fail(str(exc)) from None
+    except KeyboardInterrupt:  # a stop signal while waiting for the place: its reservation is cancelled
+        console.print(f"rig run: interrupted; place {place.name} not held any more")
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 def _run(asked: dict[str, Any], reports: Path, *, bench_file: str | None, resumed: bool, accept_expired: str | None,

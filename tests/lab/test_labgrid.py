@@ -231,10 +231,16 @@ def test_runs_take_turns_on_a_place_and_a_killed_run_leaves_it_free(lab: Lab) ->
     # waits (a labgrid reservation) while the first holds the place.
     refused = lab.rig_run("refused")
     second = lab.rig_run("second", "--wait")
+    quitter = lab.rig_run("quitter", "--wait")
     assert refused.wait(timeout=120) == 2
     assert "already acquired" in lab.log("refused") and "rig run --wait" in lab.log("refused"), lab.log("refused")
     _until(lambda: "waiting" in lab.log("second") or second.poll() is not None, 120, "the second run waits")
     assert "place bench-t is in use: waiting" in lab.log("second"), lab.log("second")
+    # Ctrl-C while waiting: exit 130, and its reservation does not outlive it (the second's turn comes).
+    _until(lambda: "waiting" in lab.log("quitter") or quitter.poll() is not None, 120, "the third run waits")
+    quitter.send_signal(signal.SIGINT)
+    assert quitter.wait(timeout=120) == 130, lab.log("quitter")
+    assert lab.client("reservations").count("name=bench-t") == 1  # the second's only
     first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=300) == 0, lab.log("first")
     assert "place bench-t released" in lab.log("first")
