@@ -109,11 +109,22 @@ function render(state) {
        el("td", {"class": `verdict-${r.verdict}`}, r.verdict))));
 }
 
+let ended = false;  // the last state received said the run ended
+
 function connect() {
   const events = new EventSource("/events");
   const link = document.getElementById("link");
-  events.addEventListener("state", (event) => { link.hidden = true; render(JSON.parse(event.data)); });
-  events.onerror = () => { link.hidden = false; };
+  events.addEventListener("state", (event) => {
+    link.hidden = true;
+    const state = JSON.parse(event.data);
+    ended = Boolean(state.verdict) && state.live;
+    render(state);
+  });
+  events.onerror = () => {
+    link.textContent = ended ? "the run has ended and its panel with it: this is how it ended"
+                             : "panel server not reachable: showing the last state received";
+    link.hidden = false;
+  };
 }
 
 connect();
