@@ -42,6 +42,13 @@ class RegisterKnobs(StrictModel):
         False, "once the clock-setting log is full each new event overwrites the newest record, not the oldest",
         "event-log rollover",
     )
+    tariff_switch_late_min: float = _knob(
+        0.0, "minutes after a programmed period start that the meter switches tariff", "registers per tariff",
+        ge=0, le=600,
+    )
+    tariff_wrong: bool = _knob(
+        False, "the meter registers the off-peak periods in the peak tariff's register", "registers per tariff",
+    )
     relay_welded: bool = _knob(
         False, "the load relay's contacts are welded: a trip reports open while current still flows",
         "relay reported state against the contact",

@@ -17,6 +17,7 @@ from drivers.dlt645.identifiers import STATUS1_ACTIVE_REVERSE
 from rig.config.registers import RegisterKnobs
 from rig.twin.event_log import ClockSetLog
 from rig.twin.relay import Relay
+from rig.twin.tariffs import TariffRegisters
 from rig.twin.world import Terminals
 
 if TYPE_CHECKING:
@@ -51,10 +52,13 @@ class MeterRegisters:
     knobs: RegisterKnobs
     _reverse_seen_kwh: float = field(init=False)
     clock_set_log: ClockSetLog = field(init=False)
+    tariffs: TariffRegisters = field(init=False)
 
     def __post_init__(self) -> None:
-        self._reverse_seen_kwh = self.management.metering.reverse_kwh
+        m = self.management
+        self._reverse_seen_kwh = m.metering.reverse_kwh
         self.clock_set_log = ClockSetLog(self.knobs)
+        self.tariffs = TariffRegisters(m.metering, m.rtc, self.knobs)
 
     def software_version(self) -> str:
         """The running image's version as this meter reports it."""
@@ -98,12 +102,14 @@ class MeterRegisters:
             metering.forward_kwh += metering.reverse_kwh - self._reverse_seen_kwh
             metering.reverse_kwh = self._reverse_seen_kwh
         self._reverse_seen_kwh = metering.reverse_kwh
+        self.tariffs.step(t0, dt_s)
 
     def attach(self) -> None:
         """Serve the items on the management module, and the direction bit in status word 1."""
         m = self.management
         m.items.update(self.items())
         m.items.update(self.clock_set_log.items())
+        m.items.update(self.tariffs.items())
         m.clock_set_listeners.append(self.clock_set_log.log)
         word_1 = m.items.get(DI_STATUS_1)
 

@@ -7,13 +7,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from testplans.mutations import Mutation
+from testplans.registers import spec as registers_spec
 from testplans.specs import accuracy as spec
 
 REGISTERS = "twin.meter.registers"
 IDENTITY = "testplans/registers/test_identity.py"
 REVERSE = "testplans/registers/test_reverse.py"
 EVENT_LOG = "testplans/registers/test_event_log.py"
+TARIFFS = "testplans/registers/test_tariffs.py"
 RELAY = "testplans/security/test_relay.py"  # the relay's reported state against the current that still flows
+
+
+def _late(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # A late switch books P·d of each period's start to the tariff before it; the plan allows one register step
+    # (0.01 kWh) and the placing of the switch. At Ib the step is d0 = 0.01 kWh / (Un·Ib): outside 4·d0 (past the
+    # step and the placing allowance together), inside 0.3·d0. Minutes.
+    def value(meter: spec.MeterTypeLike) -> float:
+        d0_min = registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a) / 60.0
+        return d0_min * (4.0 if violating else 0.3)
+
+    return value
 
 
 def _flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
@@ -34,6 +47,10 @@ MUTATIONS: tuple[Mutation, ...] = (
              _flag(True), _flag(False), "the clock-setting log stops recording when its records are used"),
     Mutation(f"{REGISTERS}.event_log_overwrites_newest", (f"{EVENT_LOG}::test_clock_setting_log_rolls_over",),
              _flag(True), _flag(False), "a full clock-setting log overwrites its newest record"),
+    Mutation(f"{REGISTERS}.tariff_switch_late_min", (f"{TARIFFS}::test_tariff_registers_follow_the_schedule",),
+             _late(True), _late(False), "the meter switches tariff late"),
+    Mutation(f"{REGISTERS}.tariff_wrong", (f"{TARIFFS}::test_tariff_registers_follow_the_schedule",),
+             _flag(True), _flag(False), "valley periods booked to the peak register"),
     Mutation(f"{REGISTERS}.relay_welded", (f"{RELAY}::test_relay_follows_valid_commands",),
              _flag(True), _flag(False), "welded contacts: the meter reports open while current flows"),
 )

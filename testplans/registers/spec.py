@@ -44,3 +44,11 @@ EXTRA_EVENTS: Final = 3  # events past a full log: enough to see the ring turn a
 EVENT_LOG = Source(f"{DLT645} 03 30 04 00 clock-setting count, 03 30 04 01..0A the last 10 records (operator code, "
                    "time before, time after): the newest is record 1, an 11th event overwrites the oldest and the "
                    "count keeps counting", check=True)
+
+# Tariff switching: a day of bench time at Ib, PF 1, the registers read at every programmed switch.
+TARIFF_DAY_S: Final = 24 * 3600.0
+TARIFFS: Final = 4  # T1 sharp, T2 peak, T3 flat, T4 valley (State Grid four-rate meters)
+CLOCK_READ_S: Final = 1.0  # the meter's clock counts whole seconds: a switch is placed to within this
+TARIFF_REGISTERS = Source(f"{DLT645} 00 01 0T 00: forward active energy of tariff T moves by what flows while the "
+                          "meter's daily period table (04 01 00 01) puts its clock in tariff T, within the class "
+                          "limit at Ib, PF 1, the register's resolution and the placing of each switch")

@@ -27,14 +27,23 @@ RACK = BENCHES_DIR / "twin-rack.yaml"
 PLAN = "testplans/registers"
 HEALTHY = "healthy"
 RELAY_PLAN = "testplans/security/test_relay.py"
+TARIFF_PLAN = "testplans/registers/test_tariffs.py"
 
 Row = tuple[str, str | None, Any, tuple[str, ...]]  # position name, knob, value, tests that must fail
 
 
-def _rows() -> list[Row]:
+def _tariff_knob(catches: tuple[str, ...]) -> bool:
+    return any(c.startswith(TARIFF_PLAN) for c in catches)
+
+
+def _rows(rack: str) -> list[Row]:
+    """The positions of a knob rack: 'tariffs' (the tariff knobs: their day runs on a small rack of its own) or
+    'knobs' (every other knob)."""
     meter = load_bench(RACK).meter
     rows: list[Row] = [(HEALTHY, None, None, ())]
     for m in MUTATIONS:
+        if _tariff_knob(m.catches) != (rack == "tariffs"):
+            continue
         knob = m.knob.removeprefix(REGISTERS + ".")
         default = m.inside(meter) == 0.0 and m.boundary is None  # an on/off knob: inside is the healthy meter
         rows.append((f"{knob}_outside", knob, m.outside(meter), m.catches))
@@ -43,9 +52,12 @@ def _rows() -> list[Row]:
     return rows
 
 
+ROWS = [(rack, row) for rack in ("knobs", "tariffs") for row in _rows(rack)]
+
+
 def _knob_bench(path: Path, rows: list[Row]) -> Path:
     data = yaml.safe_load(RACK.read_text())
-    data["name"] = "twin-registers-knobs"
+    data["name"] = f"twin-registers-{path.stem}"
     data["positions"] = [{"name": name, "address": f"{i + 1:012d}", "serial": "twin", "pulse_channel": i + 1}
                          for i, (name, *_) in enumerate(rows)]
     overrides = {i: {"registers": {knob: value}} for i, (_, knob, value, _) in enumerate(rows) if knob is not None}
@@ -66,15 +78,19 @@ def _rig_run(reports: Path, plans: tuple[str, ...], *args: str) -> dict[str, Any
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, concurrent.futures.Future[dict[str, Any]]]]:
-    """The three runs, two at a time."""
+    """The four runs, two at a time."""
     root = tmp_path_factory.mktemp("registers")
-    bench = _knob_bench(root / "knobs.yaml", _rows())
+    knobs = _knob_bench(root / "knobs.yaml", _rows("knobs"))
+    tariffs = _knob_bench(root / "tariffs.yaml", _rows("tariffs"))
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         yield {
-            # The relay's knob is caught by the security plan's relay test: it runs on its position and the
-            # healthy one only, over the UART.
-            "knobs": pool.submit(_rig_run, root / "knobs", (PLAN, RELAY_PLAN), "--bench", str(bench), "--",
-                                 "-knot test_relay or ((healthy or relay_welded) and uart and follows)"),
+            # The tariff plan's day is for the whole rack: it runs on the tariff knob rack only. The relay's knob
+            # is caught by the security plan's relay test: it runs on its position and the healthy one, over the
+            # UART.
+            "tariffs": pool.submit(_rig_run, root / "tariffs", (TARIFF_PLAN,), "--bench", str(tariffs)),
+            "knobs": pool.submit(_rig_run, root / "knobs", (PLAN, RELAY_PLAN), "--bench", str(knobs), "--",
+                                 "-k(not test_tariff and not test_relay) or ((healthy or relay_welded) and uart and "
+                                 "follows)"),
             "rack": pool.submit(_rig_run, root / "rack", (PLAN,), "--bench", str(RACK)),
             "default": pool.submit(_rig_run, root / "default", (PLAN,), "--bench", str(DEFAULT_BENCH)),
         }
@@ -99,10 +115,10 @@ def test_healthy_twin_passes_the_register_plans(runs: dict[str, Any], bench_name
     assert len(results["tests"]) >= 2 * positions
 
 
-@pytest.mark.parametrize("row", _rows(), ids=[row[0] for row in _rows()])
-def test_each_knob_is_caught_on_its_position_and_only_there(runs: dict[str, Any], row: Row) -> None:
+@pytest.mark.parametrize(("rack", "row"), ROWS, ids=[f"{rack}-{row[0]}" for rack, row in ROWS])
+def test_each_knob_is_caught_on_its_position_and_only_there(runs: dict[str, Any], rack: str, row: Row) -> None:
     name, knob, _, catches = row
-    outcomes = _functions(position_outcomes(runs["knobs"].result(), name))
+    outcomes = _functions(position_outcomes(runs[rack].result(), name))
     assert outcomes, f"no test ran on position {name}"
     for test, outcome in outcomes.items():
         if test in catches:
