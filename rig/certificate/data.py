@@ -1,6 +1,7 @@
 """Everything a test certificate shows, gathered from the journal alone (and the run folder, for `rig verify`):
-per meter its lines, curves and verdict (the table of checks in rig.certificate.checks), the bench, instruments,
-conditions, the operator's overrides and the run's integrity. Knows nothing of pytest or of rendering.
+the lab (its profile, kept in the run's meta), per meter its certificate number, identity as the meter reported it,
+lines, curves and verdict (the table of checks in rig.certificate.checks), the bench, instruments, conditions, the
+operator's overrides, a twin run's knob settings, and the run's integrity. Knows nothing of pytest or rendering.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from rig.certificate.checks import INCOMPLETE, Scope, verdict
-from rig.certificate.lines import TestLine, error_curves, test_line
+from rig.certificate.lines import ErrorPoint, TestLine, error_curves, test_line
+from rig.certificate.numbers import rounding_interval_pct
+from rig.config.lab import certificate_number
 from rig.integrity import key_fingerprint
 from rig.integrity.report import Verification
 from rig.integrity.verify import verify_run
-from rig.plots import CurvePoint
 from rig.results import (
     FAIL,
     INTERRUPTED,
@@ -36,13 +38,18 @@ class MeterSheet:
 
     position: str
     address: str
-    serial: str | None
     lines: list[TestLine]
     items: list[ItemOutcome]
     incomplete: list[str]
-    curves: dict[str, list[CurvePoint]]
+    curves: dict[str, list[ErrorPoint]]
     verdict: str
-    curves_png: bytes | None = None
+    number: str = ""  # the meter's certificate number
+    identity: dict[str, str | None] | None = None  # as the meter reported it; None: not read in this run
+
+    @property
+    def serial(self) -> str | None:
+        """The meter number the meter reported (never its communication address), None when not read."""
+        return (self.identity or {}).get("serial")
 
 
 @dataclass
@@ -63,6 +70,10 @@ class CertificateData:
     bench_lines: list[TestLine]
     verification: Verification
     signing: list[str] = field(default_factory=list)
+    lab: dict[str, Any] | None = None  # the lab profile as the run's meta keeps it; None: the bench named none
+    simulation: bool = False  # the meters or instruments were the software twin
+    knob_overrides: list[str] = field(default_factory=list)  # --set settings of the run, as given
+    rounding_pct: float | None = None  # the rounding interval of a reported error for the meters' class
 
     @property
     def overall_verdict(self) -> str:
@@ -124,13 +135,46 @@ class _Taken:
                    incomplete=sorted({s.record.test for s in mine} - completed))
 
 
+IDENTITY_DETAIL = "meter_identity"  # a record's detail key holding what the meter reported of itself
+IDENTITY_FIELDS = ("manufacturer", "model", "serial", "firmware", "checksum")
+
+
+def _identity(records: Sequence[StoredRecord]) -> dict[str, str | None] | None:
+    """What the meter reported of itself (the last record that carries it), None when no test read it."""
+    for stored in reversed(records):
+        reported = (stored.record.detail or {}).get(IDENTITY_DETAIL)
+        if isinstance(reported, dict):
+            return {k: (str(reported[k]) if reported.get(k) is not None else None) for k in IDENTITY_FIELDS}
+    return None
+
+
 def _sheet(pos: dict[str, Any], taken: _Taken, bench_verdict: str, stopped: str | None) -> MeterSheet:
     incomplete = [*taken.incomplete, *([stopped] if stopped else [])]
     scope = Scope(lines=taken.lines, items=taken.items, incomplete=taken.incomplete, bench=bench_verdict,
                   stopped=stopped)
-    return MeterSheet(position=pos["name"], address=pos["address"], serial=pos.get("serial"), lines=taken.lines,
+    return MeterSheet(position=pos["name"], address=pos["address"], lines=taken.lines,
                       items=taken.items, incomplete=incomplete, curves=error_curves(taken.records),
-                      verdict=verdict(scope))
+                      verdict=verdict(scope), identity=_identity(taken.records))
+
+
+def _set_overrides(sessions: Sequence[SessionRow]) -> list[str]:
+    """The `--set KEY=VALUE` settings the run was started with (each session's command line), in order."""
+    out: list[str] = []
+    for s in sessions:
+        argv = [str(a) for a in s.meta.get("argv") or []]
+        for n, arg in enumerate(argv):
+            given = argv[n + 1] if arg == "--set" and n + 1 < len(argv) else arg.removeprefix("--set=")
+            if (arg == "--set" or arg.startswith("--set=")) and given not in out:
+                out.append(given)
+    return out
+
+
+def _number_sheets(sheets: Sequence[MeterSheet], lab: dict[str, Any] | None, run_id: str, started: str) -> None:
+    year = int(started[:4]) if started[:4].isdigit() else dt.datetime.now(dt.UTC).year
+    for index, sheet in enumerate(sheets, start=1):
+        sheet.number = (certificate_number(str(lab["numbering"]), lab=str(lab["code"]), run_id=run_id,
+                                           position=index, name=sheet.position, address=sheet.address, year=year)
+                        if lab else f"RIG-{run_id}-{index:02d}")
 
 
 def certificate_data(journal: Journal, run_id: str, folder: Path | None = None) -> CertificateData:
@@ -149,12 +193,18 @@ def certificate_data(journal: Journal, run_id: str, folder: Path | None = None) 
     opened = [s for s in sessions if s.meta.get("instruments")]  # the last session that opened the bench
     signing = [f"session {s.session}: SM2 {('bench key' if s.key_kind == 'bench' else 'throwaway key')} "
                f"{key_fingerprint(s.public_key)}" for s in sessions if s.public_key and s.signature]
+    lab = meta.get("lab")
+    _number_sheets(sheets, lab, run_id, run.started_utc)
+    kind = str(meta.get("bench", {}).get("kind", "bench"))
     return CertificateData(
-        number=f"RIG-{run_id}", run_id=run_id, issued_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        number=f"{lab['code']}-{run_id}" if lab else f"RIG-{run_id}", run_id=run_id,
+        issued_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         run_started_utc=run.started_utc, bench=meta.get("bench", {"name": run.bench}),
         meter_type=meta.get("meter_type", {}), sessions=sessions,
         instruments=opened[-1].meta["instruments"] if opened else [],
         conditions=opened[-1].meta.get("conditions", {}) if opened else {},
         overrides=[*_expired_calibrations(sessions), *_accepted_changes(sessions)], sheets=sheets,
         bench_lines=bench.lines, verification=verify_run(journal, run_id, folder), signing=signing,
+        lab=lab, simulation=kind != "bench", knob_overrides=_set_overrides(sessions),
+        rounding_pct=rounding_interval_pct(str(meta.get("meter_type", {}).get("accuracy_class", ""))),
     )

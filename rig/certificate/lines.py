@@ -1,5 +1,6 @@
 """A certificate's lines and error curves, from the journal's records: each value with its clause, limits,
-uncertainty and verdict; the curves from the basic-error records' structured detail (load point, current, PF).
+uncertainty, verdict and the link it went over (UART, BLE); the curves from the basic-error records' structured
+detail (load point, current, PF), each point with its uncertainty and verdict.
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rig.plots import CurvePoint
-from rig.results import INFO, StoredRecord
+from rig.results import FAIL, INFO, StoredRecord
+
+# Test parameters that name the link a line went over, as the certificate shows them.
+LINKS = {"uart": "UART", "ble": "BLE"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,24 @@ class TestLine:
     uncertainty_pct: float | None
     tur: float | None
     session: int
+
+    @property
+    def link(self) -> str:
+        """The link the value went over (UART, BLE) when the test is parametrised by it, else ''."""
+        params = self.test.partition("[")[2].rstrip("]").split("-")
+        return next((LINKS[p] for p in params if p in LINKS), "")
+
+
+@dataclass(frozen=True)
+class ErrorPoint:
+    """One point of an error curve: the error (None: no reading) against its limit, with its uncertainty."""
+
+    current_a: float
+    error_pct: float | None
+    limit_pct: float
+    label: str
+    uncertainty_pct: float | None = None
+    failed: bool = False
 
 
 def _number(value: Any) -> float | None:
@@ -51,12 +72,12 @@ def test_line(stored: StoredRecord, docs: dict[str, str]) -> TestLine:
     )
 
 
-def error_curves(records: Sequence[StoredRecord]) -> dict[str, list[CurvePoint]]:
+def error_curves(records: Sequence[StoredRecord]) -> dict[str, list[ErrorPoint]]:
     """Error curves by PF from basic-error records (detail current_a and pf, unit %, a symmetric limit).
 
     A point is labelled by the record's `load_point` (e.g. `Ib`, `0.05Ib`), else by its current.
     """
-    curves: dict[str, list[CurvePoint]] = {}
+    curves: dict[str, list[ErrorPoint]] = {}
     for stored in records:
         r = stored.record
         detail = r.detail or {}
@@ -64,5 +85,6 @@ def error_curves(records: Sequence[StoredRecord]) -> dict[str, list[CurvePoint]]
             continue
         label = str(detail.get("load_point") or f"{detail['current_a']:g} A")
         curves.setdefault(str(detail["pf"]), []).append(
-            CurvePoint(current_a=float(detail["current_a"]), error_pct=r.value, limit_pct=float(r.high), label=label))
+            ErrorPoint(current_a=float(detail["current_a"]), error_pct=r.value, limit_pct=float(r.high), label=label,
+                       uncertainty_pct=_number(detail.get("uncertainty_pct")), failed=r.verdict == FAIL))
     return curves

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from drivers.registry import DRIVERS_BY_ROLE
 from rig.config.base import TWIN_RESOURCE, ConfigError, StrictModel
+from rig.config.lab import load_lab_profile
 from rig.config.meter import MeterType
 from rig.config.place import PlaceConfig, resolve_references
 from rig.config.position import PositionConfig
@@ -112,6 +113,16 @@ class BenchConfig(StrictModel):
         None, description="SQLAlchemy URL of the results journal (default: SQLite in the run folder)"
     )
     run: RunPolicy = Field(default_factory=lambda: RunPolicy(), description="what a run does about bench faults")
+    lab: Path | None = Field(None, description="the lab profile file (rig/config/lab.py), relative to the bench file")
+
+    @field_validator("lab")
+    @classmethod
+    def _lab_profile(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and not value.is_absolute():
+            value = Path(str((info.context or {}).get("source") or ".")).parent / value
+        if value is not None:
+            load_lab_profile(value.resolve())  # a bad profile is refused with the bench file, not at the report
+        return value.resolve() if value is not None else None
     place: PlaceConfig | None = Field(None, description="the labgrid place this bench is (rig run --place)")
 
     @model_validator(mode="before")

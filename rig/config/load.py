@@ -132,7 +132,7 @@ def validate_bench(data: dict[str, Any], source: str = "", overridden: list[list
     """Validate a bench document; ConfigError on any problem (blaming `--set` when every problem is at or
     under an overridden key path)."""
     try:
-        bench = BenchConfig.model_validate(data)
+        bench = BenchConfig.model_validate(data, context={"source": source})
         if bench.twin is not None:
             for index in range(len(bench.positions)):
                 bench.twin.knobs_for(index)

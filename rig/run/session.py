@@ -15,6 +15,7 @@ from typing import Any
 from drivers.errors import RigError
 from rig.bench import provider_for
 from rig.config import BenchConfig, ConfigError
+from rig.config.lab import lab_meta
 from rig.integrity import SIGNING_KEY_NAME, IntegrityError, RunSigner, signer_from_private_hex, throwaway_signer
 from rig.operator import Operator
 from rig.pin import rig_version
@@ -133,6 +134,7 @@ def run_meta(bench: BenchConfig, plans: Sequence[str]) -> dict[str, Any]:
         ],
         "safety": bench.safety.model_dump(mode="json"),
         "plans": [str(a) for a in plans],
+        "lab": lab_meta(bench.lab, provider_for(bench).kind),
     }
 
 
