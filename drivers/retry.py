@@ -10,6 +10,7 @@ an SCPI `MessageTransport`; the DL/T 645 link applies it to its serial port.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from drivers.clock import Clock
 from drivers.errors import BenchFault, InstrumentError, LinkError, NotOpenError, RigError
 from drivers.transport import MessageTransport, TrafficLog, active_traffic_log
 
+log = logging.getLogger("meter_hil_rig.retry")
 T = TypeVar("T")
 
 # SCPI-99 device-specific errors (-300..-399: system error, queue overflow, ...): the instrument itself is
@@ -88,8 +90,10 @@ class RetryPolicy:
                 problems.append(f"{type(exc).__name__}: {exc}")
                 continue
             if problems:
+                log.warning("%s: %r failed (%s); retried ok after %d tries", instrument, what, problems[0], attempt)
                 self._notify(RetryEvent(instrument, what, problems[0], attempt, True, self._now()))
             return result
+        log.error("%s: %r failed %d times (%s): bench fault", instrument, what, self.attempts, problems[0])
         self._notify(RetryEvent(instrument, what, problems[0], self.attempts, False, self._now()))
         last = f"; last: {problems[-1]}" if len(problems) > 1 and problems[-1] != problems[0] else ""
         raise BenchFault(

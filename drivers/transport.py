@@ -3,6 +3,10 @@
 An instrument driver speaks text messages through a `MessageTransport`. `PyVisaTransport` reaches a
 real instrument or the twin's SCPI server alike; `ScriptedTransport` replays a byte-exact script for a
 driver's unit tests; `LoggedTransport` wraps any of them and writes every message to a `TrafficLog`.
+
+The traffic log is a `logging.Handler` and every line is a log record of the `meter_hil_rig.traffic` logger
+(DEBUG): `--log-cli-level=DEBUG`, syslog or journald handlers see the traffic as it happens, and while a run
+records traffic pyvisa's own warnings land in traffic.log beside it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TextIO
@@ -257,16 +262,21 @@ class ScriptedTransport:
 # ------------------------------------------------------------------------------------ traffic log
 
 
-class TrafficLog:
+TRAFFIC_LOGGER = "meter_hil_rig.traffic"
+
+
+class TrafficLog(logging.Handler):
     """Raw instrument and DUT traffic of a run, one line per message, for the run's attachment.
 
     Line: `<bench s> <UTC> <resource> <dir> <text>`; dir `>` sent, `<` received, `!` failed, `#` note.
     Bench time is `-` until a clock is attached (the bench's clock exists only once the bench is open).
     Any line holding a registered secret (as text or hex) is replaced by a redaction note: key material
-    never reaches the log even if a driver were to send it.
+    never reaches the log even if a driver were to send it (nor any other handler: redaction comes first).
+    Records of other loggers this handler is attached to (pyvisa's) are written as `#` notes.
     """
 
     def __init__(self, stream: TextIO, *, secrets: Iterable[bytes] = ()) -> None:
+        super().__init__(logging.DEBUG)
         self._stream = stream
         self._lock = threading.Lock()
         self._now: Callable[[], float] | None = None
@@ -293,19 +303,42 @@ class TrafficLog:
         except Exception:  # noqa: BLE001 - the log must never break the traffic it records
             return "?"
 
-    def write(self, resource: str, direction: str, text: str) -> None:
-        """Append one line (text messages)."""
+    def _shown(self, text: str) -> str:
         shown = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
         if any(secret in shown or secret in text for secret in self._secrets):
-            shown = "<redacted: the message held key material>"
-        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        line = f"{self._bench_time()} {stamp} {resource} {direction} {shown}\n"
-        with self._lock:
-            if self._stream.closed:
-                return
-            self._stream.write(line)
-            self._stream.flush()
-            self.lines += 1
+            return "<redacted: the message held key material>"
+        return shown
+
+    def write(self, resource: str, direction: str, text: str) -> None:
+        """Append one line (text messages): a record of the traffic logger, written here and passed on to that
+        logger's handlers when it is enabled for DEBUG."""
+        record = logging.LogRecord(TRAFFIC_LOGGER, logging.DEBUG, __file__, 0, "%s %s %s",
+                                   (resource, direction, self._shown(text)), None)
+        record.bench_time = self._bench_time()
+        self.handle(record)
+        logger = logging.getLogger(TRAFFIC_LOGGER)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.handle(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """One line: `<bench s> <UTC> <resource> <dir> <text>`; another logger's record as a `#` note."""
+        try:
+            if record.name == TRAFFIC_LOGGER:
+                resource, direction, shown = record.args  # type: ignore[misc]
+                bench = getattr(record, "bench_time", "-")
+            else:
+                resource, direction, bench = record.name, "#", self._bench_time()
+                shown = self._shown(f"{record.levelname}: {record.getMessage()}")
+            stamp = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="microseconds")
+            line = f"{bench} {stamp.replace('+00:00', 'Z')} {resource} {direction} {shown}\n"
+            with self._lock:
+                if self._stream.closed:
+                    return
+                self._stream.write(line)
+                self._stream.flush()
+                self.lines += 1
+        except Exception:  # noqa: BLE001 - logging's own policy: a handler never breaks the caller
+            self.handleError(record)
 
     def data(self, resource: str, direction: str, payload: bytes) -> None:
         """Append one line for a byte-stream transfer (UART, SPI), as hex."""
@@ -316,6 +349,7 @@ class TrafficLog:
         with self._lock:
             if not self._stream.closed:
                 self._stream.close()
+        super().close()
 
 
 class LoggedTransport:
@@ -372,9 +406,13 @@ def logged(transport: MessageTransport) -> MessageTransport:
 
 @contextlib.contextmanager
 def recording_traffic(log: TrafficLog) -> Iterator[TrafficLog]:
-    """`with recording_traffic(log): open_bench(...)`: transports built inside log to `log`."""
+    """`with recording_traffic(log): open_bench(...)`: transports built inside log to `log`; pyvisa's warnings
+    are written to it too."""
     token = _ACTIVE_LOG.set(log)
+    pyvisa_logger = logging.getLogger("pyvisa")
+    pyvisa_logger.addHandler(log)
     try:
         yield log
     finally:
+        pyvisa_logger.removeHandler(log)
         _ACTIVE_LOG.reset(token)

@@ -45,6 +45,7 @@ def load(bench_file: str | None, overrides: tuple[str, ...]) -> BenchConfig:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="meter-hil-rig", prog_name="rig", message="%(prog)s %(version)s")
 def main() -> None:
     """Meter HIL rig: test plans for smart electricity meters, on a bench or on the software twin."""
 

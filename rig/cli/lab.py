@@ -1,5 +1,5 @@
 """The lab commands on finished runs: report (certificate), verify (tamper evidence), keys (pinned bench
-keys), history (results across runs, drift towards a limit)."""
+keys), history (results across runs, drift towards a limit), export (CSV, LIMS JSON)."""
 
 from __future__ import annotations
 
@@ -197,4 +197,26 @@ def history(bench_name: str | None, meter: str | None, test_id: str | None, quan
             raise fail(f"--plot: {exc}") from None
         write_out(Path(plot_file), png, "--plot")
         console.print(f"trend plot: {plot_file}")
+    raise SystemExit(EXIT_OK)
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN_ID|FOLDER")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="csv: one row per measured value; json: a LIMS import (samples = meters, with their results)")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default="-", show_default=True,
+              help="file to write (- for stdout); the run folder itself holds only signed files")
+@reports_option
+@db_option
+def export(run_ref: str, fmt: str, out_file: str, reports_dir: str, db: str | None) -> None:
+    """Export a run's measurements (RUN_ID, `latest` or a folder) to CSV or a LIMS-friendly JSON."""
+    from rig.export import to_csv, to_lims
+
+    journal, run_id, _folder = locate(run_ref, reports_dir, db)
+    text = to_csv(journal, run_id) if fmt == "csv" else json.dumps(to_lims(journal, run_id), indent=2) + "\n"
+    if out_file == "-":
+        click.echo(text, nl=False)
+    else:
+        write_out(Path(out_file), text.encode("utf-8"), "--out")
+        console.print(f"{fmt} export of run {run_id}: {out_file}")
     raise SystemExit(EXIT_OK)
