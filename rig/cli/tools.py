@@ -77,12 +77,13 @@ def twin_serve(bench_file: str | None, overrides: tuple[str, ...], out_file: str
     served = Twin(config)
     served.start(control=True)
     served.clock.pace(speed)  # a plain client (pyvisa, pyserial) sees a bench that runs by itself
-    text = dump_bench(served.resolve(config, served=True))
+    resolved = served.resolve(config, served=True)
+    text = dump_bench(resolved)
     exporter = None
     if place is not None:
         try:
             text, exporter, notes = serve_on_place(
-                served.resolve(config, served=True), place, coordinator=coordinator, start=start_exporter,
+                resolved, place, coordinator=coordinator, start=start_exporter,
                 config_file=Path(exporter_config) if exporter_config else None)
         except PlaceError as exc:
             served.stop()

@@ -42,7 +42,7 @@ ACQUIRED = "acquired"
 WAITING = "waiting"
 ERROR = "error"
 CLIENT_TIMEOUT_S = 30.0
-_TOKEN_RE = re.compile(r"LG_TOKEN=(\w+)")
+_TOKEN_RE = re.compile(r"token: (\w+)")
 
 
 class Stopped(Exception):
@@ -130,11 +130,13 @@ def hold(client: Client, place: str, wait: bool, stdin_fd: int) -> int:
     acquired = False
     try:
         if wait:
-            found = _TOKEN_RE.search(client.run("reserve", "--shell", f"name={place}"))
+            reservation = client.run("reserve", f"name={place}")
+            found = _TOKEN_RE.search(reservation)
             if found is None:
                 raise PlaceError(f"labgrid-client reserve name={place} gave no token")
             token = found.group(1)
-            say(WAITING, f"for place {place} (labgrid reservation {token})")
+            if "state: allocated" not in reservation:
+                say(WAITING, f"labgrid reservation {token}")
             if not wait_allocated(client, token, stdin_fd):
                 return 0
         client.run("-p", place, "acquire")
@@ -146,7 +148,7 @@ def hold(client: Client, place: str, wait: bool, stdin_fd: int) -> int:
     except PlaceError as exc:
         say(ERROR, str(exc))
         return 1
-    except Stopped:
+    except (Stopped, BrokenPipeError):  # SIGTERM, or the run is gone before it could read the answer
         return 0
     finally:
         _give_back(client, place, acquired, token)

@@ -85,7 +85,7 @@ class PlaceLease:
         for line in stream:
             kind, _, text = line.strip().partition(" ")
             if kind == WAITING:
-                say(f"place {self.place} is in use: waiting {text}")
+                say(f"place {self.place} is in use: waiting ({text})")
             elif kind == ACQUIRED:
                 self.resources = dict(json.loads(text)["resources"])
                 return self.resources

@@ -251,10 +251,11 @@ def test_runs_take_turns_on_a_place_and_a_killed_run_leaves_it_free(lab: Lab) ->
     assert "bench-t" not in lab.client("reservations")  # the waiting run's reservation is gone with it
 
     # SIGKILL: nothing in the run survives to release the place; its lease process does.
-    killed = lab.rig_run("killed")
+    killed = lab.rig_run("killed", "--wait")
     _until(lambda: "place bench-t acquired" in lab.log("killed") or killed.poll() is not None, 120,
-           "the third run acquires the place")
+           "the next run acquires the place")
     assert lab.holder() != ""
+    assert "waiting" not in lab.log("killed")  # --wait on a free place: no wait
     killed.kill()
     killed.wait()
     _until(lambda: lab.holder() == "", 60, "the killed run's place is released")
