@@ -138,13 +138,15 @@ def _shown(css: str) -> Any:
 @pytest.mark.slow
 def test_operator_answers_on_the_panel_and_sees_a_failing_position_turn_red(browser: Any, tmp_path: Path) -> None:
     """`rig run --panel`: the terminal answers P1's question, the browser's button P2's; P2's gain error turns
-    its lamp red. Then `rig panel RUN` shows the same from the run's journal."""
+    its lamp red. `rig panel RUN`, started while the run waits for its first answer, follows the run's journal
+    to the same end."""
     from selenium.webdriver.common.by import By
 
     reports = tmp_path / "reports"
     run = RigRun(["run", "testplans/smoke", "--bench", str(person_bench(tmp_path / "bench.yaml")), "--reports",
                   str(reports), "--ambient", "23,45", "--panel", "--set", GAIN_KNOB, "--", "-k",
                   "connected or pulses"], tmp_path / "terminal.txt")
+    follower: RigRun | None = None
     try:
         browser.get(run.panel_url())
         assert browser.title == "Meter HIL rig: operator panel"
@@ -154,6 +156,8 @@ def test_operator_answers_on_the_panel_and_sees_a_failing_position_turn_red(brow
         lamps = {e.get_attribute("data-position"): e.find_element(By.CSS_SELECTOR, ".lamp").get_attribute("data-lamp")
                  for e in browser.find_elements(By.CSS_SELECTOR, ".position")}
         assert lamps == {"P1": "running", "P2": "idle"}
+        (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.is_symlink()]
+        follower = _follower_of_a_run_in_progress(run_dir, run.panel_url(), tmp_path)
 
         run.type("y")  # the terminal answers first: the panel withdraws the question
         second = _wait(browser, 30, "the question for P2 on the panel", _shown('.prompt[data-position="P2"]'))
@@ -168,7 +172,6 @@ def test_operator_answers_on_the_panel_and_sees_a_failing_position_turn_red(brow
         failing = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#records tr.verdict-fail")]
         assert any(row.startswith("P2 ") and "pulses in ten nominal periods" in row and "13" in row
                    for row in failing), failing
-        (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.is_symlink()]
         png = browser.get_screenshot_as_png()
         (run_dir / "panel.png").write_bytes(png)
         (ARTEFACTS / "panel.png").write_bytes(png)
@@ -177,6 +180,9 @@ def test_operator_answers_on_the_panel_and_sees_a_failing_position_turn_red(brow
         assert verdict.text == "run ended: fail"
     except BaseException:
         run.proc.terminate()  # a stop signal: the run drives the source safe and ends
+        if follower is not None:
+            follower.proc.kill()
+            follower.close()
         raise
     finally:
         code = run.close()
@@ -188,7 +194,7 @@ def test_operator_answers_on_the_panel_and_sees_a_failing_position_turn_red(brow
         "meter mounted")}
     assert by["P1"].endswith("(terminal)") and by["P2"].endswith("(panel)"), by
     assert not (run_dir / "panel.json").exists(), "the panel's address is withdrawn when the run ends"
-    _follow_in_browser(browser, run_dir, tmp_path)
+    _follow_in_browser(browser, follower, run_dir)
 
 
 def test_the_panel_refuses_answers_that_do_not_fit_or_come_late(tmp_path: Path) -> None:
@@ -227,11 +233,27 @@ def test_the_panel_refuses_answers_that_do_not_fit_or_come_late(tmp_path: Path) 
 
 
 
-def _follow_in_browser(browser: Any, run_dir: Path, tmp_path: Path) -> None:
-    """`rig panel RUN` (another process than the run: here after it) shows the run as its journal has it."""
+def _follower_of_a_run_in_progress(run_dir: Path, own_panel: str, tmp_path: Path) -> RigRun:
+    """`rig panel RUN` in another process while the run waits for an answer: nothing measured yet, and the page
+    says where the run's questions are answered."""
+    follower = RigRun(["panel", str(run_dir), "--port", "0"], tmp_path / "panel.txt")
+    try:
+        with urllib.request.urlopen(follower.panel_url() + "state", timeout=30) as reply:
+            state = json.loads(reply.read())
+        assert [(p["name"], p["lamp"]) for p in state["positions"]] == [("P1", "idle"), ("P2", "idle")]
+        assert state["notice"].startswith("run in progress on ") and own_panel in state["notice"], state["notice"]
+        assert (state["live"], state["prompts"], state["verdict"]) == (False, [], None)
+    except BaseException:
+        follower.proc.kill()
+        follower.close()
+        raise
+    return follower
+
+
+def _follow_in_browser(browser: Any, follower: RigRun, run_dir: Path) -> None:
+    """The follower shows how the run ended, as the run's journal has it."""
     from selenium.webdriver.common.by import By
 
-    follower = RigRun(["panel", str(run_dir), "--port", "0"], tmp_path / "panel.txt")
     try:
         browser.get(follower.panel_url())
         _wait(browser, 30, "P2's lamp red", _shown('.position[data-position="P2"] .lamp[data-lamp="fail"]'))
