@@ -118,9 +118,11 @@ def held_place(place: PlaceConfig, run_id: str, say: Callable[[str], None],
     assert place.name is not None
     lease = PlaceLease.start(place.name, place.address(), run_id, wait=place.wait)
     previous = os.environ.get(PLACE_RESOURCES_ENV)
+    held = False
     try:
         with interruptible():
             resources = _acquired_or_stopped(lease, say)
+        held = True
         shown = ", ".join(f"{name}={value}" for name, value in sorted(resources.items())) or "no resources"
         say(f"place {place.name} acquired (coordinator {lease.coordinator}): {shown}")
         os.environ[PLACE_RESOURCES_ENV] = json.dumps({"place": place.name, "resources": resources})
@@ -131,8 +133,9 @@ def held_place(place: PlaceConfig, run_id: str, say: Callable[[str], None],
         else:
             os.environ[PLACE_RESOURCES_ENV] = previous
         status = lease.end()
-        say(f"place {place.name} released" if status == 0 else
-            f"place {place.name}: the lease ended with status {status}; check `labgrid-client -p {place.name} show`")
+        if held:
+            say(f"place {place.name} released" if status == 0 else f"place {place.name}: the lease ended with "
+                f"status {status}; check `labgrid-client -p {place.name} show`")
 
 
 def _acquired_or_stopped(lease: PlaceLease, say: Callable[[str], None]) -> dict[str, str]:

@@ -22,8 +22,9 @@ import pytest
 import yaml
 
 from rig.config import ConfigError, load_bench
-from rig.config.place import PLACE_RESOURCES_ENV
+from rig.config.place import PLACE_RESOURCES_ENV, PlaceConfig
 from rig.lab.exporter import place_bench
+from rig.lab.places import held_place
 from rig.lab.resources import PlaceError, labgrid_resource, resources_from_env, rig_resource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,6 +215,18 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         yield the_lab
     finally:
         the_lab.stop()
+
+
+def test_an_unreachable_coordinator_is_named_and_nothing_is_held() -> None:
+    if not (BIN / "labgrid-client").is_file():
+        _unavailable(f"labgrid is not installed in {BIN} (pip install -e '.[test]')")
+    said: list[str] = []
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    with pytest.raises(PlaceError, match=rf"place bench-x \(coordinator {address}\): .*Could not connect"), \
+            held_place(PlaceConfig(name="bench-x", coordinator=address), "r1", said.append, contextlib.nullcontext):
+        pass
+    assert said == []  # nothing claimed as acquired or released
+    assert PLACE_RESOURCES_ENV not in os.environ
 
 
 @pytest.mark.slow
