@@ -285,6 +285,7 @@ def _profile(tmp_path: Path, **changes: Any) -> Path:
     ({"numbering": "{lab}-{serial}"}, "numbering: '{lab}-{serial}' is not a numbering scheme"),
     ({"signatory": {"name": "X"}}, "signatory.title: required key is missing"),
     ({"logo": "logo.png"}, "logo.png cannot be read"),
+    ({"name": ""}, "name: String should have at least 1 character"),
     ({"reference_standards": {"C-1": {"calibrated_by": "L", "uncertainty_pct": -1}}},
      "reference_standards.C-1.uncertainty_pct"),
 ])
@@ -305,7 +306,8 @@ def test_lab_profile_named_by_the_bench_file_relative_to_it(tmp_path: Path) -> N
     assert lab_meta(None, "bench") is None, "a real bench without a profile names no lab"
     assert lab_meta(None, "twin")["example"] is True  # type: ignore[index]
     missing = rig("run", "testplans/smoke", "--reports", str(tmp_path / "r"), "--set", "lab=nope.yaml")
-    assert missing.returncode == 2 and "lab profile" in missing.stderr and "nope.yaml" in missing.stderr
+    assert missing.returncode == 2 and "lab profile" in missing.stderr
+    assert "nope.yaml cannot be read: no such regular file" in missing.stderr
     assert "Traceback" not in missing.stderr
 
 

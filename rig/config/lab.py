@@ -19,6 +19,7 @@ from rig.config.base import ConfigError, StrictModel, describe_errors
 # The example profile (benches/lab-profile.example.yaml): what a twin run's certificates carry when its bench
 # file names no profile; a bench (real instruments) without one gets certificates that say so.
 EXAMPLE_PROFILE = Path(benches.__file__).resolve().parent / "lab-profile.example.yaml"
+MAX_PROFILE_BYTES = 64 * 1024
 MAX_LOGO_BYTES = 256 * 1024  # the logo travels in the run's journal: a letterhead, not a photograph
 LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 NUMBERING_FIELDS = {"lab": "LAB", "year": 2026, "run": "20260101-000000-abcdef", "position": 1,
@@ -80,13 +81,15 @@ class LabProfile(StrictModel):
 
 def load_lab_profile(path: Path) -> LabProfile:
     """Read and check a lab profile file; ConfigError naming the file and what is wrong."""
-    from rig.config.load import read_text_capped  # here: the bench file's loader imports this module
-
-    text = read_text_capped(path, "lab profile")
+    # A regular file of a profile's size only: /dev/zero or a log named by mistake is refused, not read.
+    if not path.is_file():
+        raise ConfigError(f"lab profile {path} cannot be read: no such regular file")
+    if path.stat().st_size > MAX_PROFILE_BYTES:
+        raise ConfigError(f"lab profile {path} is larger than {MAX_PROFILE_BYTES // 1024} KiB: is it the right file?")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"lab profile {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"lab profile {path} is not a readable YAML text file: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"lab profile {path} must be a YAML mapping at the top level")
     try:
