@@ -59,6 +59,7 @@ class PyVisaTransport:
         self._library = visa_library
         self._termination = termination
         self._identify = identify
+        self.idn: str | None = None  # the *IDN? reply of the last open (with `identify`)
         self._rm: Any = None
         self._inst: Any = None
 
@@ -90,7 +91,7 @@ class PyVisaTransport:
             ) from None
         if self._identify:
             try:
-                check_identity(self.resource, self.query("*IDN?"))
+                self.idn = check_identity(self.resource, self.query("*IDN?"))
             except Exception:
                 self.close()
                 raise
@@ -364,6 +365,10 @@ class LoggedTransport:
         """Open the wrapped transport."""
         self.log.write(self.resource, "#", "open")
         self._logged(self.inner.open)
+        idn = getattr(self.inner, "idn", None)
+        if idn:  # the identity check the transport made on opening, before anything else
+            self.log.write(self.resource, ">", "*IDN?")
+            self.log.write(self.resource, "<", idn)
 
     def close(self) -> None:
         """Close the wrapped transport."""

@@ -10,13 +10,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from drivers.errors import AddressError, ConnectionRefused, InstrumentTimeout
 from drivers.source import PowerSource
-from drivers.transport import PyVisaTransport
+from drivers.transport import LoggedTransport, PyVisaTransport, TrafficLog
 
 
 def _free_port() -> int:
@@ -123,3 +124,30 @@ def test_set_typo_names_the_override_not_the_bench_file() -> None:
     assert "bench file" not in line.replace("README 'Bench file'", "")
     result = CliRunner().invoke(main, ["bench", "check", "--set", "positions.0.address=zz"])
     assert "--set positions.0.address: address 'zz' must be 12 decimal digits" in result.stderr
+
+
+def test_the_identity_check_is_in_the_traffic_log(tmp_path: Path) -> None:
+    """A line server answering *IDN? like an instrument: the session opens, and traffic.log shows the check."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def instrument() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                if conn.recv(100) == b"*IDN?\n":
+                    conn.sendall(b"ACME,PS-9,SN42,1.0\n")
+                conn.recv(100)  # until the client closes
+
+        thread = threading.Thread(target=instrument, daemon=True)
+        thread.start()
+        resource = f"TCPIP::127.0.0.1::{port}::SOCKET"
+        log = TrafficLog((tmp_path / "traffic.log").open("w"))
+        transport = LoggedTransport(PyVisaTransport(resource, timeout_s=1.0), log)
+        transport.open()
+        transport.close()
+        thread.join(5)
+        log.close()
+    lines = [line.split(" ", 2)[2] for line in (tmp_path / "traffic.log").read_text().splitlines()]
+    assert lines[:3] == [f"{resource} # open", f"{resource} > *IDN?", f"{resource} < ACME,PS-9,SN42,1.0"]
