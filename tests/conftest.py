@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -39,6 +40,20 @@ HEALTHY = "healthy"
 def manual_clock() -> type[ManualClock]:
     """The manual clock class: `manual_clock()` starts at 0 s, `manual_clock(100.0)` at 100 s."""
     return ManualClock
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[Any, Any]]:
+    """A real file descriptor pair (a terminal nobody or the test types into), so the terminal operator's
+    readiness check (select) is exercised."""
+    read_fd, write_fd = os.pipe()
+    reader, writer = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
+    try:
+        yield reader, writer
+    finally:
+        reader.close()
+        if not writer.closed:
+            writer.close()
 
 
 # ------------------------------------------------------------------------------------------ bench files

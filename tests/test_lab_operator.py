@@ -37,19 +37,6 @@ HERE = Path(__file__).resolve().parent
 RIG = [sys.executable, "-m", "rig.cli"]
 
 
-@pytest.fixture
-def pipe() -> Iterator[tuple[Any, Any]]:
-    """A real file descriptor pair, so the terminal operator's readiness check (select) is exercised."""
-    read_fd, write_fd = os.pipe()
-    reader, writer = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
-    try:
-        yield reader, writer
-    finally:
-        reader.close()
-        if not writer.closed:
-            writer.close()
-
-
 def test_terminal_operator_asks_and_reasks_until_the_answer_fits(pipe: tuple[Any, Any], manual_clock: Any) -> None:
     reader, writer = pipe
     writer.write("maybe\nyes\n")

@@ -4,8 +4,6 @@ alone when there is no terminal. On the manual clock: a person who answers after
 from __future__ import annotations
 
 import io
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,21 +36,8 @@ def state() -> PanelState:
     return PanelState(title="t", run_id="r", positions=[("P2", "000000000002")], live=True, who="operator bob")
 
 
-@pytest.fixture
-def terminal() -> Iterator[tuple[Any, Any]]:
-    """A real pipe: the terminal's readiness check (select) runs as on a bench."""
-    read_fd, write_fd = os.pipe()
-    reader, writer = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
-    try:
-        yield reader, writer
-    finally:
-        reader.close()
-        if not writer.closed:
-            writer.close()
-
-
-def test_the_panel_answers_while_the_terminal_waits(state: PanelState, terminal: tuple[Any, Any]) -> None:
-    reader, _ = terminal
+def test_the_panel_answers_while_the_terminal_waits(state: PanelState, pipe: tuple[Any, Any]) -> None:
+    reader, _ = pipe
     clock = PanelPerson(state, "yes", after_s=12.0)
     shown = io.StringIO()
     answer = TerminalOperator(clock, stdin=reader, stdout=shown, who="alice", rival=state).ask(MOUNTED)
@@ -63,8 +48,8 @@ def test_the_panel_answers_while_the_terminal_waits(state: PanelState, terminal:
 
 
 def test_the_terminal_answers_first_and_the_panel_stops_asking(state: PanelState,
-                                                               terminal: tuple[Any, Any]) -> None:
-    reader, writer = terminal
+                                                               pipe: tuple[Any, Any]) -> None:
+    reader, writer = pipe
     writer.write("n\n")
     writer.flush()
     clock = PanelPerson(state, None, after_s=0.0)
@@ -75,8 +60,8 @@ def test_the_terminal_answers_first_and_the_panel_stops_asking(state: PanelState
                                                              "longer asked)"
 
 
-def test_a_closed_terminal_leaves_the_question_to_the_panel(state: PanelState, terminal: tuple[Any, Any]) -> None:
-    reader, writer = terminal
+def test_a_closed_terminal_leaves_the_question_to_the_panel(state: PanelState, pipe: tuple[Any, Any]) -> None:
+    reader, writer = pipe
     writer.close()  # end of input: nobody can type here
     clock = PanelPerson(state, "y", after_s=30.0)
     answer = TerminalOperator(clock, stdin=reader, stdout=io.StringIO(), who="alice", rival=state).ask(MOUNTED)
