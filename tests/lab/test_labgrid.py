@@ -176,6 +176,7 @@ class Lab:
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
+                process.send_signal(signal.SIGCONT)  # a run the test held still takes the SIGTERM now
                 try:
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
