@@ -85,7 +85,8 @@ CHECKSUM_32: Final = DataFormat(Kind.BITS, 4)
 HARMONIC_CONTENT_PCT: Final = DataFormat(Kind.NUMBER, 2, decimals=2, unit="%")  # XX.XX % of the fundamental
 CLOCK_SET_RECORD: Final = DataFormat(Kind.RECORD, 16)  # operator code (4) + time before + time after (check)
 DAY_PERIODS: Final = DataFormat(Kind.OPAQUE, 42)  # 14 x (hhmm start + tariff NN); drivers.dlt645.tariff reads it
-TARIFF_COUNT: Final = DataFormat(Kind.NUMBER, 1)
+SMALL_COUNT: Final = DataFormat(Kind.NUMBER, 1)  # NN: tariffs, screens, seconds
+SCREEN_ITEM: Final = DataFormat(Kind.BITS, 5)  # the shown item's DI (low 4 bytes) + its screen number (check)
 
 _ITEMS: Final = (
     # The standard's note to table A.1: combined active energy carries a sign in its top bit.
@@ -126,8 +127,12 @@ _ITEMS: Final = (
     # Energy per tariff (table A.1: DI1 = tariff number) and the daily period table (A.5).
     *(DataItem(0x00010000 + t * 0x100, f"forward active energy, tariff {t}", ENERGY_KWH) for t in range(1, 5)),
     *(DataItem(0x00020000 + t * 0x100, f"reverse active energy, tariff {t}", ENERGY_KWH) for t in range(1, 5)),
-    DataItem(0x04000204, "number of tariffs", TARIFF_COUNT),
+    DataItem(0x04000204, "number of tariffs", SMALL_COUNT),
     DataItem(0x04010001, "daily period table 1 of the first set", DAY_PERIODS),
+    # The display's auto-cycle (A.5): number of screens, seconds per screen, the item of each screen.
+    DataItem(0x04000301, "auto-cycle screens", SMALL_COUNT),
+    DataItem(0x04000302, "seconds per screen", SMALL_COUNT),
+    *(DataItem(0x04040100 + n, f"auto-cycle screen {n}", SCREEN_ITEM) for n in range(1, 33)),
     # Clock-setting events: count and the last 1..10 records.
     DataItem(0x03300400, "clock-setting count", COUNT),
     *(DataItem(0x03300400 + n, f"clock-setting record, last {n}", CLOCK_SET_RECORD) for n in range(1, 11)),

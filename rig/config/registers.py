@@ -49,6 +49,14 @@ class RegisterKnobs(StrictModel):
     tariff_wrong: bool = _knob(
         False, "the meter registers the off-peak periods in the peak tariff's register", "registers per tariff",
     )
+    display_stale_s: float = _knob(
+        0.0, "age of the energy value the display shows (refreshed this long after the register), s",
+        "register against display", ge=0,
+    )
+    display_rounds: bool = _knob(
+        False, "the display rounds the energy to its last digit instead of truncating as the register does",
+        "register against display",
+    )
     relay_welded: bool = _knob(
         False, "the load relay's contacts are welded: a trip reports open while current still flows",
         "relay reported state against the contact",

@@ -57,6 +57,9 @@ class TwinControl:
                         "pulses": m.metering.pulses,
                         # supply, battery, display codes
                         "power": m.management.power.truth() if m.management and m.management.power else None,
+                        # what its display shows (the forward energy screen)
+                        "display": m.management.display.truth(world.time_s)
+                        if m.management and m.management.display else None,
                     }
                     for m in self.twin.meters
                 ],

@@ -44,6 +44,7 @@ from rig.twin.serial_port import Line
 from rig.twin.world import Terminals, World
 
 if TYPE_CHECKING:
+    from rig.twin.display import Display
     from rig.twin.dlt698.server import Dlt698Server
     from rig.twin.power import MeterPower  # supply, battery, RTC on battery
     from rig.twin.security import MeterSecurity  # ESAM-backed security
@@ -94,6 +95,7 @@ class ManagementModule:
     programming_count: int = 0  # parameter writes taken (DI 03300000): how a lab sees a command act once
     # Told (time before, time after) of every clock set by a write: the clock-setting log (rig.twin.event_log).
     clock_set_listeners: list[Callable[[dt.datetime, dt.datetime], None]] = field(default_factory=list)
+    display: Display | None = None  # its LCD (rig.twin.display): what an operator reads off the meter
     security: MeterSecurity | None = None  # ESAM-backed security: 03H, 1CH, levels 98/99
     power: MeterPower | None = None  # supply, power-down events, RTC on the battery, battery
     dlt698: Dlt698Server | None = None  # the same firmware's DL/T 698.45 server on the same ports

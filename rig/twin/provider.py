@@ -44,11 +44,17 @@ def _meter(state: Mapping[str, Any], question: Question) -> Mapping[str, Any]:
     raise OperatorError(f"the twin has no meter {question.address!r} to answer {question.text!r}")
 
 
+def _display_kwh(meter: Mapping[str, Any]) -> float:
+    """The forward energy the meter's display shows (its register to 0.01 kWh when it has no display model)."""
+    display = meter.get("display")
+    return float(display["forward_kwh"]) if display else round(float(meter["forward_kwh"]), 2)
+
+
 # What the twin answers, by topic. A display shows energy to 0.01 kWh; the twin's lab sits at the
 # reference conditions of IEC 62052-11 (23 °C, 45 % RH: within 23 ± 2 °C and 40-60 % RH).
 TWIN_ANSWERS: dict[str, Callable[[Mapping[str, Any], Question], bool | float | str]] = {
     "meter.connected": lambda state, q: any(m.get("address") == q.address for m in state.get("meters", [])),
-    "meter.display.energy_kwh": lambda state, q: round(float(_meter(state, q)["forward_kwh"]), 2),
+    "meter.display.energy_kwh": lambda state, q: _display_kwh(_meter(state, q)),
     "ambient.temperature_c": lambda state, q: 23.0,
     "ambient.humidity_pct": lambda state, q: 45.0,
 }

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 from drivers.dlt645 import Value
 from drivers.dlt645.identifiers import STATUS1_ACTIVE_REVERSE
 from rig.config.registers import RegisterKnobs
+from rig.twin.display import Display
 from rig.twin.event_log import ClockSetLog
 from rig.twin.relay import Relay
 from rig.twin.tariffs import TariffRegisters
@@ -53,12 +54,14 @@ class MeterRegisters:
     _reverse_seen_kwh: float = field(init=False)
     clock_set_log: ClockSetLog = field(init=False)
     tariffs: TariffRegisters = field(init=False)
+    display: Display = field(init=False)
 
     def __post_init__(self) -> None:
         m = self.management
         self._reverse_seen_kwh = m.metering.reverse_kwh
         self.clock_set_log = ClockSetLog(self.knobs)
         self.tariffs = TariffRegisters(m.metering, m.rtc, self.knobs)
+        self.display = Display(m.metering, self.knobs)
 
     def software_version(self) -> str:
         """The running image's version as this meter reports it."""
@@ -103,6 +106,7 @@ class MeterRegisters:
             metering.reverse_kwh = self._reverse_seen_kwh
         self._reverse_seen_kwh = metering.reverse_kwh
         self.tariffs.step(t0, dt_s)
+        self.display.step(t0, dt_s)
 
     def attach(self) -> None:
         """Serve the items on the management module, and the direction bit in status word 1."""
@@ -110,6 +114,8 @@ class MeterRegisters:
         m.items.update(self.items())
         m.items.update(self.clock_set_log.items())
         m.items.update(self.tariffs.items())
+        m.items.update(self.display.items())
+        m.display = self.display
         m.clock_set_listeners.append(self.clock_set_log.log)
         word_1 = m.items.get(DI_STATUS_1)
 

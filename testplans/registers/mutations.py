@@ -15,6 +15,7 @@ IDENTITY = "testplans/registers/test_identity.py"
 REVERSE = "testplans/registers/test_reverse.py"
 EVENT_LOG = "testplans/registers/test_event_log.py"
 TARIFFS = "testplans/registers/test_tariffs.py"
+DISPLAY = "testplans/registers/test_display.py"
 RELAY = "testplans/security/test_relay.py"  # the relay's reported state against the current that still flows
 
 
@@ -25,6 +26,18 @@ def _late(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
     def value(meter: spec.MeterTypeLike) -> float:
         d0_min = registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a) / 60.0
         return d0_min * (4.0 if violating else 0.3)
+
+    return value
+
+
+def _stale(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # The display is read DISPLAY_SETTLE_S after the load stops, with 3/4 of a register step dosed at Ib: a display
+    # lagging more than the settle time plus a quarter step shows one step less. Outside: the settle time and two
+    # steps' time at Ib (past it for any class); inside: half the settle time. Seconds.
+    def value(meter: spec.MeterTypeLike) -> float:
+        step_s = registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a)
+        settle = registers_spec.DISPLAY_SETTLE_S
+        return settle + 2.0 * step_s if violating else 0.5 * settle
 
     return value
 
@@ -51,6 +64,10 @@ MUTATIONS: tuple[Mutation, ...] = (
              _late(True), _late(False), "the meter switches tariff late"),
     Mutation(f"{REGISTERS}.tariff_wrong", (f"{TARIFFS}::test_tariff_registers_follow_the_schedule",),
              _flag(True), _flag(False), "valley periods booked to the peak register"),
+    Mutation(f"{REGISTERS}.display_stale_s", (f"{DISPLAY}::test_display_shows_the_register",),
+             _stale(True), _stale(False), "the display lags the register"),
+    Mutation(f"{REGISTERS}.display_rounds", (f"{DISPLAY}::test_display_shows_the_register",),
+             _flag(True), _flag(False), "the display rounds the last digit the register truncates"),
     Mutation(f"{REGISTERS}.relay_welded", (f"{RELAY}::test_relay_follows_valid_commands",),
              _flag(True), _flag(False), "welded contacts: the meter reports open while current flows"),
 )

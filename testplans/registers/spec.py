@@ -52,3 +52,11 @@ CLOCK_READ_S: Final = 1.0  # the meter's clock counts whole seconds: a switch is
 TARIFF_REGISTERS = Source(f"{DLT645} 00 01 0T 00: forward active energy of tariff T moves by what flows while the "
                           "meter's daily period table (04 01 00 01) puts its clock in tariff T, within the class "
                           "limit at Ib, PF 1, the register's resolution and the placing of each switch")
+
+# Register against display.
+DISPLAY_FRACTION: Final = 0.75  # the register's hidden fraction when read: a rounding display shows one step more
+DISPLAY_SETTLE_S: Final = 5.0  # after the load stops, time the display may take to show the register (check)
+DISPLAY_POLL_S: Final = 1.0  # how often the register is read while waiting for it to step
+DISPLAY = Source(f"{DLT645} / IEC 62053-21: the display shows the register (forward active energy total, "
+                 "XXXXXX.XX kWh) as the meter counts it: the same digits, the last one truncated, not rounded; "
+                 "its auto-cycle screens (04 04 01 NN) include the item", check=True)
