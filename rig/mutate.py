@@ -1,5 +1,7 @@
-"""`rig mutate`: run the plans on the healthy twin and once per defect knob set outside its spec,
-and derive the knob x plan matrix (caught / missed, false alarms on the healthy twin).
+"""`rig mutate`: run the plans on the healthy twin, once per defect knob set outside its spec and once per knob
+set to its within-limit (inside) value, and derive the knob x plan matrix: caught / missed outside, and false
+alarms on the healthy twin and on every inside value (an inside value equal to the healthy default is the
+healthy run).
 
 Each run is a separate `rig run` process with its own twin, so runs cannot leak state into each other.
 The defect catalogue is plan knowledge and lives with the plans, which hand it over through an entry point
@@ -19,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from rig.config import MeterType
+from rig.config import MeterKnobs, MeterType
 from rig.plans import mutation_catalogue
 
 HEALTHY = "healthy twin"
@@ -36,10 +38,11 @@ class Row:
     bench_faults: set[str] = field(default_factory=set)  # tests the bench could not measure (never 'caught')
     exit_code: int = 0
     error: str = ""
+    inside: bool = False  # the knob at its within-limit value: any failed test is a false alarm
 
     @property
     def verdict(self) -> str:
-        """caught / missed for a defect; clean / false alarm for the healthy run."""
+        """caught / missed for a defect outside; clean / false alarm for the healthy run and an inside value."""
         if self.error:
             return "run error"
         if not self.expected:
@@ -54,7 +57,7 @@ class Row:
 
 @dataclass
 class Matrix:
-    """Rows (healthy + one per knob) by test functions."""
+    """Rows (healthy, one per knob outside, one per knob inside unless that is the default) by test functions."""
 
     tests: list[str]
     rows: list[Row]
@@ -70,29 +73,57 @@ class Matrix:
             "tests": self.tests,
             "ok": self.ok,
             "rows": [
-                {"knob": r.name, "override": r.override, "expected": list(r.expected), "verdict": r.verdict,
-                 "failed": sorted(r.failed_tests), "bench_faults": sorted(r.bench_faults), "error": r.error}
+                {"knob": r.name, "override": r.override, "inside": r.inside, "expected": list(r.expected),
+                 "verdict": r.verdict, "failed": sorted(r.failed_tests), "bench_faults": sorted(r.bench_faults),
+                 "error": r.error}
                 for r in self.rows
             ],
+            "caught": self.tally(outside=True),
+            "false_alarms_inside": self.tally(outside=False),
         }
 
+    def tally(self, *, outside: bool) -> dict[str, int]:
+        """Outside: defects caught of those tried; inside: false alarms of the inside values tried."""
+        rows = [r for r in self.rows if r.expected] if outside else [r for r in self.rows if r.inside]
+        hits = sum(1 for r in rows if r.verdict == ("caught" if outside else "false alarm"))
+        return {"count": hits, "tried": len(rows)}
+
+    def inside_of(self, knob: str) -> Row | None:
+        """The inside run of `knob` (None: its inside value is the healthy default)."""
+        return next((r for r in self.rows if r.inside and r.name == knob), None)
+
     def text(self) -> str:
-        """A plain-text matrix: one line per knob, X where a test failed, * where it was expected to."""
+        """A plain-text matrix: one line per knob (its outside run), X where a test failed, * where it was expected
+        to; then two columns, the outside verdict and the inside one (with the tests that failed there)."""
         short = [t.split("::")[-1] for t in self.tests]
         width = max(len(r.name) for r in self.rows) + 2
-        header = " " * width + " ".join(f"{i + 1:>3}" for i in range(len(short))) + "  verdict"
+        header = " " * width + " ".join(f"{i + 1:>3}" for i in range(len(short))) + f"  {'outside':<12} inside"
         lines = [header]
-        for row in self.rows:
+        for row in (r for r in self.rows if not r.inside):
             cells = []
             for test in self.tests:
                 mark = "X" if test in row.failed_tests else "."
                 cells.append(f"{mark + ('*' if test in row.expected else ''):>3}")
-            lines.append(f"{row.name:<{width}}" + " ".join(cells) + f"  {row.verdict}"
+            lines.append(f"{row.name:<{width}}" + " ".join(cells) + f"  {row.verdict:<12} {self._inside_cell(row)}"
                          + (f" ({row.error})" if row.error else ""))
         lines.append("")
         lines += [f"{i + 1:>3} {name}" for i, name in enumerate(self.tests)]
-        lines.append("X failed, . passed, * expected to fail for that knob")
+        caught, alarms = self.tally(outside=True), self.tally(outside=False)
+        lines.append("X failed, . passed, * expected to fail for that knob (outside); inside: the knob at its "
+                     "within-limit value")
+        lines.append(f"caught {caught['count']}/{caught['tried']} outside; false alarms {alarms['count']}/"
+                     f"{alarms['tried']} inside")
         return "\n".join(lines)
+
+    def _inside_cell(self, row: Row) -> str:
+        if row.name == HEALTHY:
+            return "-"
+        inside = self.inside_of(row.name)
+        if inside is None:
+            return "= healthy"
+        failed = [str(self.tests.index(t) + 1) for t in sorted(inside.failed_tests) if t in self.tests]
+        return inside.verdict + (f" ({', '.join(failed)})" if failed else "") + (
+            f" ({inside.error})" if inside.error else "")
 
 
 def _function(nodeid: str) -> str:
@@ -116,6 +147,19 @@ def position_outcomes(results: dict[str, Any], position: str, *, exclude_params:
             continue
         out[nodeid] = str(test["outcome"])
     return out
+
+
+def _default_override(knob: str) -> str | None:
+    """The `--set` text of a `twin.meter.*` knob at its healthy default, formatted as the catalogue formats its
+    values (None: not a knob of the meter model)."""
+    value: Any = MeterKnobs()
+    for part in knob.removeprefix("twin.meter.").split("."):
+        if not hasattr(value, part):
+            return None
+        value = getattr(value, part)
+    if isinstance(value, str):
+        return f"{knob}={value}"
+    return f"{knob}={float(value):.6g}" if isinstance(value, int | float) else None
 
 
 def _in_plans(test: str, plans: Sequence[str]) -> bool:
@@ -147,14 +191,20 @@ def run_plans(plans: Sequence[str], bench_file: str | None, overrides: Sequence[
 
 def run_matrix(plans: Sequence[str], *, bench_file: str | None, overrides: Sequence[str], meter: MeterType,
                out_dir: Path, jobs: int, console: Console) -> Matrix:
-    """Run healthy + every applicable mutation and build the matrix."""
+    """Run healthy + every applicable mutation, outside and inside, and build the matrix."""
     rows = [Row(HEALTHY, None, ())]
+    inside_rows = []
     for mutation in mutation_catalogue():
         expected = tuple(t for t in mutation.catches if _in_plans(t, plans))
         if expected:
             rows.append(Row(mutation.knob, mutation.override(meter), expected))
+            inside = mutation.override(meter, violating=False)
+            if inside != _default_override(mutation.knob):
+                inside_rows.append(Row(mutation.knob, inside, (), inside=True))
+    rows += inside_rows
     out_dir.mkdir(parents=True, exist_ok=True)
-    console.print(f"rig mutate: {len(rows) - 1} defect knob(s) + the healthy twin, {jobs} at a time")
+    console.print(f"rig mutate: {len(rows) - 1 - len(inside_rows)} defect knob(s) outside, {len(inside_rows)} inside "
+                  f"+ the healthy twin, {jobs} at a time")
 
     def execute(index: int, row: Row) -> dict[str, Any]:
         extra = [*overrides, *([row.override] if row.override else [])]
@@ -176,7 +226,7 @@ def run_matrix(plans: Sequence[str], *, bench_file: str | None, overrides: Seque
             all_tests |= {_function(t["test"]) for t in outcomes}
             row.failed_tests = {_function(t["test"]) for t in outcomes if t["outcome"] in ("failed", "error")}
             row.bench_faults = {_function(t["test"]) for t in outcomes if t["outcome"] == "bench-fault"}
-            console.print(f"  {row.name}: {row.verdict}")
+            console.print(f"  {row.name}{' (inside)' if row.inside else ''}: {row.verdict}")
     matrix = Matrix(tests=sorted(all_tests), rows=rows)
     (out_dir / "matrix.json").write_text(json.dumps(matrix.to_json(), indent=2))
     (out_dir / "matrix.txt").write_text(matrix.text() + "\n")

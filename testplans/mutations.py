@@ -26,17 +26,17 @@ class Mutation:
 
     knob: str
     catches: tuple[str, ...]  # plan test ids (file::function) that must fail when the knob is outside
-    outside: Callable[[spec.MeterTypeLike], float]
-    inside: Callable[[spec.MeterTypeLike], float]
+    outside: Callable[[spec.MeterTypeLike], float | str]
+    inside: Callable[[spec.MeterTypeLike], float | str]
     why: str
     # The knob value at which the plan's limit is just reached (None for on/off knobs): the marginal-defect
     # benchmark (benchmarks/plan_power.py) tries 1.1x and 0.8x of it.
     boundary: Callable[[spec.MeterTypeLike], float] | None = None
 
     def override(self, meter: spec.MeterTypeLike, *, violating: bool = True) -> str:
-        """The `--set` text for this knob."""
+        """The `--set` text for this knob (a knob given as text, e.g. a choice of words, as it is)."""
         value = (self.outside if violating else self.inside)(meter)
-        return f"{self.knob}={value:.6g}"
+        return f"{self.knob}={value}" if isinstance(value, str) else f"{self.knob}={value:.6g}"
 
     def at(self, meter: spec.MeterTypeLike, factor: float) -> str | None:
         """The `--set` text for `factor` times the boundary (None when the knob has no boundary)."""
@@ -137,20 +137,25 @@ def _worst_point(meter: spec.MeterTypeLike, error_per_unit: Callable[[spec.LoadP
     return factor * worst.limit.value_pct / error_per_unit(worst)
 
 
-def _offset(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+def _factor(violating: bool | None) -> float:
+    """Of the limit at the worst point: 1.1 outside, 0.8 inside, 1.0 the boundary (None)."""
+    return 1.0 if violating is None else 1.1 if violating else 0.8
+
+
+def _offset(violating: bool | None) -> Callable[[spec.MeterTypeLike], float]:
     # A fixed error power P0 is an error of 100 * P0 / (U I cos phi) %: worst at the lowest power of the plan.
     def per_watt(meter: spec.MeterTypeLike) -> Callable[[spec.LoadPointSpec], float]:
         return lambda p: 100.0 / (meter.un_v * p.current_a * math.cos(math.radians(p.pf.angle_deg)))
 
-    return lambda meter: _worst_point(meter, per_watt(meter), 1.1 if violating else 0.8)
+    return lambda meter: _worst_point(meter, per_watt(meter), _factor(violating))
 
 
-def _nonlinearity(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+def _nonlinearity(violating: bool | None) -> Callable[[spec.MeterTypeLike], float]:
     # k % per decade is k * log10(I / Ib) %: worst at one end of the range (0.05 Ib or Imax, by the limits).
     def per_decade(meter: spec.MeterTypeLike) -> Callable[[spec.LoadPointSpec], float]:
         return lambda p: math.log10(p.current_a / meter.ib_a)
 
-    return lambda meter: _worst_point(meter, per_decade(meter), 1.1 if violating else 0.8)
+    return lambda meter: _worst_point(meter, per_decade(meter), _factor(violating))
 
 
 METERING = "twin.meter.metering"
@@ -173,9 +178,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{METERING}.noise_pct", (f"{ACCURACY}::test_repeatability",), _noise(True), _noise(False),
              "readings scatter"),
     Mutation(f"{METERING}.offset_power_w", (f"{ACCURACY}::test_basic_error",), _offset(True), _offset(False),
-             "an offset in the power channel: wrong at low current"),
+             "an offset in the power channel: wrong at low current", boundary=_offset(None)),
     Mutation(f"{METERING}.nonlinearity_pct_per_decade", (f"{ACCURACY}::test_basic_error",), _nonlinearity(True),
-             _nonlinearity(False), "error changes along the current range"),
+             _nonlinearity(False), "error changes along the current range", boundary=_nonlinearity(None)),
 )
 
 
@@ -364,8 +369,9 @@ def _rtc_ppm(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
 
 
 def _alarm_threshold(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # Outside: alarms 0.2 V late (the 'low' test cell, below 2.05 V, raises nothing); inside: 0.02 V high.
-    return lambda meter: power_spec.BATTERY_ALARM_V + (-0.2 if violating else 0.02)
+    # Outside: alarms a bracket late (the 'low' cell, just above threshold - bracket, raises nothing; an alarm
+    # the bracket early is proven in tests/power); inside: 0.01 V high, within the meter's measurement error.
+    return lambda meter: power_spec.BATTERY_ALARM_V + (-power_spec.BATTERY_BRACKET_V if violating else 0.01)
 
 
 def _drain(violating: bool) -> Callable[[spec.MeterTypeLike], float]:

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from rig.config import MeterKnobs
+from rig.config import MeterKnobs, load_bench
+from rig.mutate import HEALTHY, Matrix, Row
 from rig.plans import mutation_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,24 +184,90 @@ def test_the_security_plan_runs_over_ble_and_catches_its_knob_there(knob_runs: A
 # ------------------------------------------------------------------------------------------- rig mutate
 
 
-def test_rig_mutate_catches_every_metering_knob(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "rig.cli", "mutate", "testplans/accuracy", "--reports",
-                           str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+def test_rig_mutate_runs_outside_and_inside_values_and_prints_both_columns(tmp_path: Path) -> None:
+    """`rig mutate` on a selection of the accuracy plan: each knob whose catching tests are selected runs outside
+    (caught) and at its inside value (clean: no false alarm), and matrix.txt has both columns. (Every knob being
+    caught by its plans is proven by the knob families; this is rig mutate's own behaviour, on few short runs.)"""
+    selection = [f"testplans/accuracy/test_accuracy.py::{t}" for t in ("test_meter_constant", "test_repeatability")]
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "mutate", *selection, "--reports", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    matrix = json.loads(next(tmp_path.glob("mutate-*/matrix.json")).read_text())
-    verdicts = {row["knob"]: row["verdict"] for row in matrix["rows"]}
-    assert verdicts.pop("healthy twin") == "clean"
-    assert set(verdicts) == {m.knob for m in mutation_catalogue() if m.knob.startswith("twin.meter.metering.")}
-    assert set(verdicts.values()) == {"caught"}
+    folder = next(tmp_path.glob("mutate-*"))
+    matrix = json.loads((folder / "matrix.json").read_text())
+    outside = {row["knob"]: row["verdict"] for row in matrix["rows"] if not row["inside"]}
+    inside = {row["knob"]: row["verdict"] for row in matrix["rows"] if row["inside"]}
+    assert outside.pop("healthy twin") == "clean"
+    expected = {m.knob for m in mutation_catalogue() if any(t.split("::")[-1] in ("test_meter_constant",
+                                                                                  "test_repeatability")
+                                                            and t.startswith("testplans/accuracy/") for t in m.catches)}
+    assert set(outside) == expected and set(outside.values()) == {"caught"}, outside
+    assert set(inside) == expected and set(inside.values()) == {"clean"}, inside
+    assert matrix["caught"] == {"count": len(expected), "tried": len(expected)}
+    assert matrix["false_alarms_inside"] == {"count": 0, "tried": len(expected)}
+    text = (folder / "matrix.txt").read_text()
+    assert "outside" in text.splitlines()[0] and "inside" in text.splitlines()[0]
+    assert f"caught {len(expected)}/{len(expected)} outside; false alarms 0/{len(expected)} inside" in text
+    for knob in expected:
+        assert next(line for line in text.splitlines() if line.startswith(knob + " ")).split()[-2:] == [
+            "caught", "clean"], knob
+
+
+def test_an_inside_false_alarm_is_counted_and_fails_the_matrix() -> None:
+    """The matrix's own arithmetic: a test failing on a knob's inside value is a false alarm in the inside column,
+    and the matrix is not ok."""
+    test = "testplans/accuracy/test_accuracy.py::test_basic_error"
+    knob = "twin.meter.metering.gain_error_pct"
+    rows = [Row(HEALTHY, None, ()), Row(knob, f"{knob}=1.2", (test,), failed_tests={test}),
+            Row(knob, f"{knob}=0.8", (), failed_tests={test}, inside=True),
+            Row("twin.meter.metering.creep_w", "x=1", ("t::creep",), failed_tests={"t::creep"})]
+    matrix = Matrix(tests=[test, "t::creep"], rows=rows)
+    assert not matrix.ok
+    assert matrix.tally(outside=True) == {"count": 2, "tried": 2}
+    assert matrix.tally(outside=False) == {"count": 1, "tried": 1}
+    lines = matrix.text().splitlines()
+    assert next(line for line in lines if line.startswith(knob)).endswith("caught       false alarm (1)")
+    assert next(line for line in lines if line.startswith("twin.meter.metering.creep_w")).endswith("= healthy")
+    assert "caught 2/2 outside; false alarms 1/1 inside" in lines
 
 
 def test_rig_mutate_exits_1_on_a_false_alarm(tmp_path: Path) -> None:
-    """A twin that is unhealthy to begin with (every meter 5 % fast) makes the healthy run fail: exit 1."""
+    """A twin that is unhealthy to begin with (every meter 30 % fast in its pulses) makes the healthy run fail:
+    exit 1."""
     plan = "testplans/accuracy/test_accuracy.py::test_starting_current"
     proc = subprocess.run([sys.executable, "-m", "rig.cli", "mutate", plan, "testplans/smoke", "--reports",
                            str(tmp_path), "--set", "twin.meter.metering.constant_error_pct=30"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     matrix = json.loads(next(tmp_path.glob("mutate-*/matrix.json")).read_text())
-    assert [row["knob"] for row in matrix["rows"]] == ["healthy twin", "twin.meter.metering.start_current_a"]
+    knob = "twin.meter.metering.start_current_a"
+    assert [(row["knob"], row["inside"]) for row in matrix["rows"]] == [
+        ("healthy twin", False), (knob, False), (knob, True)]
     assert matrix["rows"][0]["verdict"] == "false alarm"
     assert proc.returncode == 1
+
+
+# ------------------------------------------------------------------------------------------- the catalogue
+
+
+def test_every_knob_rig_twin_knobs_lists_has_a_catalogue_row() -> None:
+    """Each knob `rig twin knobs` lists (every family, whoever added it) has a row in the catalogue `rig mutate`
+    reads, and every row names a listed knob. A knob given as text (a choice of words such as 'ok' / 'missing')
+    may instead be proven by its family's own tests with its words; a row for it gives text values."""
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "twin", "knobs"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    listed: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("twin.meter.") and " = " in line:
+            key, default = line.split(" = ", 1)
+            listed[key] = default
+    assert len(listed) >= 70, "rig twin knobs lists the meter's knobs"
+    catalogue = {m.knob: m for m in mutation_catalogue()}
+    text_knobs = {k for k, default in listed.items() if default.startswith(("'", '"'))}
+    missing = sorted(set(listed) - set(catalogue) - text_knobs)
+    assert not missing, f"knobs without a catalogue row (add outside and inside values): {missing}"
+    assert not set(catalogue) - set(listed), "catalogue rows naming no knob"
+    meter = load_bench().meter
+    for knob, mutation in catalogue.items():
+        for violating in (True, False):
+            override = mutation.override(meter, violating=violating)
+            assert override.startswith(f"{knob}=") and len(override) > len(knob) + 1, override

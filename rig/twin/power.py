@@ -44,8 +44,10 @@ EVENT_RECORDS: Final = 10
 MAX_COUNT: Final = 999_999  # 3 BCD bytes
 DISPLAY_BATTERY_LOW: Final = "Err-04"
 RTC_SPREAD_PPM: Final = 0.5  # each meter's crystal around the knob's rate on battery
-# The twin lab's stock of test cells, open-circuit volts (each cell ±0.02 V): fitted by the operator step.
-TEST_CELLS_V: Final = {"low": 2.00, "between": 2.20, "recovery": 2.45}
+# The twin lab's test cells, open-circuit volts (a battery simulator set to within ±0.005 V): fitted by the operator
+# step. Low and between sit just either side of the vendor's 2.10 V threshold, so that a late or an early alarm shows.
+TEST_CELLS_V: Final = {"low": 2.07, "between": 2.15, "recovery": 2.45}
+TEST_CELL_SPREAD_V: Final = 0.005
 NEW_CELL = "new"
 
 
@@ -83,7 +85,7 @@ class Battery:
     @classmethod
     def test_cell(cls, label: str, rng: random.Random) -> Battery:
         """A partly discharged cell of the lab's stock (`TEST_CELLS_V`)."""
-        volts = TEST_CELLS_V[label] + rng.uniform(-0.02, 0.02)
+        volts = TEST_CELLS_V[label] + rng.uniform(-TEST_CELL_SPREAD_V, TEST_CELL_SPREAD_V)
         capacity = NOMINAL_CAPACITY_MAH
         return cls(label, capacity, capacity * _dod_at(volts))
 

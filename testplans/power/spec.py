@@ -118,16 +118,23 @@ BATTERY_UPDATE_S: Final = 150.0
 BATTERY_READING_TOLERANCE_V: Final = 0.05
 BATTERY_READING = Limit(-BATTERY_READING_TOLERANCE_V, BATTERY_READING_TOLERANCE_V, "V",
                         LAB + ": the meter's battery reading against the DMM")
-# The lab's test cells (partly discharged ER14250 cells, or a battery simulator set to the voltage):
-# below the threshold, inside the hysteresis band, above it.
-_MARGIN_V: Final = 0.05
+# The lab's test cells (a battery simulator set to the voltage, or partly discharged ER14250 cells): just below the
+# threshold and just above it (inside the hysteresis band), which brackets the threshold on both sides (an alarm
+# BATTERY_BRACKET_V late or early fails), and one above the band. The windows keep clear of the threshold by more
+# than the meter's own battery measurement error (about 0.3 %, 0.01 V resolution).
+BATTERY_BRACKET_V: Final = 0.05
+_CLEAR_V: Final = 0.02
 TEST_CELLS: Final = {
-    "low": Limit(1.5, BATTERY_ALARM_V - _MARGIN_V, "V", LAB + ": a cell below the alarm threshold"),
-    "between": Limit(BATTERY_ALARM_V + _MARGIN_V, BATTERY_ALARM_V + BATTERY_HYSTERESIS_V - _MARGIN_V, "V",
-                     LAB + ": a cell inside the hysteresis band"),
-    "recovery": Limit(BATTERY_ALARM_V + BATTERY_HYSTERESIS_V + _MARGIN_V, 2.8, "V",
+    "low": Limit(BATTERY_ALARM_V - BATTERY_BRACKET_V + 0.005, BATTERY_ALARM_V - _CLEAR_V, "V",
+                 LAB + ": a cell just below the alarm threshold"),
+    "between": Limit(BATTERY_ALARM_V + _CLEAR_V + 0.005, BATTERY_ALARM_V + BATTERY_BRACKET_V + 0.025, "V",
+                     LAB + ": a cell just above the threshold, inside the hysteresis band"),
+    "recovery": Limit(BATTERY_ALARM_V + BATTERY_HYSTERESIS_V + 0.05, 2.8, "V",
                       LAB + ": a cell just above the band"),
 }
+# The order the cells are fitted in: just above first (no alarm yet: an early alarm shows), just below (raises
+# it: a late alarm does not), just above again (kept: hysteresis), above the band (clears it).
+CELL_SEQUENCE: Final = ("between", "low", "between", "recovery")
 NEW_BATTERY_NOMINAL_V: Final = 3.6
 NEW_BATTERY = Limit(3.3, 3.8, "V", REFERENCE + ": lithium, nominal about 3.6 V")
 # Battery life: >= 1.2 Ah keeps the clock for >= 5 years of cumulative outage.

@@ -51,12 +51,14 @@ def _check_alarm(bench: Bench, link: MeterLink, position: Position, operator, re
 
 def test_battery_low_alarm_and_hysteresis(bench: Bench, link: MeterLink, position: Position, operator,
                                           record) -> None:
-    """With mains on, a test cell below 2.10 V raises battery-low; one inside the 0.20 V hysteresis band
-    keeps it; one above the band clears it; a new battery leaves it clear."""
+    """With mains on, a test cell just above 2.10 V raises nothing (an early alarm fails); one just below raises
+    battery-low (a late alarm fails); the one just above, inside the 0.20 V hysteresis band, keeps it; one above the
+    band clears it; a new battery leaves it clear."""
     threshold, band = spec.BATTERY_ALARM_V, spec.BATTERY_HYSTERESIS_V
     alarm = False
     try:
-        for cell, window in spec.TEST_CELLS.items():
+        for step, cell in enumerate(spec.CELL_SEQUENCE, start=1):
+            window = spec.TEST_CELLS[cell]
             volts = operator.number(
                 f"Fit the lab's '{cell}' test cell ({window.low:g}..{window.high:g} V) in the battery holder of "
                 f"{position.name} with the meter on mains, then enter the cell's voltage measured with the DMM",
@@ -66,7 +68,7 @@ def test_battery_low_alarm_and_hysteresis(bench: Bench, link: MeterLink, positio
                 alarm = True
             elif volts >= threshold + band:
                 alarm = False
-            _check_alarm(bench, link, position, operator, record, f"the '{cell}' cell", volts, alarm)
+            _check_alarm(bench, link, position, operator, record, f"the '{cell}' cell (step {step})", volts, alarm)
     finally:
         operator.confirm(f"Fit a new clock battery in {position.name} (mains stays on)", topic="meter.battery.replace",
                          position=position, quantity="new battery fitted")

@@ -255,7 +255,7 @@ def test_the_twin_operator_changes_the_battery_through_the_control_channel() -> 
     operator = TwinOperator(twin.control)
     volts = operator.ask(Question("Fit the low cell, enter its voltage", "number", "meter.battery.fit_cell.low",
                                   unit="V", address=ADDRESS))
-    assert 1.9 < float(volts.value) < 2.05 and volts.by == "twin"
+    assert 2.06 < float(volts.value) < 2.08 and volts.by == "twin"
     twin.world.advance(BATTERY_SAMPLE_S + 1.0)
     shown = operator.ask(Question("Err-04 shown?", "confirm", "meter.display.battery_low", address=ADDRESS))
     assert shown.value is True
