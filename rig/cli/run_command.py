@@ -187,6 +187,9 @@ def _pytest_args(asked: dict[str, Any], run_dir: Path, session_tag: str, *, resu
         f"--rootdir={plans_dir().parent}",
         # The progress plugin prints a line per point: pytest's own `[100%]` would trail the last one.
         "-p", "fixtures.plugin", "-p", "fixtures.progress", "--rig-progress", "-o", "console_output_style=classic",
+        # pytest marks the package of a pytest11 plugin (all of meter-hil-rig) for assert rewriting; this command
+        # has imported rig, drivers and testplans already, and their asserts need no rewriting.
+        "-W", "ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning",
         "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:labgrid", "-q", "--no-header",
         f"--rig-run-dir={run_dir}", f"--rig-run-id={asked['run_id']}",
         f"--html={run_dir / f'report{session_tag}.html'}", "--self-contained-html",
