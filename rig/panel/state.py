@@ -146,7 +146,7 @@ class PanelState:
         row = {"seq": seq, "test": record.test.rsplit("::", 1)[-1], "position": record.position,
                "quantity": record.quantity, "value": record.value, "unit": record.unit, "low": record.low,
                "high": record.high, "verdict": record.verdict, "bench_s": record.bench_time_s,
-               "text": record.describe()}
+               "text": record.describe(), "by": (record.detail or {}).get("answered_by")}
         with self._lock:
             self._records.append(row)
             view = self._positions.get(record.position or "")

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = ROOT / "reports" / "test-artefacts" / "panel"
 RIG = [sys.executable, "-m", "rig.cli"]
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1280,1000")
+                  "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1280,1000",
+                  "--disable-dev-shm-usage")  # a container's /dev/shm is small
 GAIN_KNOB = "twin.positions.1.metering.gain_error_pct=30"  # P2 counts 13 pulses where 9..11 pass
 
 
@@ -263,7 +264,8 @@ def _follow_in_browser(browser: Any, follower: RigRun, run_dir: Path) -> None:
         assert _wait(browser, 30, "the verdict", _shown("#verdict")).text == "run ended: fail"
         rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#records tr.record")]
         assert len(rows) == 4 and rows[0].startswith("P2 ") and rows[0].endswith("fail"), rows
-        assert sum("meter mounted and wired (operator)" in row for row in rows) == 2, rows
+        mounted = sorted(row for row in rows if "meter mounted and wired (operator)" in row)
+        assert len(mounted) == 2 and "(terminal)" in mounted[0] and "(panel)" in mounted[1], mounted
     finally:
         follower.proc.send_signal(signal.SIGINT)
         assert follower.close() in (0, 130)

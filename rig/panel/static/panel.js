@@ -103,7 +103,7 @@ function render(state) {
   const body = document.querySelector("#records tbody");
   body.replaceChildren(...state.records.map((r) =>
     el("tr", {"class": `record verdict-${r.verdict}`},
-       el("td", {}, r.position || "bench"), el("td", {}, r.test), el("td", {}, r.quantity),
+       el("td", {}, r.position || "bench"), el("td", {}, r.test), el("td", {}, r.by ? `${r.quantity}: answered by ${r.by}` : r.quantity),
        el("td", {}, `${num(r.value)} ${r.unit}`),
        el("td", {}, r.verdict === "info" ? "" : `${num(r.low)} .. ${num(r.high)}`),
        el("td", {"class": `verdict-${r.verdict}`}, r.verdict))));
