@@ -19,7 +19,8 @@ def knob(default: Any, description: str, breaks: str, **constraints: Any) -> Any
 
 class ClimateKnobs(StrictModel):
     """Defects and realism of the meter with temperature, and of its RTC on mains. Healthy defaults are not
-    ideal: a small coefficient, a sensor a few tenths off, a crystal a few ppm off, compensation not perfect."""
+    ideal: a small coefficient, a sensor a few hundredths off, a crystal a
+    few tenths of a ppm off, compensation not perfect."""
 
     temperature_coefficient_pct_per_k: float = knob(
         0.004, "change of the registered energy's error per kelvin away from 23 °C, %/K (every power factor)",
@@ -30,11 +31,11 @@ class ClimateKnobs(StrictModel):
         "PF != 1)", "mean temperature coefficient at 0.5L",
     )
     sensor_offset_c: float = knob(
-        0.0, "error of the meter's own temperature measurement (DI 02800007), °C (each sensor adds ±0.3 °C)",
+        0.0, "error of the meter's own temperature measurement (DI 02800007), °C (each sensor adds ±0.05 °C)",
         "meter's temperature reading against the chamber",
     )
     rtc_mains_ppm: float = knob(
-        0.0, "rate error of the RTC on mains, ppm (each meter's crystal adds ±3 ppm; 5.8 ppm is 0.5 s/day)",
+        0.0, "rate error of the RTC on mains, ppm (each meter's trimmed crystal adds ±0.3 ppm; 5.8 ppm is 0.5 s/day)",
         "RTC daily error on mains at 23 °C",
     )
     rtc_uncompensated_fraction: float = knob(

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
 REFERENCE_C: Final = 23.0  # the error model's and the sensor's reference temperature (IEC 62052-11)
 CASE_TIME_CONSTANT_S: Final = 1800.0  # the inside of a meter in its case follows the air about this slowly
-SENSOR_SPREAD_C: Final = 0.3  # each sensor's own error, ± (uniform), before the knob
+SENSOR_SPREAD_C: Final = 0.05  # each sensor's own error after the factory's calibration, ± (uniform)
+# The factory trims each RTC on mains: what remains of its crystal's error (drawn ±3 ppm by the management
+# module) is this fraction of it.
+RTC_TRIM: Final = 0.1
 # A 32.768 kHz tuning-fork crystal: a parabola about its turnover temperature.
 CRYSTAL_TURNOVER_C: Final = 25.0
 CRYSTAL_PPM_PER_K2: Final = -0.034
@@ -64,8 +67,8 @@ class MeterThermal:
         self.internal_c = self.world.ambient_c
         self.sensor_bias_c = self.rng.uniform(-SENSOR_SPREAD_C, SENSOR_SPREAD_C)
         management = self.meter.management
-        # As delivered: the crystal's own error (drawn by the management module) plus the knob's.
-        self.crystal_ppm_at_reference = (management.rtc.drift_ppm if management is not None else 0.0) \
+        # As delivered: the crystal's own error (drawn by the management module) as trimmed, plus the knob's.
+        self.crystal_ppm_at_reference = RTC_TRIM * (management.rtc.drift_ppm if management is not None else 0.0) \
             + self.knobs.rtc_mains_ppm
         self._apply(self.world.time_s)
 

@@ -55,5 +55,5 @@ MUTATIONS: tuple[Mutation, ...] = (
              times(_phase_drift, 1.3), times(_phase_drift, 0.5), "the phase error moves with temperature (0.5L)",
              boundary=_phase_drift),
     Mutation(f"{CLIMATE}.sensor_offset_c", (f"{TEMPERATURE}::test_temperature_reading_against_chamber",),
-             times(_sensor, 1.6), times(_sensor, 0.4), "the meter's temperature reading is off", boundary=_sensor),
+             times(_sensor, 1.5), times(_sensor, 0.5), "the meter's temperature reading is off", boundary=_sensor),
 )
