@@ -93,9 +93,7 @@ class PanelServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, HOST, self.port)
         await site.start()
-        server = site._server  # aiohttp keeps the bound socket there; the port is needed when 0 was asked
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self.port
+        self.port = int(self._runner.addresses[0][1])  # the port bound (0 asks for any free one)
         self.url = f"http://{HOST}:{self.port}/"
 
     def stop(self, flush_s: float = 3.0) -> None:
