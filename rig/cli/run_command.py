@@ -105,14 +105,14 @@ def run(plans: tuple[str, ...], bench_file: str | None, overrides: tuple[str, ..
         raise fail(str(exc)) from None
     # A new run reads its files as given; a resume those run.json names (by absolute path).
     run_bench = asked["bench_file"] if resume_id is not None else bench_file
-    with _on_place(place, wait_place, run_bench, tuple(asked["overrides"]), asked["run_id"]):
+    with on_place(place, wait_place, run_bench, tuple(asked["overrides"]), asked["run_id"]):
         _run(asked, Path(reports_dir), bench_file=run_bench,
              resumed=resume_id is not None, accept_expired=accept_expired, ambient=ambient,
              operator_answers=operator_answers or asked.get("operator_answers"), accept_changed=accept_changed)
 
 
 @contextlib.contextmanager
-def _on_place(name: str | None, wait: bool, bench_file: str | None, overrides: tuple[str, ...],
+def on_place(name: str | None, wait: bool, bench_file: str | None, overrides: tuple[str, ...],
               run_id: str) -> Iterator[None]:
     """Hold the labgrid place (--place, else the bench file's place.name) around the run; no place: nothing."""
     from rig.config.place import PlaceConfig

@@ -147,10 +147,15 @@ def bench_group() -> None:
 @bench_group.command("check")
 @bench_option
 @set_option
-def bench_check(bench_file: str | None, overrides: tuple[str, ...]) -> None:
+@click.option("--place", default=None, metavar="NAME",
+              help="labgrid place to hold while checking (else the bench file's place.name, if any)")
+def bench_check(bench_file: str | None, overrides: tuple[str, ...], place: str | None) -> None:
     """Open every instrument and position; print identity, calibration and status."""
     from rig.bench import bench_session
+    from rig.cli.run_command import on_place
 
+    # Held until the command ends, however it ends (click closes the context's resources).
+    click.get_current_context().with_resource(on_place(place, False, bench_file, overrides, f"check-{new_run_id()}"))
     config = load(bench_file, overrides)
     problems: list[str] = []
     try:

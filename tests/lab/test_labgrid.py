@@ -273,3 +273,10 @@ def test_runs_take_turns_on_a_place_and_a_killed_run_leaves_it_free(lab: Lab) ->
     killed.kill()
     killed.wait()
     _until(lambda: lab.holder() == "", 60, "the killed run's place is released")
+
+    # The bench file names its place itself: `rig bench check` holds it too while it opens the bench.
+    check = lab.start("check", sys.executable, "-m", "rig.cli", "bench", "check", "--bench", str(lab.bench))
+    assert check.wait(timeout=300) == 0, lab.log("check")
+    assert "place bench-t acquired" in lab.log("check") and "place bench-t released" in lab.log("check")
+    assert "source     TCPIP::127.0.0.1::" in lab.log("check"), lab.log("check")
+    assert lab.holder() == ""
