@@ -143,7 +143,8 @@ def hold(client: Client, place: str, wait: bool, stdin_fd: int) -> int:
         acquired = True
         resources = resources_from_env(yaml.safe_load(client.run("-p", place, "env")))
         say(ACQUIRED, json.dumps({"place": place, "resources": resources, "token": token}))
-        stdin_closed(stdin_fd, None)
+        while not stdin_closed(stdin_fd, None):
+            pass
         return 0
     except PlaceError as exc:
         say(ERROR, str(exc))
