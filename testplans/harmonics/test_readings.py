@@ -9,6 +9,7 @@ import math
 import pytest
 
 from drivers.dlt645.link import MeterLink
+from drivers.dlt698 import Dlt698Link, oad
 from drivers.errors import RigError
 from rig.bench import Bench, Position
 from rig.procedures import LoadPoint, RackCache, energise
@@ -47,7 +48,36 @@ def _content(bench: Bench, rack: RackCache) -> tuple[dict[int, tuple[float, floa
         for order in spec.CONTENT_ORDERS:
             readings[p.index][f"U{order}"] = _read(p.link, spec.voltage_content(order))
             readings[p.index][f"I{order}"] = _read(p.link, spec.current_content(order))
+        link698 = p.link698 if p.config.speaks_698 else None
+        for channel, oi in (("U", spec.VOLTAGE_CONTENT_OI), ("I", spec.CURRENT_CONTENT_OI)):
+            per_order = _read698(link698, oi)
+            for order in spec.CONTENT_ORDERS:
+                readings[p.index][f"698 {channel}{order}"] = per_order.get(order)
     return reference, readings
+
+
+def _read698(link: Dlt698Link | None, oi: int) -> dict[int, float]:
+    """Phase A's content per order from a DL/T 698.45 content object (empty: unreadable)."""
+    if link is None:
+        return {}
+    try:
+        if link.connected is None:
+            link.connect()
+        phase_a = link.get(oad(oi)).value[0].value
+        return {spec.FIRST_CONTENT_ORDER + i: v.as_uint16() / 100.0 for i, v in enumerate(phase_a)}
+    except (RigError, IndexError, TypeError, ValueError):
+        return {}
+
+
+def _record_content(record, position: Position, readings: Readings, reference: dict[int, tuple[float, float]],
+                    prefix: str, over: str) -> None:
+    tolerance = spec.CONTENT_TOLERANCE_PCT
+    for order, (voltage_pct, current_pct) in reference.items():
+        for channel, name, ref in (("U", "voltage", voltage_pct), ("I", "current", current_pct)):
+            value = readings[position.index][f"{prefix}{channel}{order}"]
+            record(f"{name} content, order {order}, over {over}, against the reference",
+                   None if value is None else value - ref, "%", low=-tolerance, high=tolerance, position=position,
+                   meter_pct=value, reference_pct=ref, source=spec.CONTENT_SOURCE)
 
 
 def test_harmonic_content(bench: Bench, rack: RackCache, link: MeterLink, position: Position, record) -> None:
@@ -55,13 +85,17 @@ def test_harmonic_content(bench: Bench, rack: RackCache, link: MeterLink, positi
     require_generator(bench, spec.fifth_harmonic())
     require_analyser(bench)
     reference, readings = rack.cached("harmonic content", lambda: _content(bench, rack))
-    tolerance = spec.CONTENT_TOLERANCE_PCT
-    for order, (voltage_pct, current_pct) in reference.items():
-        for channel, name, ref in (("U", "voltage", voltage_pct), ("I", "current", current_pct)):
-            value = readings[position.index][f"{channel}{order}"]
-            record(f"{name} content, order {order}, against the reference", None if value is None else value - ref,
-                   "%", low=-tolerance, high=tolerance, position=position, meter_pct=value, reference_pct=ref,
-                   source=spec.CONTENT_SOURCE)
+    _record_content(record, position, readings, reference, "", "DL/T 645")
+
+
+def test_harmonic_content_698(bench: Bench, rack: RackCache, position: Position, record) -> None:
+    """The same content read over DL/T 698.45 (objects 200D and 200E) agrees with the reference's."""
+    if not position.config.speaks_698 or position.link698 is None:
+        pytest.skip(f"{position.name}: the bench file gives no DL/T 698.45 port for this position")
+    require_generator(bench, spec.fifth_harmonic())
+    require_analyser(bench)
+    reference, readings = rack.cached("harmonic content", lambda: _content(bench, rack))
+    _record_content(record, position, readings, reference, "698 ", "DL/T 698.45")
 
 
 def _dose(bench: Bench, rack: RackCache) -> tuple[dict[int, tuple[float | None, float | None]], float, float]:

@@ -39,7 +39,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, rig_run: Callable[..., Any],
     """The three runs, two at a time."""
     root = tmp_path_factory.mktemp("harmonics")
     rows = _rows()
-    knobs = bench_file(root / "knobs.yaml", [{"name": name} for name, *_ in rows], name="twin-harmonics-knobs",
+    knobs = bench_file(root / "knobs.yaml", [{"name": name, "protocol": "both"} for name, *_ in rows],
+                       name="twin-harmonics-knobs",
                        twin={"positions": {i: {"harmonics": {knob: value}} for i, (_, knob, value, _) in
                                            enumerate(rows) if knob is not None}})
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:

@@ -65,6 +65,8 @@ OI_TEMPERATURE: Final = 0x2010
 OI_BATTERY_VOLTAGE: Final = 0x2011
 OI_BATTERY_TIME: Final = 0x2013
 OI_STATUS_WORDS: Final = 0x2014
+OI_VOLTAGE_HARMONICS: Final = 0x200D  # voltage harmonic content (as recalled from DL/T 698.45: check)
+OI_CURRENT_HARMONICS: Final = 0x200E  # current harmonic content
 OI_DATE_TIME: Final = 0x4000
 OI_ADDRESS: Final = 0x4001
 OI_DEVICE: Final = 0x4300  # electrical device: attribute 7 follow report, 8 active report allowed
@@ -234,4 +236,13 @@ def attributes(server: Dlt698Server, now_s: float) -> dict[tuple[int, int], Call
     }
     for freeze in (server.minute_freeze, server.daily_freeze):
         table[(freeze.oi, 3)] = freeze.relation_table
+    # Harmonic content per phase, orders 2..21 in 0.01 % of the fundamental: the DL/T 645 items' values
+    # (02 0A 01 nn / 02 0B 01 nn); the attribute's layout is the twin's reading of the standard: check.
+    def content(base: int) -> Callable[[], Data]:
+        return lambda: array([array([Data(Tag.LONG_UNSIGNED, round(item(m, base + n, now_s) * 100))
+                                     for n in range(2, 22)])] * phases)
+
+    for oi, base in ((OI_VOLTAGE_HARMONICS, 0x020A0100), (OI_CURRENT_HARMONICS, 0x020B0100)):
+        table[(oi, 2)] = content(base)
+        table[(oi, 3)] = scaler_unit(-2, UNIT_NONE)
     return table
