@@ -350,3 +350,6 @@ def test_uart_and_ble_rows_are_told_apart() -> None:
                                  "lab requirement (x)", False, None, None, 0) for link in ("uart", "ble")]
     groups = layout._results(lines, layout._sources(lines), 0.1).groups
     assert [(g.function, g.link) for g in groups] == [("test_read", "UART"), ("test_read", "BLE")]
+    zero = cert_lines.TestLine("test_flag[P1]", "", "battery-low flag", 0.0, "", 0.0, 0.0, PASS, "", False, None,
+                               None, 0)
+    assert layout._limits(zero, 0.1) == "= 0"

@@ -206,10 +206,10 @@ def _limits(line: TestLine, rounding: float | None) -> str:
     if low is None and high is None:
         return "—"
     if low is not None and high is not None:
-        if low == -high:
-            return f"±{_value(line, high, rounding, limit=True)}"
         if low == high:
             return f"= {_value(line, low, rounding, limit=True)}"
+        if low == -high:
+            return f"±{_value(line, high, rounding, limit=True)}"
         return (f"{_value(line, low, rounding, limit=True).removesuffix(' ' + line.unit)} .. "
                 f"{_value(line, high, rounding, limit=True)}")
     return (f"≥ {_value(line, low, rounding, limit=True)}" if low is not None
