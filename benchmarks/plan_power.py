@@ -4,7 +4,7 @@ For every knob of the defect catalogue (`rig.plans.mutation_catalogue`, every pl
 
 - a numeric knob with a `boundary` (the knob value at which its plan's limit is just reached) is tried at
   1.1x the boundary (a defect the plan must catch) and at 0.8x (a meter within its limit: any failure is a
-  false alarm);
+  false alarm); for a knob that deviates from a `nominal` (a threshold), 1.1x and 0.8x of the deviation;
 - an on/off knob is tried on (must be caught) and off (the healthy meter: must pass);
 - a numeric knob without a boundary is tried at the catalogue's outside / inside values and listed as such.
 
@@ -78,19 +78,23 @@ def _plan(test: str) -> str:
     return "/".join(parts[:2])
 
 
-def trials(meter: Any, only: str | None) -> tuple[list[Trial], list[str]]:
-    """Two trials per catalogue entry, and the knobs tried at catalogue values (no boundary)."""
+def trials(meter: Any, only: str | None) -> tuple[list[Trial], list[str], list[str]]:
+    """Two trials per catalogue entry; the knobs tried at catalogue values (no boundary); the knobs given as text."""
     out: list[Trial] = []
     no_boundary: list[str] = []
+    text_knobs: list[str] = []
     for m in mutation_catalogue():
         if only and only not in m.knob:
             continue
         files = tuple(sorted({t.split("::", 1)[0] for t in m.catches}))
         plan = _plan(m.catches[0])
-        boundary = getattr(m, "boundary", None)
-        outside, inside = float(m.outside(meter)), float(m.inside(meter))  # type: ignore[attr-defined]
-        if boundary is not None:
-            pairs = [(HIGH * boundary(meter), "1.1x"), (LOW * boundary(meter), "0.8x")]
+        value_at = getattr(m, "value_at", None)
+        outside, inside = m.outside(meter), m.inside(meter)  # type: ignore[attr-defined]
+        if isinstance(outside, str) or isinstance(inside, str):
+            text_knobs.append(m.knob)
+            continue
+        if value_at is not None and value_at(meter, HIGH) is not None:
+            pairs = [(value_at(meter, HIGH), "1.1x"), (value_at(meter, LOW), "0.8x")]
         elif (outside, inside) == (1.0, 0.0):
             pairs = [(1.0, "on"), (0.0, "off")]
         else:
@@ -98,7 +102,7 @@ def trials(meter: Any, only: str | None) -> tuple[list[Trial], list[str]]:
             pairs = [(outside, "outside"), (inside, "inside")]
         for (value, kind), high in zip(pairs, (True, False), strict=True):
             out.append(Trial(m.knob, plan, files, value, kind, tuple(m.catches) if high else ()))
-    return out, no_boundary
+    return out, no_boundary, text_knobs
 
 
 def _functions(results: dict[str, Any], label: str | None, outcomes: Sequence[str]) -> set[str]:
@@ -148,7 +152,7 @@ def main() -> int:
     meter = load_bench(ONE).meter
     if load_bench(SIX).meter != meter:
         sys.exit("benches/twin.yaml and benches/twin-rack.yaml carry different meter types: values would differ")
-    all_trials, no_boundary = trials(meter, args.knob)
+    all_trials, no_boundary, text_knobs = trials(meter, args.knob)
     tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
     errors: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -190,6 +194,8 @@ def main() -> int:
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
             list(pool.map(execute, jobs))
+    for knob in text_knobs:
+        print(f"TEXT KNOB   {knob}: a choice of words, not a magnitude; not tried here (its plan's own tests set it)")
     return report(tallies, no_boundary, errors, args.out)
 
 

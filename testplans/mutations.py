@@ -32,17 +32,21 @@ class Mutation:
     # The knob value at which the plan's limit is just reached (None for on/off knobs): the marginal-defect
     # benchmark (benchmarks/plan_power.py) tries 1.1x and 0.8x of it.
     boundary: Callable[[spec.MeterTypeLike], float] | None = None
+    # For a knob whose defect is a deviation from a nominal value (a threshold, a delay that is fine up to a
+    # point): the nominal; the benchmark then tries nominal + factor x (boundary - nominal).
+    nominal: Callable[[spec.MeterTypeLike], float] | None = None
 
     def override(self, meter: spec.MeterTypeLike, *, violating: bool = True) -> str:
         """The `--set` text for this knob (a knob given as text, e.g. a choice of words, as it is)."""
         value = (self.outside if violating else self.inside)(meter)
         return f"{self.knob}={value}" if isinstance(value, str) else f"{self.knob}={value:.6g}"
 
-    def at(self, meter: spec.MeterTypeLike, factor: float) -> str | None:
-        """The `--set` text for `factor` times the boundary (None when the knob has no boundary)."""
+    def value_at(self, meter: spec.MeterTypeLike, factor: float) -> float | None:
+        """The knob value at `factor` of the way from nominal (0 unless given) to the boundary; None without one."""
         if self.boundary is None:
             return None
-        return f"{self.knob}={factor * self.boundary(meter):.6g}"
+        base = self.nominal(meter) if self.nominal is not None else 0.0
+        return base + factor * (self.boundary(meter) - base)
 
 
 def _max_basic_limit(meter: spec.MeterTypeLike, pf: str) -> float:
