@@ -46,6 +46,7 @@ th { background: #eee; } td.num { text-align: right; white-space: nowrap; }
 .sheethead { font-size: 8pt; color: #444; border-bottom: 1px solid #999; margin-bottom: .8em; }
 .verdict { font-size: 14pt; padding: .4em; border: 2px solid #111; display: inline-block; }
 .warn { border: 2px solid #b00020; padding: .5em; background: #fff3f3; }
+.curves svg { width: 100%; height: auto; }
 .small { font-size: 8pt; color: #444; } tr.group td { background: #f6f6f6; } tr.failed td { background: #fde8ea; }
 .lab { font-size: 13pt; font-weight: bold; } .letterhead img { float: right; height: 48px; }
 .signature td { border: none; border-top: 1px solid #333; width: 50%; }
