@@ -2,8 +2,9 @@
 rack, and catch every knob of their catalogue (testplans/harmonics/mutations.py): set outside on one position
 of a knob rack, the tests named in its row fail there; set inside, every test passes there.
 
-Three real `rig run` processes, two at a time: the knob rack (a healthy position and one position per knob
-value, measured together as a rack does), the six-position twin rack and the one-position default twin."""
+Four real `rig run` processes, two at a time: the knob rack (a healthy position and one position per knob
+value, measured together as a rack does), the six-position twin rack, the one-position default twin, and the
+twin speaking Fluke (a source without sub-harmonics, a reference without a harmonic analyser)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rig.config import BENCHES_DIR, DEFAULT_BENCH, load_bench
 from testplans.harmonics.mutations import HARMONICS, MUTATIONS
 
 RACK = BENCHES_DIR / "twin-rack.yaml"
+FLUKE = BENCHES_DIR / "twin-fluke.yaml"
 PLAN = "testplans/harmonics"
 HEALTHY = "healthy"
 
@@ -36,7 +38,7 @@ def _rows() -> list[Row]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, rig_run: Callable[..., Any],
          bench_file: Callable[..., Any]) -> Iterator[dict[str, concurrent.futures.Future[Any]]]:
-    """The three runs, two at a time."""
+    """The four runs, two at a time."""
     root = tmp_path_factory.mktemp("harmonics")
     rows = _rows()
     knobs = bench_file(root / "knobs.yaml", [{"name": name, "protocol": "both"} for name, *_ in rows],
@@ -48,6 +50,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, rig_run: Callable[..., Any],
             "knobs": pool.submit(rig_run, PLAN, "--bench", str(knobs), reports=root / "knobs"),
             "rack": pool.submit(rig_run, PLAN, "--bench", str(RACK), reports=root / "rack"),
             "default": pool.submit(rig_run, PLAN, "--bench", str(DEFAULT_BENCH), reports=root / "default"),
+            "fluke": pool.submit(rig_run, PLAN, "--bench", str(FLUKE), reports=root / "fluke"),
         }
 
 
@@ -72,3 +75,16 @@ def test_each_knob_is_caught_on_its_position_and_only_there(runs: dict[str, Any]
     assert outcomes, f"no test ran on position {name}"
     assert {t for t, o in outcomes.items() if o != "passed"} == set(catches), (name, outcomes)
     assert knob is None or catches == () or any(o == "failed" for o in outcomes.values())
+
+
+def test_a_bench_without_the_instruments_skips_those_tests_naming_what_they_need(runs: dict[str, Any]) -> None:
+    run = runs["fluke"].result()
+    assert run.exit_code == 0, run.output[-3000:]
+    outcomes = {t["test"]: t["outcome"] for t in run.tests}
+    assert [t for t, o in outcomes.items() if o == "passed"] == [
+        "testplans/harmonics/test_influence.py::test_fifth_harmonic[P1]",
+        "testplans/harmonics/test_influence.py::test_distorted_current[dc_even-P1]",
+        "testplans/harmonics/test_influence.py::test_distorted_current[odd-P1]"], outcomes
+    assert "(fluke-6100b) generates whole harmonic orders only: this test needs a source that generates " \
+        "sub-harmonics" in run.output
+    assert "(fluke-6105a-energy) has no harmonic analyser" in run.output
