@@ -25,11 +25,12 @@ class HarmonicKnobs(StrictModel):
     )
     bandwidth_order: int = _knob(
         40, "highest harmonic order the front end passes; power at higher orders is not registered",
-        "harmonic energy at high orders", ge=1, le=100,
+        "harmonic influence, harmonic energy and content readings above its order", ge=1, le=100,
     )
     distortion_sensitivity_pct_per_pct: float = _knob(
         0.0005, "change of the registered power per % of odd-harmonic content of the current (a front end whose "
-        "gain depends on the crest factor), %/%", "odd harmonics in the current circuit",
+        "gain depends on the crest factor), %/%",
+        "5th-harmonic influence (40 % in the current), odd harmonics in the current circuit",
     )
     dc_sensitivity_pct_per_pct: float = _knob(
         0.002, "change of the registered power per % of DC and even-harmonic content of the current (a current "
