@@ -143,8 +143,8 @@ def waveform_limit(meter: MeterTypeLike, test: WaveformTest) -> accuracy_spec.Li
     """Allowed change of error (±%) of a waveform test for the meter's class."""
     cls = CLASS_ALIASES.get(meter.accuracy_class, meter.accuracy_class)
     if cls not in test.limits_pct:
-        raise KeyError(f"{test.name}: no limit for class {meter.accuracy_class} (specified: "
-                       f"{', '.join(test.limits_pct)})")
+        raise accuracy_spec.SpecError(f"{test.name}: no limit for class {meter.accuracy_class} (specified: "
+                                      f"{', '.join(test.limits_pct)})")
     return accuracy_spec.Limit(test.limits_pct[cls], test.source, test.check, f"{test.description}, class {cls}")
 
 
