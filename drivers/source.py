@@ -247,10 +247,12 @@ class PowerSource(ScpiInstrument):
             messages.append(self.dialect.frequency.set_message(frequency_hz))
         self._guard(voltage_v=voltage_v * rms_factor([h.voltage_pct for h in harmonics]),
                     current_a=current_a * rms_factor([h.current_pct for h in harmonics]))
+        if harmonics:
+            self._distorted = True  # set before sending: content half-programmed is cleared by the next point
         for message in messages + harmonic_messages:
             self.send(message)
-        if harmonic_messages:
-            self._distorted = bool(harmonics)
+        if harmonic_messages and not harmonics:
+            self._distorted = False
 
     def _harmonic_messages(self, voltage_v: float, current_a: float, phase_deg: float,
                            harmonics: Sequence[Harmonic]) -> list[str]:
