@@ -6,6 +6,12 @@ source and the reference count it. The front end passes orders up to its bandwid
 power with its own error, and its gain moves with the current's content: odd harmonics (crest factor), DC
 and even harmonics (a current transformer saturating on half-wave rectified current), and components that
 are not whole multiples of the fundamental (sub-harmonics, interharmonics).
+
+Where the harmonic registers live: the twin's metering chip is an RN8209, whose datasheet has no fundamental or
+harmonic energy registers (its energy registers count the total active power its front end passes, harmonics
+included). The fundamental and harmonic registers and the content readings are therefore the management
+firmware's (`HarmonicRegisters`), served over DL/T 645 and DL/T 698.45; no chip profile with harmonic
+registers is modelled.
 """
 
 from __future__ import annotations
