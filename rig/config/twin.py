@@ -203,6 +203,7 @@ class MeterKnobs(StrictModel):
     dlt698: Dlt698Knobs = Dlt698Knobs()  # the DL/T 698.45 server on the same ports
     climate: ClimateKnobs = ClimateKnobs()  # temperature coefficient, temperature sensor, RTC on mains
     harmonics: HarmonicKnobs = HarmonicKnobs()  # the front end under harmonic content
+    registers: RegisterKnobs = RegisterKnobs()  # identity, direction, tariffs, display, event log, relay
 
 
 class SourceTwin(StrictModel):
@@ -211,7 +212,6 @@ class SourceTwin(StrictModel):
     idn: str = "Meter HIL Twin,PhantomSource PS-1,TW0001,0.1"
     max_voltage_v: float = Field(300.0, gt=0, description="output range of the source, V")
     max_current_a: float = Field(120.0, gt=0, description="output range of the source, A")
-    registers: RegisterKnobs = RegisterKnobs()  # identity, direction, tariffs, display, event log, relay
     amplitude_noise_pct: float = Field(0.005, ge=0, description="output amplitude noise (1 sigma), %")
     latency_s: float = Field(0.002, ge=0, description="bench time a SCPI command takes, s")
 
