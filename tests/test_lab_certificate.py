@@ -341,6 +341,7 @@ def test_numbers_at_the_rounding_interval_and_clauses_without_the_rigs_notes() -
     assert cited_clause("IEC 62053-21:2003 Table 6 (classes 2, 1); values as coded in LYTEST.WPF X.cs") == \
         "IEC 62053-21:2003 Table 6 (classes 2, 1)"
     assert cited_clause("lab requirement (SPI plans); no standard value at hand") == RIG_SPECIFICATION
+    assert cited_clause("IEC 62053-21:2003 table 8 and annex A, as recalled") == "IEC 62053-21:2003 table 8 and annex A"
     assert cited_clause("project reference power.md 'Dips' (IEC 62052-11 / IEC 61000-4-11)") == \
         "IEC 62052-11 / IEC 61000-4-11"
 

@@ -20,7 +20,7 @@ MAX_DECIMALS = 6
 # The standards a limit may be cited from; a source naming none of them is the rig's own specification.
 _STANDARD = re.compile(r"\b(IEC|GB/T|JJG|DL/T|EN|OIML|ISO|IR46|Bluetooth Core Specification)\b")
 # Where a source's own notes begin (how a value was found, which project file gives it): cut there.
-_NOTES = re.compile(r"(:\s| as given in | as the project reference| as coded in | values as coded|;)")
+_NOTES = re.compile(r"(:\s| as given in | as the project reference| as coded in | values as coded|,? as recalled|;)")
 _PROJECT_NOTE = re.compile(r"\s*\((not in the project reference|[^)]*reference/[^)]*)\)")
 _NAMED = re.compile(r"\(((?:IEC|GB/T|JJG|DL/T|EN|OIML|ISO)[^()]*)\)")
 RIG_SPECIFICATION = "test specification of the rig (limits and their origin: the rig's docs/limit-sources.md)"
