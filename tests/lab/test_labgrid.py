@@ -241,13 +241,16 @@ def test_runs_take_turns_on_a_place_and_a_killed_run_leaves_it_free(lab: Lab) ->
     assert ":run-" in lab.holder(), lab.log("first")  # `labgrid-client who/show` name the run holding the bench
     assert "source=TCPIP::127.0.0.1::" in lab.log("first") and "P1-uart=rfc2217://127.0.0.1:" in lab.log("first")
 
-    # A run that does not wait is refused at once, naming who holds the bench and how to wait; the second
-    # waits (a labgrid reservation) while the first holds the place.
-    refused = lab.rig_run("refused")
+    # A run that does not wait is refused at once (here the same code in this process: `rig run` prints the
+    # message and exits 2), naming who holds the bench and how to wait; the second waits (a labgrid
+    # reservation) while the first holds the place.
     second = lab.rig_run("second", "--wait")
     quitter = lab.rig_run("quitter", "--wait")
-    assert refused.wait(timeout=120) == 2
-    assert "already acquired" in lab.log("refused") and "rig run --wait" in lab.log("refused"), lab.log("refused")
+    said: list[str] = []
+    with pytest.raises(PlaceError, match=r"place bench-t \(coordinator .*\): Place bench-t is already acquired by "
+                                         r".*:run-.*; `rig run --wait` waits for it"), \
+            held_place(PlaceConfig(name=PLACE, coordinator=lab.coordinator), "r0", said.append, contextlib.nullcontext):
+        pass
     _until(lambda: "waiting" in lab.log("second") or second.poll() is not None, 120, "the second run waits")
     assert "place bench-t is in use: waiting" in lab.log("second"), lab.log("second")
     # Ctrl-C while waiting: exit 130, and its reservation does not outlive it (the second's turn comes).
@@ -263,6 +266,14 @@ def test_runs_take_turns_on_a_place_and_a_killed_run_leaves_it_free(lab: Lab) ->
     assert log.index("waiting") < log.index("place bench-t acquired") < log.index("1 passed"), log
     assert lab.holder() == ""
     assert "bench-t" not in lab.client("reservations")  # the waiting run's reservation is gone with it
+
+    # SIGTERM while the run holds the place: the run ends interrupted (130) and gives the place back itself.
+    stopped = lab.rig_run("stopped")
+    _until(lambda: "place bench-t acquired" in lab.log("stopped") or stopped.poll() is not None, 120,
+           "the next run acquires the place")
+    stopped.terminate()
+    assert stopped.wait(timeout=300) == 130, lab.log("stopped")
+    assert "place bench-t released" in lab.log("stopped") and lab.holder() == ""
 
     # SIGKILL: nothing in the run survives to release the place; its lease process does.
     killed = lab.rig_run("killed", "--wait")
