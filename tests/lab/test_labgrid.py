@@ -138,7 +138,7 @@ class Lab:
     def __init__(self, folder: Path, coordinator: str) -> None:
         self.folder = folder
         self.coordinator = coordinator
-        self.env = {**os.environ, "LG_COORDINATOR": coordinator, "CI": ""}
+        self.env = {**os.environ, "LG_COORDINATOR": coordinator}
         self.env.pop(PLACE_RESOURCES_ENV, None)
         self.processes: list[subprocess.Popen[str]] = []
         self.bench = folder / "bench-t.yaml"
