@@ -8,6 +8,7 @@ Values derive from the meter type and `testplans/specs`, so they follow the clas
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -98,13 +99,13 @@ def _constant(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
     return value
 
 
-def _influence(name: str, violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+def _influence(name: str, violating: bool | None) -> Callable[[spec.MeterTypeLike], float]:
     # Change of error = sensitivity × deviation (%): outside overshoots the limit by a quarter.
     def value(meter: spec.MeterTypeLike) -> float:
         test = spec.influence_test(meter, name)
         limit = min(spec.influence_limit_pct(meter, name, pf).value_pct for pf in test.pfs)
         deviation = max(abs(d) for d in test.deviations_pct)
-        return limit / deviation * (1.25 if violating else 0.6)
+        return limit / deviation * (1.0 if violating is None else 1.25 if violating else 0.6)
 
     return value
 
@@ -115,7 +116,7 @@ def _reading_gate_s(meter: spec.MeterTypeLike, pf: spec.PowerFactor) -> float:
     return pulses_for_gate(power_w, meter.constant_imp_per_kwh) * pulse_period_s(power_w, meter.constant_imp_per_kwh)
 
 
-def _noise(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+def _noise(violating: bool | None) -> Callable[[spec.MeterTypeLike], float]:
     # A reading averages the per-second draws over its gate T: its sigma is noise * sqrt(T - 1/3) / T (the
     # expected sum of the squared overlaps of a gate of random phase with whole seconds). The knob puts the
     # readings' standard deviation at 1.2x (outside) or 0.8x (inside) the limit at the repeatability test's
@@ -127,7 +128,7 @@ def _noise(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
             gate = _reading_gate_s(meter, pf)
             limit = spec.repeatability_limit_pct(meter, meter.ib_a, pf).value_pct
             per_pf.append(limit * gate / math.sqrt(gate - 1.0 / 3.0))
-        return min(per_pf) * (1.2 if violating else 0.8)
+        return min(per_pf) * (1.0 if violating is None else 1.2 if violating else 0.8)
 
     return value
 
@@ -166,21 +167,29 @@ METERING = "twin.meter.metering"
 
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{METERING}.gain_error_pct", (f"{ACCURACY}::test_basic_error",), _gain(True), _gain(False),
-             "registers too much energy at every load point"),
+             "registers too much energy at every load point", boundary=lambda meter: _max_basic_limit(meter, "1")),
     Mutation(f"{METERING}.phase_error_deg", (f"{ACCURACY}::test_basic_error",), _phase(True), _phase(False),
-             "current channel phase error: wrong at 0.5L and 0.8C only"),
+             "current channel phase error: wrong at 0.5L and 0.8C only",
+             boundary=lambda meter: math.degrees(_max_basic_limit(meter, "0.5L") / 100 / math.tan(math.radians(60)))),
     Mutation(f"{METERING}.start_current_a", (f"{ACCURACY}::test_starting_current",), _start(True), _start(False),
-             "does not start at the starting current"),
+             "does not start at the starting current", boundary=spec.starting_current_a),
     Mutation(f"{METERING}.creep_w", (f"{ACCURACY}::test_no_load",), _creep(True), _creep(False),
-             "registers with the current circuit open"),
+             "registers with the current circuit open",
+             # The test allows max_pulses pulses: one more pulse's energy over the test is given whatever the
+             # pulse accumulator held at the start.
+             boundary=lambda meter: (spec.creep_max_pulses(meter) + 1) * 3.6e6 / meter.constant_imp_per_kwh
+             / spec.creep_duration_s(meter)),
     Mutation(f"{METERING}.constant_error_pct", (f"{ACCURACY}::test_meter_constant",), _constant(True),
-             _constant(False), "pulse output off from the register"),
+             _constant(False), "pulse output off from the register",
+             boundary=lambda meter: spec.error_limit_pct(meter, meter.imax_a, spec.power_factor("1")).value_pct),
     Mutation(f"{METERING}.voltage_sensitivity_pct_per_pct", (f"{ACCURACY}::test_influence",),
-             _influence("voltage", True), _influence("voltage", False), "error moves with the voltage"),
+             _influence("voltage", True), _influence("voltage", False), "error moves with the voltage",
+             boundary=_influence("voltage", None)),
     Mutation(f"{METERING}.frequency_sensitivity_pct_per_pct", (f"{ACCURACY}::test_influence",),
-             _influence("frequency", True), _influence("frequency", False), "error moves with the frequency"),
+             _influence("frequency", True), _influence("frequency", False), "error moves with the frequency",
+             boundary=_influence("frequency", None)),
     Mutation(f"{METERING}.noise_pct", (f"{ACCURACY}::test_repeatability",), _noise(True), _noise(False),
-             "readings scatter"),
+             "readings scatter", boundary=_noise(None)),
     Mutation(f"{METERING}.offset_power_w", (f"{ACCURACY}::test_basic_error",), _offset(True), _offset(False),
              "an offset in the power channel: wrong at low current", boundary=_offset(None)),
     Mutation(f"{METERING}.nonlinearity_pct_per_decade", (f"{ACCURACY}::test_basic_error",), _nonlinearity(True),
@@ -236,6 +245,40 @@ def _poll_jitter(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
     return lambda meter: margin * (2.0 if violating else 0.2)
 
 
+def _limit_at_imax(meter: spec.MeterTypeLike) -> float:
+    """The class's error limit at Imax, PF 1 (the doses of the constant and chip-energy tests), %."""
+    return spec.error_limit_pct(meter, meter.imax_a, spec.power_factor("1")).value_pct
+
+
+def _frames_in_capture() -> int:
+    """The fewest register reads a healthy MCU makes in the plan's capture (each polled register once a period
+    from its first poll on)."""
+    polls = math.floor((spi_spec.CAPTURE_S - spi_spec.MAX_FIRST_POLL.value) / spi_spec.MAX_POLL_INTERVAL.value)
+    return len(spi_spec.POLLED_REGISTERS) * polls
+
+
+def _cs_glitch_boundary(meter: spec.MeterTypeLike) -> float:
+    # Any malformed frame fails, so the plan's resolution is its capture: the glitch rate it sees at least once
+    # with probability 0.999 in the fewest frames a healthy capture holds.
+    return math.log(1000.0) / _frames_in_capture()
+
+
+def _rms_noise_boundary(meter: spec.MeterTypeLike) -> float:
+    # The mean of READINGS readings scatters with sigma / sqrt(READINGS): at the boundary its one sigma is the
+    # tighter of the Vrms and Irms tolerances.
+    tolerance = min(spi_spec.VOLTAGE_TOLERANCE.value, spi_spec.CURRENT_TOLERANCE.value)
+    return tolerance * math.sqrt(spi_spec.READINGS)
+
+
+def _poll_jitter_boundary(meter: spec.MeterTypeLike) -> float:
+    # Each interval is the period plus a draw of the jitter; the longest of the capture's n intervals is expected
+    # about z_n sigma above the period (Blom's approximation of the largest of n normal draws): the boundary puts
+    # that at the limit.
+    n = math.floor(spi_spec.CAPTURE_S - spi_spec.MAX_FIRST_POLL.value)
+    z_n = statistics.NormalDist().inv_cdf((n - 0.375) / (n + 0.25))
+    return (spi_spec.MAX_POLL_INTERVAL.value - 1.0) / z_n
+
+
 SPI_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{SPI}.write_protect_ignored",
              (f"{SPI_REGISTERS}::test_write_protection", f"{SPI_REGISTERS}::test_calibration_checksum_stable"),
@@ -249,15 +292,18 @@ SPI_MUTATIONS: tuple[Mutation, ...] = (
     # The chip is the meter's front end: its energy error is in the pulses and the registers as well.
     Mutation(f"{SPI}.energy_scale_error_pct", (f"{SPI_CONSISTENCY}::test_chip_energy_agrees_with_reference",
                                                f"{ACCURACY}::test_basic_error", f"{ACCURACY}::test_meter_constant"),
-             _energy_scale(True), _energy_scale(False), "the chip's energy counts wrong, and so does the meter"),
+             _energy_scale(True), _energy_scale(False), "the chip's energy counts wrong, and so does the meter",
+             boundary=_limit_at_imax),
     Mutation(f"{SPI}.mcu_poll_interval_s", (f"{SPI_BUS}::test_mcu_polling_rate",), _poll_interval(True),
-             _poll_interval(False), "the MCU polls the chip too rarely"),
+             _poll_interval(False), "the MCU polls the chip too rarely",
+             boundary=lambda meter: spi_spec.MAX_POLL_INTERVAL.value, nominal=lambda meter: 1.0),
     Mutation(f"{SPI}.cs_glitch", (f"{SPI_BUS}::test_frame_structure",), _cs_glitch(True), _cs_glitch(False),
-             "CS released mid-frame"),
+             "CS released mid-frame", boundary=_cs_glitch_boundary),
     Mutation(f"{SPI}.rms_noise_pct", (f"{SPI_CONSISTENCY}::test_chip_readings_agree_with_reference",),
-             _rms_noise(True), _rms_noise(False), "the chip's Vrms and Irms scatter"),
+             _rms_noise(True), _rms_noise(False), "the chip's Vrms and Irms scatter", boundary=_rms_noise_boundary),
     Mutation(f"{SPI}.mcu_poll_jitter_s", (f"{SPI_BUS}::test_mcu_polling_rate",), _poll_jitter(True),
-             _poll_jitter(False), "the MCU's polling timer wanders past the refresh period"),
+             _poll_jitter(False), "the MCU's polling timer wanders past the refresh period",
+             boundary=_poll_jitter_boundary),
 )
 MUTATIONS = (*MUTATIONS, *SPI_MUTATIONS)
 
@@ -294,7 +340,8 @@ UART_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{UART}.no_data_offset", (f"{COMMS_FRAMING}::test_reply_frames_conform",), _uart_flag(True),
              _uart_flag(False), "reply data without +33H"),
     Mutation(f"{UART}.reply_delay_s", (f"{COMMS_FRAMING}::test_reply_latency",), _reply_delay(True),
-             _reply_delay(False), "replies come later than 500 ms"),
+             _reply_delay(False), "replies come later than 500 ms",
+             boundary=lambda meter: _reply_delay(True)(meter) / 1.2),
     Mutation(f"{UART}.ignores_preamble", (f"{COMMS_FRAMING}::test_preamble_handling",), _uart_flag(True),
              _uart_flag(False), "requests after FE wake-up bytes are not recognised"),
     Mutation(f"{UART}.silent_on_error", (f"{COMMS_FRAMING}::test_error_replies",), _uart_flag(True),
@@ -382,12 +429,12 @@ def _drain(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
     return lambda meter: power_spec.MAX_DRAIN_UA * (1.5 if violating else 0.75)
 
 
-def _dip_power(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+def _dip_power(violating: bool | None) -> Callable[[spec.MeterTypeLike], float]:
     # Power that registers x (the critical value) over the 1 min dip, three times over or a third of it.
     def value(meter: spec.MeterTypeLike) -> float:
         seconds = power_spec.DIPS[_DIP_WITH_ENERGY].program.duration_s(50.0)
         watts_for_x = power_spec.critical_kwh(meter) * 3.6e6 / seconds
-        return watts_for_x * (3.0 if violating else 0.3)
+        return watts_for_x * (1.0 if violating is None else 3.0 if violating else 0.3)
 
     return value
 
@@ -399,21 +446,31 @@ def _slow_restart(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
 
 POWER_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{POWER}.energy_lost_on_power_down", (f"{POWER_OUTAGE}::test_registers_unchanged_across_outage",),
-             _energy_lost(True), _energy_lost(False), "the registers lose energy at each power-down"),
+             _energy_lost(True), _energy_lost(False), "the registers lose energy at each power-down",
+             # Any loss is a defect; the registers resolve one step.
+             boundary=lambda meter: power_spec.REGISTER_RESOLUTION_KWH),
     Mutation(f"{POWER}.no_power_down_event", (f"{POWER_OUTAGE}::test_power_down_event_recorded",),
              _power_flag(True), _power_flag(False), "power-downs are not logged"),
     Mutation(f"{POWER}.event_end_time_wrong", (f"{POWER_OUTAGE}::test_power_down_event_recorded",),
              _power_flag(True), _power_flag(False), "power-down records end at their start time"),
     Mutation(f"{POWER}.rtc_drift_ppm_on_battery", (f"{POWER_OUTAGE}::test_rtc_after_72h_outage",), _rtc_ppm(True),
-             _rtc_ppm(False), "the clock drifts beyond 0.5 s/day on the battery"),
+             _rtc_ppm(False), "the clock drifts beyond 0.5 s/day on the battery",
+             boundary=lambda meter: power_spec.RTC_RATE_S_PER_DAY / 86400.0 * 1e6),
     Mutation(f"{POWER}.battery_alarm_threshold_v", (f"{POWER_BATTERY}::test_battery_low_alarm_and_hysteresis",),
-             _alarm_threshold(True), _alarm_threshold(False), "battery-low comes too late"),
+             _alarm_threshold(True), _alarm_threshold(False), "battery-low comes too late",
+             boundary=lambda meter: power_spec.BATTERY_ALARM_V - power_spec.BATTERY_BRACKET_V,
+             nominal=lambda meter: power_spec.BATTERY_ALARM_V),
     Mutation(f"{POWER}.battery_drain_ua", (f"{POWER_BATTERY}::test_battery_drain_without_mains",), _drain(True),
-             _drain(False), "the battery would not last five years of outage"),
+             _drain(False), "the battery would not last five years of outage",
+             boundary=lambda meter: power_spec.MAX_DRAIN_UA),
     Mutation(f"{POWER}.counts_during_dip", (f"{POWER_TRANSIENTS}::test_voltage_dips_and_interruptions",),
-             _dip_power(True), _dip_power(False), "energy registered during a voltage dip"),
+             _dip_power(True), _dip_power(False), "energy registered during a voltage dip",
+             boundary=_dip_power(None)),
     Mutation(f"{POWER}.slow_restart_s", (f"{POWER_OUTAGE}::test_meter_answers_within_start_up_time",),
-             _slow_restart(True), _slow_restart(False), "the meter answers later than its start-up time"),
+             _slow_restart(True), _slow_restart(False), "the meter answers later than its start-up time",
+             # The delay comes on top of the meter's own boot (on the twin 0.45..0.65 of the nameplate time): at
+             # 0.55 of it a meter booting in 0.45 answers at the limit.
+             boundary=lambda meter: getattr(meter, "start_up_time_s", 5.0) * 0.55),
 )
 MUTATIONS = (*MUTATIONS, *POWER_MUTATIONS)
 
@@ -474,7 +531,11 @@ DLT698_MUTATIONS: tuple[Mutation, ...] = (
     # Outside: 60 s late at Imax is about 220 Wh, three times the limit; inside: 1 s late is about 4 Wh.
     Mutation(f"{DLT698}.freeze_late_s", (f"{DLT698_FREEZE}::test_minute_freeze_against_reference",
                                          f"{DLT698_FREEZE}::test_daily_freeze_across_midnight"),
-             _constant(60.0), _constant(1.0), "freeze values taken after the freeze moment"),
+             _constant(60.0), _constant(1.0), "freeze values taken after the freeze moment",
+             # The plan allows two register steps besides the class limit (of the energy since its start): at Imax
+             # the steps alone are reached this late.
+             boundary=lambda meter: 2 * power_spec.REGISTER_RESOLUTION_KWH * 3.6e6
+             / (meter.phase_factor * meter.un_v * meter.imax_a)),
     # The upgrade defects are there or not: on outside, off (the healthy firmware) inside.
     Mutation(f"{DLT698}.accepts_corrupt_image", (f"{DLT698_UPGRADE}::test_spoiled_image_refused",), _constant(1.0),
              _constant(0.0), "the file-transfer check passes a corrupt or unsigned image"),
