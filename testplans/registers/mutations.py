@@ -61,11 +61,17 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{REGISTERS}.event_log_overwrites_newest", (f"{EVENT_LOG}::test_clock_setting_log_rolls_over",),
              _flag(True), _flag(False), "a full clock-setting log overwrites its newest record"),
     Mutation(f"{REGISTERS}.tariff_switch_late_min", (f"{TARIFFS}::test_tariff_registers_follow_the_schedule",),
-             _late(True), _late(False), "the meter switches tariff late"),
+             _late(True), _late(False), "the meter switches tariff late",
+             # The tariff before a switch moves by P·d where the reference gives it nothing: the plan allows one
+             # register step and the placing of the switch (the meter's whole seconds). Minutes, at Ib.
+             boundary=lambda meter: (registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a)
+                                     + registers_spec.CLOCK_READ_S) / 60.0),
     Mutation(f"{REGISTERS}.tariff_wrong", (f"{TARIFFS}::test_tariff_registers_follow_the_schedule",),
              _flag(True), _flag(False), "valley periods booked to the peak register"),
     Mutation(f"{REGISTERS}.display_stale_s", (f"{DISPLAY}::test_display_shows_the_register",),
-             _stale(True), _stale(False), "the display lags the register"),
+             _stale(True), _stale(False), "the display lags the register",
+             # The limit: the display may take DISPLAY_SETTLE_S to show the register. Seconds.
+             boundary=lambda meter: registers_spec.DISPLAY_SETTLE_S),
     Mutation(f"{REGISTERS}.display_rounds", (f"{DISPLAY}::test_display_shows_the_register",),
              _flag(True), _flag(False), "the display rounds the last digit the register truncates"),
     Mutation(f"{REGISTERS}.relay_welded", (f"{RELAY}::test_relay_follows_valid_commands",),
