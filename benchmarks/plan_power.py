@@ -6,6 +6,10 @@ For every knob of the defect catalogue (`rig.plans.mutation_catalogue`, every pl
   1.1x the boundary (a defect the plan must catch) and at 0.8x (a meter within its limit: any failure is a
   false alarm); for a knob that deviates from a `nominal` (a threshold), 1.1x and 0.8x of the deviation;
 - an on/off knob is tried on (must be caught) and off (the healthy meter: must pass);
+- a knob whose any amount is a defect (its within-limit value is 0, the healthy meter: a glitch rate, energy lost)
+  is tried at 1.1x its boundary (the plan's resolution) and at 0 (the healthy meter);
+- a knob that takes whole-number settings (an exponent, a period in minutes, a harmonic order: an int in the twin's
+  knobs) is tried at the catalogue's outside / inside values and listed as DISCRETE;
 - a numeric knob without a boundary is tried at the catalogue's outside / inside values and listed as such.
 
 Each value runs over `--seeds` twin seeds (default 5) on two benches:
@@ -15,7 +19,11 @@ Each value runs over `--seeds` twin seeds (default 5) on two benches:
   put on different positions of one run (at most five; the sixth stays healthy as a sentinel), rotated by seed,
   and judged per position. A failure on a healthy position counts as a false alarm of that run.
 
-Only the test files that must catch a knob are run (`catches` of its catalogue entry). The printout gives, per plan,
+Plans that need an instrument the default twin benches lack run on benches that have it (BENCHES_FOR: the
+climate plans on the chamber benches). Only the test functions that must catch a knob are run (`catches` of its
+catalogue entry), at 1.1x and at 0.8x alike. On/off knobs are tried only with `--flags` (they are not marginal:
+`rig mutate` covers them). Every judged trial is appended to judged.jsonl in `--out` as it finishes, and
+`--report DIR` prints the table again from a (finished or partial) run's judged.jsonl. The printout gives, per plan,
 caught/tried at 1.1x, false alarms/tried at 0.8x and failed/tried healthy neighbours for each bench.
 Targets: 100 % caught at 1.1x, no false alarm at 0.8x, and every numeric knob has a boundary (otherwise 1.1x
 is not what was tried). Exit 0 when all hold, 1 otherwise. `--knob TEXT` limits the run to knobs containing
@@ -30,18 +38,22 @@ import concurrent.futures
 import json
 import sys
 import tempfile
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rig.config import BENCHES_DIR, load_bench
+from rig.config import BENCHES_DIR, MeterKnobs, load_bench
 from rig.mutate import run_plans
 from rig.plans import mutation_catalogue
 
 ONE = BENCHES_DIR / "twin.yaml"
 SIX = BENCHES_DIR / "twin-rack.yaml"
+CHAMBER = (BENCHES_DIR / "twin-chamber.yaml", BENCHES_DIR / "twin-chamber-rack.yaml")
+# Plans that need an instrument the default twin benches lack, and the (one, six) benches that have it.
+BENCHES_FOR = {"testplans/temperature": CHAMBER, "testplans/rtc": CHAMBER}
 RACK_SIZE = 6
 PER_RUN = RACK_SIZE - 1  # one position stays healthy: a sentinel for defects that leak to a neighbour
 HIGH, LOW = 1.1, 0.8
@@ -55,8 +67,10 @@ class Trial:
     plan: str
     files: tuple[str, ...]
     value: float
-    kind: str  # "1.1x" / "0.8x" for a boundary, "on" / "off" for a flag, "outside" / "inside" otherwise
+    kind: str  # "1.1x" / "0.8x" / "0 (healthy)" for a boundary, "on" / "off" for a flag, "outside" / "inside" otherwise
     must_catch: tuple[str, ...]
+    one: Path = ONE  # the benches it runs on
+    six: Path = SIX
 
 
 @dataclass
@@ -78,31 +92,50 @@ def _plan(test: str) -> str:
     return "/".join(parts[:2])
 
 
-def trials(meter: Any, only: str | None) -> tuple[list[Trial], list[str], list[str]]:
-    """Two trials per catalogue entry; the knobs tried at catalogue values (no boundary); the knobs given as text."""
+def _is_whole_number_knob(knob: str) -> bool:
+    """The knob is an int in the twin's knobs (a setting, not a magnitude: 1.1x of it means nothing)."""
+    value: Any = MeterKnobs()
+    for part in knob.removeprefix("twin.meter.").split("."):
+        value = getattr(value, part, None)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def trials(only: str | None, *, flags: bool = False) -> tuple[list[Trial], list[str], list[str], list[str]]:
+    """Two trials per catalogue entry; the knobs tried at catalogue values (no boundary); the discrete knobs; the
+    knobs given as text."""
     out: list[Trial] = []
     no_boundary: list[str] = []
+    discrete: list[str] = []
     text_knobs: list[str] = []
     for m in mutation_catalogue():
         if only and only not in m.knob:
             continue
-        files = tuple(sorted({t.split("::", 1)[0] for t in m.catches}))
         plan = _plan(m.catches[0])
+        one, six = BENCHES_FOR.get(plan, (ONE, SIX))
+        meter = load_bench(one).meter
         value_at = getattr(m, "value_at", None)
         outside, inside = m.outside(meter), m.inside(meter)  # type: ignore[attr-defined]
         if isinstance(outside, str) or isinstance(inside, str):
             text_knobs.append(m.knob)
             continue
         if value_at is not None and value_at(meter, HIGH) is not None:
-            pairs = [(value_at(meter, HIGH), "1.1x"), (value_at(meter, LOW), "0.8x")]
+            low = (0.0, "0 (healthy)") if inside == 0.0 and getattr(m, "nominal", None) is None else (
+                value_at(meter, LOW), "0.8x")
+            pairs = [(value_at(meter, HIGH), "1.1x"), low]
         elif (outside, inside) == (1.0, 0.0):
+            if not flags:
+                continue
             pairs = [(1.0, "on"), (0.0, "off")]
+        elif _is_whole_number_knob(m.knob):
+            discrete.append(m.knob)
+            pairs = [(outside, "outside"), (inside, "inside")]
         else:
             no_boundary.append(m.knob)
             pairs = [(outside, "outside"), (inside, "inside")]
+        functions = tuple(sorted(set(m.catches)))
         for (value, kind), high in zip(pairs, (True, False), strict=True):
-            out.append(Trial(m.knob, plan, files, value, kind, tuple(m.catches) if high else ()))
-    return out, no_boundary, text_knobs
+            out.append(Trial(m.knob, plan, functions, value, kind, tuple(m.catches) if high else (), one, six))
+    return out, no_boundary, discrete, text_knobs
 
 
 def _functions(results: dict[str, Any], label: str | None, outcomes: Sequence[str]) -> set[str]:
@@ -118,23 +151,33 @@ def _functions(results: dict[str, Any], label: str | None, outcomes: Sequence[st
     return found
 
 
-def _judge(tally: Tally, trial: Trial, failed: set[str], where: str) -> None:
-    if trial.kind == "healthy":
+def _judge(tally: Tally, row: dict[str, Any]) -> None:
+    """Count one judged trial (a judged.jsonl row) into its plan's tally."""
+    failed, where, what = set(row["failed"]), row["where"], f"{row['knob']}={row['value']:.6g} ({row['kind']}"
+    if row["kind"] == "healthy":
         tally.neighbours += 1
         if failed:
             tally.neighbour_alarms += 1
             tally.alarms.append(f"healthy neighbour ({where}): {sorted(failed)[0]}")
-    elif trial.must_catch:
+    elif row["must_catch"]:
         tally.tried_high += 1
-        if failed & set(trial.must_catch):
+        if failed & set(row["must_catch"]):
             tally.caught += 1
         else:
-            tally.missed.append(f"{trial.knob}={trial.value:.6g} ({trial.kind}, {where})")
+            skipped = f"; skipped: {', '.join(sorted(row['skipped']))}" if row.get("skipped") else ""
+            tally.missed.append(f"{what}, {where}{skipped})")
     else:
         tally.tried_low += 1
         if failed:
             tally.false_alarms += 1
-            tally.alarms.append(f"{trial.knob}={trial.value:.6g} ({trial.kind}, {where}): {sorted(failed)[0]}")
+            tally.alarms.append(f"{what}, {where}): {sorted(failed)[0]}")
+
+
+def _tallies(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], Tally]:
+    tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
+    for row in rows:
+        _judge(tallies[(row["plan"], row["bench"])], row)
+    return tallies
 
 
 def _position_key(knob: str, index: int) -> str:
@@ -142,64 +185,101 @@ def _position_key(knob: str, index: int) -> str:
     return knob.replace("twin.meter.", f"twin.positions.{index}.", 1)
 
 
+def _jobs(all_trials: Sequence[Trial], seeds: int, out: Path) -> list[Job]:
+    """The rig runs, seed by seed (a partial run has every knob at the first seeds)."""
+    jobs: list[Job] = []
+    for seed in range(1, seeds + 1):
+        for i, trial in enumerate(all_trials):
+            overrides = [f"{trial.knob}={trial.value:.6g}", f"twin.seed={seed}"]
+            jobs.append(("one position", trial.one, overrides, [(trial, None)], out / f"one-s{seed}-{i:03d}"))
+        # Knobs of one plan share a rack run (the union of their tests runs on every position).
+        groups: dict[tuple[str, Path, bool], list[Trial]] = defaultdict(list)
+        for trial in all_trials:
+            groups[(trial.plan, trial.six, bool(trial.must_catch))].append(trial)
+        for g, ((_, six, _), members) in enumerate(sorted(groups.items())):
+            for c in range(0, len(members), PER_RUN):
+                chunk = members[c:c + PER_RUN]
+                files = tuple(sorted({f for t in chunk for f in t.files}))
+                placed = [(t, (k + seed) % RACK_SIZE) for k, t in enumerate(chunk)]
+                overrides = [f"{_position_key(t.knob, p)}={t.value:.6g}" for t, p in placed]
+                overrides.append(f"twin.seed={seed}")
+                healthy = [p for p in range(RACK_SIZE) if p not in {q for _, q in placed}]
+                judged: list[tuple[Trial, str | None]] = [(t, f"P{p + 1}") for t, p in placed]
+                sentinel = Trial("(healthy neighbour)", chunk[0].plan, files, 0.0, "healthy", ())
+                judged += [(sentinel, f"P{p + 1}") for p in healthy]
+                jobs.append(("six positions", six, overrides, judged, out / f"six-s{seed}-{g:03d}-{c:03d}"))
+    return jobs
+
+
+Job = tuple[str, Path, list[str], list[tuple[Trial, str | None]], Path]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--knob", default=None, help="only knobs whose name contains this text")
+    parser.add_argument("--flags", action="store_true", help="also try the on/off knobs (on and off)")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+                        help="print the table from DIR/judged.jsonl of an earlier (or running) benchmark; no runs")
     args = parser.parse_args()
-    meter = load_bench(ONE).meter
-    if load_bench(SIX).meter != meter:
-        sys.exit("benches/twin.yaml and benches/twin-rack.yaml carry different meter types: values would differ")
-    all_trials, no_boundary, text_knobs = trials(meter, args.knob)
-    tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
+    all_trials, no_boundary, discrete, text_knobs = trials(args.knob, flags=args.flags)
+    if args.report is not None:
+        stored = [json.loads(line) for line in (args.report / "judged.jsonl").read_text().splitlines() if line]
+        return report(_tallies(stored), no_boundary, discrete, [], None)
+    for one, six in {(t.one, t.six) for t in all_trials}:
+        if load_bench(one).meter.model_dump(exclude={"software_version", "software_checksum"}) != load_bench(
+                six).meter.model_dump(exclude={"software_version", "software_checksum"}):
+            sys.exit(f"{one.name} and {six.name} carry different meter types: the knob values would differ")
+    rows: list[dict[str, Any]] = []
     errors: list[str] = []
+    lock = threading.Lock()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
-        jobs: list[tuple[str, Path, list[str], list[tuple[Trial, str | None]], Path]] = []
-        for seed in range(1, args.seeds + 1):
-            for i, trial in enumerate(all_trials):
-                overrides = [f"{trial.knob}={trial.value:.6g}", f"twin.seed={seed}"]
-                jobs.append(("one position", ONE, overrides, [(trial, None)], out / f"one-s{seed}-{i:03d}"))
-            groups: dict[tuple[tuple[str, ...], bool], list[Trial]] = defaultdict(list)
-            for trial in all_trials:
-                groups[(trial.files, bool(trial.must_catch))].append(trial)
-            for g, ((files, _), members) in enumerate(sorted(groups.items())):
-                for c in range(0, len(members), PER_RUN):
-                    chunk = members[c:c + PER_RUN]
-                    placed = [(t, (k + seed) % RACK_SIZE) for k, t in enumerate(chunk)]
-                    overrides = [f"{_position_key(t.knob, p)}={t.value:.6g}" for t, p in placed]
-                    overrides.append(f"twin.seed={seed}")
-                    healthy = [p for p in range(RACK_SIZE) if p not in {q for _, q in placed}]
-                    judged: list[tuple[Trial, str | None]] = [(t, f"P{p + 1}") for t, p in placed]
-                    sentinel = Trial("(healthy neighbour)", chunk[0].plan, files, 0.0, "healthy", ())
-                    judged += [(sentinel, f"P{p + 1}") for p in healthy]
-                    jobs.append(("six positions", SIX, overrides, judged, out / f"six-s{seed}-{g:03d}-{c:03d}"))
+        out.mkdir(parents=True, exist_ok=True)
+        journal = out / "judged.jsonl"
+        journal.write_text("")
+        jobs = _jobs(all_trials, args.seeds, out)
         print(f"plan_power: {len(all_trials)} trials x {args.seeds} seeds; {len(jobs)} rig runs, {args.jobs} at a time",
               flush=True)
+        done = [0]
 
-        def execute(job: tuple[str, Path, list[str], list[tuple[Trial, str | None]], Path]) -> None:
+        def execute(job: Job) -> None:
             bench_name, bench, overrides, judged, reports = job
-            files = judged[0][0].files
+            files = tuple(sorted({f for trial, _ in judged for f in trial.files}))
             try:
                 results = run_plans(files, str(bench), overrides, reports)
-            except RuntimeError as exc:
-                errors.append(f"{bench_name} {' '.join(overrides)}: {exc}")
+            except (RuntimeError, OSError, ValueError, KeyError) as exc:  # one broken run must not lose the others
+                with lock:
+                    errors.append(f"{bench_name} {' '.join(overrides)}: {exc}")
+                    done[0] += 1
+                    print(f"[{done[0]}/{len(jobs)}] {bench_name} {' '.join(overrides)}: RUN ERROR {exc}", flush=True)
                 return
+            new = []
             for trial, label in judged:
-                failed = _functions(results, label, ("failed", "error"))
                 where = f"{bench_name}{'' if label is None else ' ' + label}, {overrides[-1]}"
-                _judge(tallies[(trial.plan, bench_name)], trial, failed, where)
+                new.append({"plan": trial.plan, "bench": bench_name, "knob": trial.knob, "value": trial.value,
+                            "kind": trial.kind, "must_catch": list(trial.must_catch), "where": where,
+                            "failed": sorted(_functions(results, label, ("failed", "error"))),
+                            "skipped": sorted(_functions(results, label, ("skipped", "bench-fault")))})
+            with lock:
+                rows.extend(new)
+                with journal.open("a") as f:
+                    f.writelines(json.dumps(row) + "\n" for row in new)
+                done[0] += 1
+                verdicts = ", ".join(f"{r['kind']}:{'FAIL' if r['failed'] else 'pass'}" for r in new)
+                print(f"[{done[0]}/{len(jobs)}] {bench_name} {' '.join(overrides)}: {verdicts}", flush=True)
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
             list(pool.map(execute, jobs))
-    for knob in text_knobs:
-        print(f"TEXT KNOB   {knob}: a choice of words, not a magnitude; not tried here (its plan's own tests set it)")
-    return report(tallies, no_boundary, errors, args.out)
+        for knob in text_knobs:
+            print(f"TEXT KNOB   {knob}: a choice of words, not a magnitude; not tried here (its plan's tests set it)")
+        return report(_tallies(rows), no_boundary, discrete, errors, args.out)
 
 
-def report(tallies: dict[tuple[str, str], Tally], no_boundary: list[str], errors: list[str], out: Path | None) -> int:
+def report(tallies: dict[tuple[str, str], Tally], no_boundary: list[str], discrete: list[str], errors: list[str],
+           out: Path | None) -> int:
     """Print the table and the misses; 0 when every target holds."""
     ok = not errors
     print(f"{'plan':<24} {'bench':<14} {'caught at 1.1x':>15} {'false alarms at 0.8x':>21} "
@@ -214,6 +294,8 @@ def report(tallies: dict[tuple[str, str], Tally], no_boundary: list[str], errors
             print(f"MISSED      {miss}")
         for alarm in t.alarms:
             print(f"FALSE ALARM {alarm}")
+    for knob in discrete:
+        print(f"DISCRETE    {knob}: whole-number settings, tried at the catalogue's outside/inside values")
     for knob in no_boundary:
         print(f"NO BOUNDARY {knob}: tried at the catalogue's outside/inside values, not at 1.1x/0.8x")
         ok = False
@@ -223,7 +305,8 @@ def report(tallies: dict[tuple[str, str], Tally], no_boundary: list[str], errors
     if out is not None:
         summary = {f"{p} | {b}": vars(t) for (p, b), t in sorted(tallies.items())}
         (out / "summary.json").write_text(json.dumps({"tallies": summary, "no_boundary": no_boundary,
-                                                      "errors": errors, "targets_met": ok}, indent=2))
+                                                      "discrete": discrete, "errors": errors, "targets_met": ok},
+                                                     indent=2))
     return 0 if ok else 1
 
 
