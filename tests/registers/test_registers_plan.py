@@ -2,16 +2,14 @@
 rack, and catch every knob of their catalogue (testplans/registers/mutations.py): set outside on one position
 of a knob rack, the tests named in its row fail there; set inside, every test passes there.
 
-Three real `rig run` processes, started together: the knob rack (a healthy position and one position per knob
+Four real `rig run` processes (tests/conftest.py `rig_run`), two at a time: the tariff knob rack (its day of bench
+time on a small rack of its own), the rack of every other knob (a healthy position and one position per knob
 value), the six-position twin rack and the one-position default twin."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import json
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +17,14 @@ import pytest
 import yaml
 
 from rig.config import BENCHES_DIR, DEFAULT_BENCH, load_bench
-from rig.mutate import position_outcomes
 from testplans.registers.mutations import MUTATIONS, REGISTERS
 
-ROOT = Path(__file__).resolve().parents[2]
 RACK = BENCHES_DIR / "twin-rack.yaml"
 PLAN = "testplans/registers"
 HEALTHY = "healthy"
 RELAY_PLAN = "testplans/security/test_relay.py"
 TARIFF_PLAN = "testplans/registers/test_tariffs.py"
+RACK_POSITIONS = 6
 
 Row = tuple[str, str | None, Any, tuple[str, ...]]  # position name, knob, value, tests that must fail
 
@@ -49,6 +46,8 @@ def _rows(rack: str) -> list[Row]:
         rows.append((f"{knob}_outside", knob, m.outside(meter), m.catches))
         if not default:
             rows.append((f"{knob}_inside", knob, m.inside(meter), ()))
+    if rack == "tariffs":  # six positions: the tariff day on a six-position rack, healthy meters beside the knobs
+        rows += [(f"{HEALTHY}{n}", None, None, ()) for n in range(2, 2 + max(0, RACK_POSITIONS - len(rows)))]
     return rows
 
 
@@ -66,18 +65,9 @@ def _knob_bench(path: Path, rows: list[Row]) -> Path:
     return path
 
 
-def _rig_run(reports: Path, plans: tuple[str, ...], *args: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "rig.cli", "run", *plans, "--reports", str(reports), *args],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
-    results: dict[str, Any] = json.loads(((reports / "latest").resolve() / "results.json").read_text())
-    results["exit_code"] = proc.returncode
-    results["output"] = proc.stdout[-4000:]
-    return results
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, concurrent.futures.Future[dict[str, Any]]]]:
+def runs(tmp_path_factory: pytest.TempPathFactory, rig_run: Callable[..., Any]
+         ) -> Iterator[dict[str, concurrent.futures.Future[Any]]]:
     """The four runs, two at a time."""
     root = tmp_path_factory.mktemp("registers")
     knobs = _knob_bench(root / "knobs.yaml", _rows("knobs"))
@@ -87,12 +77,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, concurr
             # The tariff plan's day is for the whole rack: it runs on the tariff knob rack only. The relay's knob
             # is caught by the security plan's relay test: it runs on its position and the healthy one, over the
             # UART.
-            "tariffs": pool.submit(_rig_run, root / "tariffs", (TARIFF_PLAN,), "--bench", str(tariffs)),
-            "knobs": pool.submit(_rig_run, root / "knobs", (PLAN, RELAY_PLAN), "--bench", str(knobs), "--",
+            "tariffs": pool.submit(rig_run, TARIFF_PLAN, "--bench", str(tariffs), reports=root / "tariffs"),
+            "knobs": pool.submit(rig_run, PLAN, RELAY_PLAN, "--bench", str(knobs), "--",
                                  "-k(not test_tariff and not test_relay) or ((healthy or relay_welded) and uart and "
-                                 "follows)"),
-            "rack": pool.submit(_rig_run, root / "rack", (PLAN,), "--bench", str(RACK)),
-            "default": pool.submit(_rig_run, root / "default", (PLAN,), "--bench", str(DEFAULT_BENCH)),
+                                 "follows)", reports=root / "knobs"),
+            # The tariff day on six positions is the tariff knob rack's (a day of bench time costs per meter).
+            "rack": pool.submit(rig_run, PLAN, "--bench", str(RACK), "--", "-knot test_tariff", reports=root / "rack"),
+            "default": pool.submit(rig_run, PLAN, "--bench", str(DEFAULT_BENCH), reports=root / "default"),
         }
 
 
@@ -108,17 +99,17 @@ def _functions(outcomes: dict[str, str]) -> dict[str, str]:
 
 @pytest.mark.parametrize("bench_name", ["default", "rack"])
 def test_healthy_twin_passes_the_register_plans(runs: dict[str, Any], bench_name: str) -> None:
-    results = runs[bench_name].result()
-    assert results["exit_code"] == 0, results["output"]
-    assert all(t["outcome"] == "passed" for t in results["tests"]), results["output"]
-    positions = 6 if bench_name == "rack" else 1
-    assert len(results["tests"]) >= 2 * positions
+    run = runs[bench_name].result()
+    assert run.exit_code == 0, run.output[-4000:]
+    assert all(t["outcome"] == "passed" for t in run.tests), run.output[-4000:]
+    positions = RACK_POSITIONS if bench_name == "rack" else 1
+    assert len(run.tests) >= 6 * positions  # every register test on every position (the rack: but the tariffs)
 
 
 @pytest.mark.parametrize(("rack", "row"), ROWS, ids=[f"{rack}-{row[0]}" for rack, row in ROWS])
 def test_each_knob_is_caught_on_its_position_and_only_there(runs: dict[str, Any], rack: str, row: Row) -> None:
     name, knob, _, catches = row
-    outcomes = _functions(position_outcomes(runs[rack].result(), name))
+    outcomes = _functions(runs[rack].result().outcomes(name))
     assert outcomes, f"no test ran on position {name}"
     for test, outcome in outcomes.items():
         if test in catches:
