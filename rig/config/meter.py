@@ -46,6 +46,14 @@ class MeterType(StrictModel):
             return f"{value:g}"
         return value
 
+    @field_validator("software_version", "software_checksum", mode="before")
+    @classmethod
+    def _software_as_text(cls, value: Any) -> Any:
+        # YAML reads 0001 or 12345678 unquoted as a number, losing digits: the declared text must be quoted.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(f"{value!r} was read as a number: quote it as text, e.g. '0001' or '1A2B3C4D'")
+        return value
+
     @field_validator("software_checksum")
     @classmethod
     def _checksum_hex(cls, value: str | None) -> str | None:
