@@ -70,13 +70,12 @@ def registered_power_w(t: Terminals, fundamental_w: float, knobs: HarmonicKnobs)
         return fundamental_w
     true_fundamental = t.fundamental_power_w
     gain = fundamental_w / true_fundamental if true_fundamental else 1.0
-    harmonic_w = t.voltage_v * t.current_a * harmonic_power_fraction(t.harmonics, knobs.bandwidth_order)
-    registered = fundamental_w + harmonic_w * (1.0 + knobs.harmonic_error_pct / 100.0) * gain
+    registered = fundamental_w + harmonic_power_seen_w(t, knobs) * gain
     return registered * (1.0 + distortion_error_pct(t.harmonics, knobs) / 100.0)
 
 
-def registered_harmonic_power_w(t: Terminals, knobs: HarmonicKnobs) -> float:
-    """Active power of the harmonics alone as the meter registers it (its harmonic energy register), W."""
+def harmonic_power_seen_w(t: Terminals, knobs: HarmonicKnobs) -> float:
+    """Active power of the harmonics as the front end sees it (up to its bandwidth, with its own error), W."""
     fraction = harmonic_power_fraction(t.harmonics, knobs.bandwidth_order)
     return t.voltage_v * t.current_a * fraction * (1.0 + knobs.harmonic_error_pct / 100.0)
 
@@ -106,8 +105,7 @@ def split_registered_w(t: Terminals, registered_w: float, knobs: HarmonicKnobs) 
     """The meter's registered power split into its fundamental and harmonic parts, W: both went through the
     same gain (`registered_power_w`), so they share `registered_w` in the proportion the front end saw them."""
     fundamental = t.fundamental_power_w
-    harmonic = t.voltage_v * t.current_a * harmonic_power_fraction(t.harmonics, knobs.bandwidth_order) * (
-        1.0 + knobs.harmonic_error_pct / 100.0)
+    harmonic = harmonic_power_seen_w(t, knobs)
     seen = fundamental + harmonic
     if not t.harmonics or seen == 0:
         return registered_w, 0.0
