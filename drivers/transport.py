@@ -90,9 +90,12 @@ class PyVisaTransport:
                 f"cannot open {self.resource}: {_reason(exc)} (is the instrument on and the address right?)"
             ) from None
         if self._identify:
+            # A link fault here leaves the session as a failed write would (whoever retries reconnects); only
+            # a device that is not an instrument is closed at once.
+            reply = self.query("*IDN?")
             try:
-                self.idn = check_identity(self.resource, self.query("*IDN?"))
-            except Exception:
+                self.idn = check_identity(self.resource, reply)
+            except AddressError:
                 self.close()
                 raise
 
