@@ -141,3 +141,17 @@ def test_the_standards_waveforms() -> None:
     burst = spec.spectrum(spec.burst_fired)
     assert burst.fundamental == pytest.approx(0.5 / math.sqrt(2), rel=1e-6)  # on half the time
     assert any(h.order < 1 for h in burst.content), "a burst-fired current has sub-harmonics"
+
+
+def test_the_twins_harmonic_commands_refuse_what_a_source_would() -> None:
+    with bench_session(load_bench()) as bench:
+        transport = bench.source.transport
+        transport.write("SOUR:HARM:CURR 1,10,0")  # the fundamental is not a harmonic
+        transport.write("SOUR:HARM:CURR 51,10,0")  # above the generator's orders
+        transport.write("SOUR:HARM:CURR 0,10,90")  # DC with a phase angle
+        transport.write("SOUR:HARM:CURR 3,10")  # no phase angle
+        assert bench.source.errors() == [(-222, "Data out of range")] * 3 + [(-109, "Missing parameter")]
+        transport.write("SOUR:HARM:CURR 0.5,20,-90;:SOUR:HARM:VOLT 5,10,0")
+        assert transport.query("SOUR:HARM:CURR?") == "0.5,20.0000,-90.000"
+        transport.write("SOUR:HARM:CLE")
+        assert transport.query("SOUR:HARM:VOLT?") == ""
