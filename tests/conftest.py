@@ -214,10 +214,13 @@ class RackFamily:
 
 @dataclass(frozen=True)
 class CaseFamily:
-    """Knobs proven one `rig run` each: only the catching tests, the knob set outside or inside, per bench."""
+    """Knobs proven one `rig run` each: only the catching tests, the knob set outside or inside, per bench; or,
+    with `rack`, one run per bench of every catching test on a rack with a position per knob outside and inside
+    (the positions' meters are independent, and a plan that measures the rack at once costs one run)."""
 
     benches: Mapping[str, Path]
     healthy: Extra | None = None  # a healthy run of the whole plan
+    rack: bool = False
 
 
 def _ble_position(i: int, name: str) -> dict[str, Any]:
@@ -240,7 +243,8 @@ SECURITY_SEED = 3
 PAIRING = "pairing"
 # The knob families the harness proves (the DL/T 698.45 knobs, some given as text, have tests/dlt698/test_knobs.py).
 FAMILIES: dict[str, RackFamily | CaseFamily] = {
-    "metering": CaseFamily({"class1": BENCHES_DIR / "twin.yaml", "class0.5S": BENCHES_DIR / "twin-ct-0.5S.yaml"}),
+    "metering": CaseFamily({"class1": BENCHES_DIR / "twin.yaml", "class0.5S": BENCHES_DIR / "twin-ct-0.5S.yaml"},
+                           rack=True),
     "spi": CaseFamily({"default": DEFAULT_BENCH}, healthy=Extra(("testplans/spi",))),
     "uart": RackFamily("testplans/comms", lambda i, name: {"expansion_tap": {"serial": "twin"}},
                        exclude={"exclude_params": ("ble",), "exclude_tests": ("test_ble.py::",)}, min_tests=20,
@@ -343,6 +347,19 @@ def _rack_bench(family: str, path: Path) -> Path:
                        twin={"seed": spec.seed, "positions": overrides})
 
 
+def _case_rack(family: str, bench: Path, root: Path) -> tuple[str, ...]:
+    """`rig run` arguments of a case family's rack on `bench`: a healthy position and one per knob outside and
+    inside, every catching test of the family."""
+    meter = load_bench(bench).meter
+    rows = [(HEALTHY, None, False)] + [(position_name(m, v), m, v) for m in family_mutations(family)
+                                       for v in (True, False)]
+    overrides = {i: {family: {knob_name(m): _value(m, meter, v)}} for i, (_, m, v) in enumerate(rows) if m}
+    path = write_bench(root / f"{family}-{bench.stem}-rack.yaml", [{"name": name} for name, _, _ in rows], base=bench,
+                       name=f"{bench.stem}-{family}-knobs", twin={"positions": overrides})
+    catches = sorted({test for m in family_mutations(family) for test in m.catches})
+    return (*catches, "--bench", str(path))
+
+
 class KnobRuns:
     """Every run the knob families need, two twins at a time, started per family on first use and shared by
     every test of the session that asks."""
@@ -368,6 +385,9 @@ class KnobRuns:
                 self._submit((family, HEALTHY), *spec.healthy.args)
             for bench_name, bench in spec.benches.items():
                 meter = load_bench(bench).meter
+                if spec.rack:
+                    self._submit((family, bench_name, "rack"), *_case_rack(family, bench, self._root))
+                    continue
                 for mutation in family_mutations(family):
                     for violating in (True, False):
                         if violating or spec.healthy is None or inside_differs(mutation, meter):
@@ -408,7 +428,15 @@ class KnobRuns:
         return load_bench(bench).meter
 
     def case(self, family: str, bench: str, mutation: Mutation, violating: bool) -> dict[str, str]:
-        """Outcome per test function of one knob case."""
+        """Outcome per test function of one knob case (on a case rack: of the knob's position)."""
+        spec = FAMILIES[family]
+        if isinstance(spec, CaseFamily) and spec.rack:
+            outcome: dict[str, str] = {}
+            for nodeid, result in self.get(family, bench, "rack").outcomes(position_name(mutation, violating)).items():
+                function = nodeid.split("[", 1)[0]
+                if outcome.get(function) != "failed":
+                    outcome[function] = result
+            return outcome
         return self.get(family, bench, mutation.knob, str(violating)).by_function()
 
 
