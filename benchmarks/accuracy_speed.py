@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rig.config import BENCHES_DIR, load_bench
 from rig.procedures import DEFAULT_SETTLE_S, pulses_for_gate
+from testplans.accuracy.helpers import REPEATABILITY_READINGS, constant_test_pulses
 from testplans.specs import accuracy as spec
 
 REPEATS = 3
@@ -45,13 +46,14 @@ def physical_minimum_s(bench: Path) -> float:
     total = sum(gate_s(meter.un_v, p.current_a, p.pf, spec.MIN_READINGS_PER_POINT) for p in spec.load_points(meter))
     total += DEFAULT_SETTLE_S + spec.starting_time_s(meter) + DEFAULT_SETTLE_S + spec.creep_duration_s(meter)
     for label in ("1", "0.5L"):
-        total += gate_s(meter.un_v, meter.ib_a, spec.power_factor(label), spec.REPEATABILITY_MIN_READINGS)
+        total += gate_s(meter.un_v, meter.ib_a, spec.power_factor(label), REPEATABILITY_READINGS)
     for name in ("voltage", "frequency"):
         test = spec.influence_test(meter, name)
         for pf in test.pfs:
             settings = [meter.un_v if test.varies != "voltage" else s for s in (None, *test.settings)]
             total += sum(gate_s(v or meter.un_v, test.current_a, pf, spec.MIN_READINGS_PER_POINT) for v in settings)
-    total += DEFAULT_SETTLE_S + 1000 * 3.6e6 / c / (meter.un_v * meter.imax_a)  # dose 1000 pulses at Imax
+    limit = spec.error_limit_pct(meter, meter.imax_a, spec.power_factor("1")).value_pct
+    total += DEFAULT_SETTLE_S + constant_test_pulses(limit) * 3.6e6 / c / (meter.un_v * meter.imax_a)  # the dose
     return total
 
 
