@@ -70,8 +70,11 @@ MUTATIONS: tuple[Mutation, ...] = (
              _flag(True), _flag(False), "valley periods booked to the peak register"),
     Mutation(f"{REGISTERS}.display_stale_s", (f"{DISPLAY}::test_display_shows_the_register",),
              _stale(True), _stale(False), "the display lags the register",
-             # The limit: the display may take DISPLAY_SETTLE_S to show the register. Seconds.
-             boundary=lambda meter: registers_spec.DISPLAY_SETTLE_S),
+             # What the plan sees: the display read DISPLAY_SETTLE_S after the load stops, with DISPLAY_FRACTION of a
+             # step dosed at Ib, shows one step less once it lags more than the settle time and that fraction's
+             # dosing time (checked on the twin at 1.1x failing and 0.8x passing, classes 1 and 0.5S). Seconds.
+             boundary=lambda meter: registers_spec.DISPLAY_SETTLE_S + registers_spec.DISPLAY_FRACTION
+             * registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a)),
     Mutation(f"{REGISTERS}.display_rounds", (f"{DISPLAY}::test_display_shows_the_register",),
              _flag(True), _flag(False), "the display rounds the last digit the register truncates"),
     Mutation(f"{REGISTERS}.relay_welded", (f"{RELAY}::test_relay_follows_valid_commands",),
