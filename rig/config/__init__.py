@@ -30,6 +30,7 @@ from rig.config.load import (
     load_bench,
     parse_ambient,
     parse_override,
+    read_bench_yaml,
     read_text_capped,
     validate_bench,
 )
@@ -73,5 +74,5 @@ __all__ = [
     "MeteringKnobs", "PositionConfig", "PowerKnobs", "ReferenceTwin", "RunPolicy", "SafetyLimits",
     "SecurityKnobs", "SerialSettings", "SourceTwin", "SpiKnobs", "SpiPositionConfig", "SpiSignals", "StrictModel",
     "TwinConfig", "UartKnobs", "UartTapConfig", "apply_override", "ble_uuid", "dump_bench", "knob", "load_bench",
-    "parse_ambient", "parse_override", "read_text_capped", "validate_bench",
+    "parse_ambient", "parse_override", "read_bench_yaml", "read_text_capped", "validate_bench",
 ]

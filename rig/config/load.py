@@ -87,9 +87,8 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
             node = node.setdefault(key, {})
 
 
-def load_bench(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> BenchConfig:
-    """Read, override and validate a bench file (default: the embedded twin bench)."""
-    source = Path(path) if path is not None else DEFAULT_BENCH
+def read_bench_yaml(source: Path) -> dict[str, Any]:
+    """A bench file's YAML as a mapping (size-capped), or a ConfigError naming what is wrong with it."""
     text = read_text_capped(source, "bench file")
     try:
         data = yaml.safe_load(text)
@@ -101,6 +100,13 @@ def load_bench(path: str | Path | None = None, overrides: list[str] | tuple[str,
         raise ConfigError(f"bench file {source} is nested too deeply to be a bench file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"bench file {source} must be a YAML mapping at the top level")
+    return data
+
+
+def load_bench(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> BenchConfig:
+    """Read, override and validate a bench file (default: the embedded twin bench)."""
+    source = Path(path) if path is not None else DEFAULT_BENCH
+    data = read_bench_yaml(source)
     overridden = []
     for text_override in overrides:
         key_path, value = parse_override(text_override)

@@ -20,9 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rig.config import ConfigError, apply_override, parse_override, read_text_capped
+from rig.config import ConfigError, apply_override, parse_override, read_bench_yaml
 from rig.config.place import PLACE_RESOURCES_ENV, PlaceConfig
 from rig.lab.lease import ACQUIRED, ERROR, WAITING
 from rig.lab.resources import PlaceError
@@ -33,9 +31,7 @@ def place_of_bench(bench_file: str | Path | None, overrides: tuple[str, ...] | l
     `place:NAME` values can only be validated once the place is held."""
     if bench_file is None:
         return None
-    data = yaml.safe_load(read_text_capped(Path(bench_file), "bench file"))
-    if not isinstance(data, dict):
-        return None  # the bench file's own validation says what is wrong with it
+    data = read_bench_yaml(Path(bench_file))
     for text in overrides:
         path, value = parse_override(text)
         if path[0] == "place":
