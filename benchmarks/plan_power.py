@@ -23,7 +23,9 @@ Plans that need an instrument the default twin benches lack run on benches that 
 climate plans on the chamber benches). Only the test functions that must catch a knob are run (`catches` of its
 catalogue entry), at 1.1x and at 0.8x alike. On/off knobs are tried only with `--flags` (they are not marginal:
 `rig mutate` covers them). Every judged trial is appended to judged.jsonl in `--out` as it finishes, and
-`--report DIR` prints the table again from a (finished or partial) run's judged.jsonl. The printout gives, per plan,
+`--report DIR` prints the table again from a (finished or partial) run's judged.jsonl; `--resume` with the same
+`--out` runs only the runs that left no results there (a run that fails to start is retried once a minute later).
+The printout gives, per plan,
 caught/tried at 1.1x, false alarms/tried at 0.8x and failed/tried healthy neighbours for each bench.
 Targets: 100 % caught at 1.1x, no false alarm at 0.8x, and every numeric knob has a boundary (otherwise 1.1x
 is not what was tried). Exit 0 when all hold, 1 otherwise. `--knob TEXT` limits the run to knobs containing
@@ -221,6 +223,8 @@ def main() -> int:
     parser.add_argument("--knob", default=None, help="only knobs whose name contains this text")
     parser.add_argument("--flags", action="store_true", help="also try the on/off knobs (on and off)")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --out: keep the runs already judged there and run only the rest (errors too)")
     parser.add_argument("--report", type=Path, default=None, metavar="DIR",
                         help="print the table from DIR/judged.jsonl of an earlier (or running) benchmark; no runs")
     args = parser.parse_args()
@@ -239,8 +243,13 @@ def main() -> int:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         journal = out / "judged.jsonl"
-        journal.write_text("")
         jobs = _jobs(all_trials, args.seeds, out)
+        if args.resume and journal.exists():
+            # A run that left results was judged; the others (errors, or never started) run now.
+            rows += [json.loads(line) for line in journal.read_text().splitlines() if line]
+            jobs = [job for job in jobs if not (job[4] / "latest" / "results.json").exists()]
+        else:
+            journal.write_text("")
         print(f"plan_power: {len(all_trials)} trials x {args.seeds} seeds; {len(jobs)} rig runs, {args.jobs} at a time",
               flush=True)
         done = [0]
@@ -249,7 +258,11 @@ def main() -> int:
             bench_name, bench, overrides, judged, reports = job
             files = tuple(sorted({f for trial, _ in judged for f in trial.files}))
             try:
-                results = run_plans(files, str(bench), overrides, reports)
+                try:
+                    results = run_plans(files, str(bench), overrides, reports)
+                except RuntimeError:  # the tree may be mid-edit (a shared working copy): once more, a minute later
+                    threading.Event().wait(60.0)
+                    results = run_plans(files, str(bench), overrides, reports)
             except (RuntimeError, OSError, ValueError, KeyError) as exc:  # one broken run must not lose the others
                 with lock:
                     errors.append(f"{bench_name} {' '.join(overrides)}: {exc}")
