@@ -245,7 +245,7 @@ PAIRING = "pairing"
 FAMILIES: dict[str, RackFamily | CaseFamily] = {
     "metering": CaseFamily({"class1": BENCHES_DIR / "twin.yaml", "class0.5S": BENCHES_DIR / "twin-ct-0.5S.yaml"},
                            rack=True),
-    "spi": CaseFamily({"default": DEFAULT_BENCH}, healthy=Extra(("testplans/spi",))),
+    "spi": CaseFamily({"default": DEFAULT_BENCH}, healthy=Extra(("testplans/spi",)), rack=True),
     "uart": RackFamily("testplans/comms", lambda i, name: {"expansion_tap": {"serial": "twin"}},
                        exclude={"exclude_params": ("ble",), "exclude_tests": ("test_ble.py::",)}, min_tests=20,
                        extras={"six-position rack": Extra(("testplans/comms", "--bench", str(RACK)))}),
@@ -354,7 +354,11 @@ def _case_rack(family: str, bench: Path, root: Path) -> tuple[str, ...]:
     rows = [(HEALTHY, None, False)] + [(position_name(m, v), m, v) for m in family_mutations(family)
                                        for v in (True, False)]
     overrides = {i: {family: {knob_name(m): _value(m, meter, v)}} for i, (_, m, v) in enumerate(rows) if m}
-    path = write_bench(root / f"{family}-{bench.stem}-rack.yaml", [{"name": name} for name, _, _ in rows], base=bench,
+    # Each position wired as the bench's first (its ports and SPI link), less what names one meter.
+    wiring = {k: v for k, v in yaml.safe_load(bench.read_text())["positions"][0].items()
+              if k not in ("name", "address", "pulse_channel", "ble", "dlt698", "protocol")}
+    path = write_bench(root / f"{family}-{bench.stem}-rack.yaml", [{**wiring, "name": name} for name, _, _ in rows],
+                       base=bench,
                        name=f"{bench.stem}-{family}-knobs", twin={"positions": overrides})
     catches = sorted({test for m in family_mutations(family) for test in m.catches})
     return (*catches, "--bench", str(path))
