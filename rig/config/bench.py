@@ -113,6 +113,7 @@ class BenchConfig(StrictModel):
         None, description="SQLAlchemy URL of the results journal (default: SQLite in the run folder)"
     )
     run: RunPolicy = Field(default_factory=lambda: RunPolicy(), description="what a run does about bench faults")
+    place: PlaceConfig | None = Field(None, description="the labgrid place this bench is (rig run --place)")
     lab: Path | None = Field(None, description="the lab profile file (rig/config/lab.py), relative to the bench file")
 
     @field_validator("lab")
@@ -123,7 +124,6 @@ class BenchConfig(StrictModel):
         if value is not None:
             load_lab_profile(value.resolve())  # a bad profile is refused with the bench file, not at the report
         return value.resolve() if value is not None else None
-    place: PlaceConfig | None = Field(None, description="the labgrid place this bench is (rig run --place)")
 
     @model_validator(mode="before")
     @classmethod
