@@ -47,3 +47,6 @@ with Client(options) as client:
                 value = [d.value for d in value]  # array of registers
             shown = value
             print(f"  {column.oi:04X}{column.attribute:02X}{column.index:02X}:", shown)
+    # Read again: a minute freeze may have fallen between the first reading and the record (the twin runs paced).
+    after = client.get(Oad(oi=0x0010, attribute=2)).require_data()
+    print("0010 0200 forward active energy after the record (raw):", [d.value for d in after.value])
