@@ -105,7 +105,7 @@ def test_runs_in_the_lab_database_verify_and_certify(two_benches: dict[str, dict
     out = tmp_path / "cert.html"
     certified = CliRunner().invoke(main, ["report", folder.name, "--db", lab_db, "--out", str(out)])
     assert certified.exit_code == 0, certified.stderr
-    assert "meter 000000000202" in out.read_text() and "lab-b" in out.read_text()
+    assert "000000000202, bench position P1" in out.read_text() and "lab-b" in out.read_text()  # lab-b's meter
     with sa.create_engine(lab_db).begin() as conn:
         conn.execute(sa.text("UPDATE records SET value = value + 1 WHERE seq = 5 AND run_id = :r"),
                      {"r": folder.name})
