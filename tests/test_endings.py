@@ -189,6 +189,9 @@ def run_case(case: Case, bench_file: Path | None, base: Path) -> Outcome:
     if not _wait(lambda: not _processes_marked(marker), 5.0, 0.1):
         orphans = _processes_marked(marker)
     run_dir = next(p for p in reports.iterdir() if p.is_dir() and not p.is_symlink())
+    if case.killed and bench_file is not None:
+        # The switch notes what it did once its own `OUTP?` has read off, which this test may see first.
+        _wait(lambda: "dead-man's switch # " in (run_dir / "traffic.log").read_text(), 5.0)
     traffic = (run_dir / "traffic.log").read_text()
     sent = [line.split(" > ", 1)[1] for line in traffic.splitlines() if " > " in line]
     output_commands = [c.split(";")[0] for c in sent if c.startswith(("OUTP ON", "OUTP OFF"))]
@@ -424,7 +427,8 @@ def test_signals_from_outside_while_the_plan_holds_the_source_on(served_twins: l
     assert certificate == "incomplete"
     if signals == ("SIGKILL",):
         assert proc.returncode == -signal.SIGKILL and verdict is None
-        assert "dead-man's switch # " in (run_dir / "traffic.log").read_text()
+        # The switch notes what it did once its own `OUTP?` has read off, which this test may see first.
+        assert _wait(lambda: "dead-man's switch # " in (run_dir / "traffic.log").read_text(), 5.0)
     else:
         assert proc.returncode == 130, stderr
         assert verdict == INTERRUPTED
