@@ -50,6 +50,11 @@ class Mutation:
         return base + factor * (self.boundary(meter) - base)
 
 
+def flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    """An on/off defect: on (1) outside, off (0, the healthy meter) inside."""
+    return lambda meter: 1.0 if violating else 0.0
+
+
 def _max_basic_limit(meter: spec.MeterTypeLike, pf: str) -> float:
     """The tightest limit of the class at `pf` (Itr/0.1 Ib .. Imax), %."""
     return min(p.limit.value_pct for p in spec.load_points(meter) if p.pf.label == pf)
@@ -205,10 +210,6 @@ SPI_CONSISTENCY = "testplans/spi/test_consistency.py"
 SPI = "twin.meter.spi"
 
 
-def _flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # A defect that is there or not: on outside, off (the healthy chip) inside.
-    return lambda meter: 1.0 if violating else 0.0
-
 
 def _energy_scale(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
     # The dose runs at Imax, PF 1; one count is 0.1 % of it, the healthy chip adds its own small error.
@@ -282,12 +283,12 @@ def _poll_jitter_boundary(meter: spec.MeterTypeLike) -> float:
 SPI_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{SPI}.write_protect_ignored",
              (f"{SPI_REGISTERS}::test_write_protection", f"{SPI_REGISTERS}::test_calibration_checksum_stable"),
-             _flag(True), _flag(False), "the chip takes writes while protected"),
-    Mutation(f"{SPI}.rdata_not_updated", (f"{SPI_REGISTERS}::test_rdata_wdata_echo",), _flag(True), _flag(False),
+             flag(True), flag(False), "the chip takes writes while protected"),
+    Mutation(f"{SPI}.rdata_not_updated", (f"{SPI_REGISTERS}::test_rdata_wdata_echo",), flag(True), flag(False),
              "RData does not echo the last read"),
-    Mutation(f"{SPI}.wrong_device_id", (f"{SPI_REGISTERS}::test_device_id",), _flag(True), _flag(False),
+    Mutation(f"{SPI}.wrong_device_id", (f"{SPI_REGISTERS}::test_device_id",), flag(True), flag(False),
              "the chip is not the RN8209 it claims to be"),
-    Mutation(f"{SPI}.msb_last", (f"{SPI_REGISTERS}::test_device_id",), _flag(True), _flag(False),
+    Mutation(f"{SPI}.msb_last", (f"{SPI_REGISTERS}::test_device_id",), flag(True), flag(False),
              "register data least significant byte first"),
     # The chip is the meter's front end: its energy error is in the pulses and the registers as well.
     Mutation(f"{SPI}.energy_scale_error_pct", (f"{SPI_CONSISTENCY}::test_chip_energy_agrees_with_reference",
@@ -315,10 +316,6 @@ COMMS_CLOCK = "testplans/comms/test_clock.py"
 UART = "twin.meter.uart"
 
 
-def _uart_flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # A firmware defect is there or not: on outside, off (the healthy meter) inside.
-    return lambda meter: 1.0 if violating else 0.0
-
 
 def _reply_delay(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
     # The twin adds ±0.04 s of jitter to the knob: 0.6 s is past the 500 ms limit for every reply, 0.4 s
@@ -332,24 +329,24 @@ def _reply_delay(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
 
 
 UART_MUTATIONS: tuple[Mutation, ...] = (
-    Mutation(f"{UART}.checksum_error", (f"{COMMS_FRAMING}::test_reply_frames_conform",), _uart_flag(True),
-             _uart_flag(False), "replies carry a wrong checksum"),
+    Mutation(f"{UART}.checksum_error", (f"{COMMS_FRAMING}::test_reply_frames_conform",), flag(True),
+             flag(False), "replies carry a wrong checksum"),
     Mutation(f"{UART}.address_high_byte_first", (f"{COMMS_FRAMING}::test_reply_frames_conform",
                                                  f"{COMMS_FRAMING}::test_wildcard_and_broadcast"),
-             _uart_flag(True), _uart_flag(False), "replies carry the address high byte first"),
-    Mutation(f"{UART}.no_data_offset", (f"{COMMS_FRAMING}::test_reply_frames_conform",), _uart_flag(True),
-             _uart_flag(False), "reply data without +33H"),
+             flag(True), flag(False), "replies carry the address high byte first"),
+    Mutation(f"{UART}.no_data_offset", (f"{COMMS_FRAMING}::test_reply_frames_conform",), flag(True),
+             flag(False), "reply data without +33H"),
     Mutation(f"{UART}.reply_delay_s", (f"{COMMS_FRAMING}::test_reply_latency",), _reply_delay(True),
              _reply_delay(False), "replies come later than 500 ms",
              boundary=lambda meter: _reply_delay(True)(meter) / 1.2),
-    Mutation(f"{UART}.ignores_preamble", (f"{COMMS_FRAMING}::test_preamble_handling",), _uart_flag(True),
-             _uart_flag(False), "requests after FE wake-up bytes are not recognised"),
-    Mutation(f"{UART}.silent_on_error", (f"{COMMS_FRAMING}::test_error_replies",), _uart_flag(True),
-             _uart_flag(False), "no abnormal reply: errors get silence"),
-    Mutation(f"{UART}.wrong_control_bits", (f"{COMMS_FRAMING}::test_reply_frames_conform",), _uart_flag(True),
-             _uart_flag(False), "normal replies claim follow-up frames (D5)"),
+    Mutation(f"{UART}.ignores_preamble", (f"{COMMS_FRAMING}::test_preamble_handling",), flag(True),
+             flag(False), "requests after FE wake-up bytes are not recognised"),
+    Mutation(f"{UART}.silent_on_error", (f"{COMMS_FRAMING}::test_error_replies",), flag(True),
+             flag(False), "no abnormal reply: errors get silence"),
+    Mutation(f"{UART}.wrong_control_bits", (f"{COMMS_FRAMING}::test_reply_frames_conform",), flag(True),
+             flag(False), "normal replies claim follow-up frames (D5)"),
     Mutation(f"{UART}.broadcast_time_always_accepted", (f"{COMMS_CLOCK}::test_broadcast_time_refused_outside_rules",),
-             _uart_flag(True), _uart_flag(False), "broadcast time sync taken outside the rules"),
+             flag(True), flag(False), "broadcast time sync taken outside the rules"),
 )
 MUTATIONS = (*MUTATIONS, *UART_MUTATIONS)
 
@@ -364,31 +361,27 @@ SECURITY_LOCKOUT = "testplans/security/test_lockout.py"
 SECURITY = "twin.meter.security"
 
 
-def _security_flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # A firmware or ESAM defect is there or not: on outside, off (the healthy meter) inside.
-    return lambda meter: 1.0 if violating else 0.0
-
 
 SECURITY_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{SECURITY}.mac_not_checked",
              (f"{SECURITY_PROTECTED}::test_tampered_mac_refused",
               f"{SECURITY_RELAY}::test_relay_unchanged_by_refused_commands"),
-             _security_flag(True), _security_flag(False), "protected data taken whatever its MAC"),
+             flag(True), flag(False), "protected data taken whatever its MAC"),
     Mutation(f"{SECURITY}.replay_accepted",
              (f"{SECURITY_PROTECTED}::test_replayed_frame_refused",
               f"{SECURITY_LOCKOUT}::test_lockout_after_threshold_and_daily_reset"),
-             _security_flag(True), _security_flag(False), "a replayed protected command is taken"),
+             flag(True), flag(False), "a replayed protected command is taken"),
     Mutation(f"{SECURITY}.session_never_expires", (f"{SECURITY_SESSION}::test_session_expires_on_the_clock",),
-             _security_flag(True), _security_flag(False), "the session outlives its validity"),
+             flag(True), flag(False), "the session outlives its validity"),
     Mutation(f"{SECURITY}.lockout_disabled", (f"{SECURITY_LOCKOUT}::test_lockout_after_threshold_and_daily_reset",),
-             _security_flag(True), _security_flag(False), "200 MAC errors do not suspend the meter"),
+             flag(True), flag(False), "200 MAC errors do not suspend the meter"),
     Mutation(f"{SECURITY}.dispersion_not_checked",
              (f"{SECURITY_AUTHENTICATION}::test_wrong_dispersion_factor_rejected",),
-             _security_flag(True), _security_flag(False), "another meter's keys open this one"),
+             flag(True), flag(False), "another meter's keys open this one"),
     Mutation(f"{SECURITY}.deadline_not_checked", (f"{SECURITY_PROTECTED}::test_expired_deadline_refused",),
-             _security_flag(True), _security_flag(False), "a command past its deadline is executed"),
+             flag(True), flag(False), "a command past its deadline is executed"),
     Mutation(f"{SECURITY}.weak_random", (f"{SECURITY_AUTHENTICATION}::test_random2_fresh_each_authentication",),
-             _security_flag(True), _security_flag(False), "random2 repeats between authentications"),
+             flag(True), flag(False), "random2 repeats between authentications"),
 )
 MUTATIONS = (*MUTATIONS, *SECURITY_MUTATIONS)
 
@@ -401,10 +394,6 @@ POWER_TRANSIENTS = "testplans/power/test_transients.py"
 POWER = "twin.meter.power"
 _DIP_WITH_ENERGY = "50 % for 1 min"  # the dips program a meter that counts during a dip shows in
 
-
-def _power_flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # A firmware defect is there or not: on outside, off (the healthy meter) inside.
-    return lambda meter: 1.0 if violating else 0.0
 
 
 def _energy_lost(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
@@ -450,9 +439,9 @@ POWER_MUTATIONS: tuple[Mutation, ...] = (
              # Any loss is a defect; the registers resolve one step.
              boundary=lambda meter: power_spec.REGISTER_RESOLUTION_KWH),
     Mutation(f"{POWER}.no_power_down_event", (f"{POWER_OUTAGE}::test_power_down_event_recorded",),
-             _power_flag(True), _power_flag(False), "power-downs are not logged"),
+             flag(True), flag(False), "power-downs are not logged"),
     Mutation(f"{POWER}.event_end_time_wrong", (f"{POWER_OUTAGE}::test_power_down_event_recorded",),
-             _power_flag(True), _power_flag(False), "power-down records end at their start time"),
+             flag(True), flag(False), "power-down records end at their start time"),
     Mutation(f"{POWER}.rtc_drift_ppm_on_battery", (f"{POWER_OUTAGE}::test_rtc_after_72h_outage",), _rtc_ppm(True),
              _rtc_ppm(False), "the clock drifts beyond 0.5 s/day on the battery",
              boundary=lambda meter: power_spec.RTC_RATE_S_PER_DAY / 86400.0 * 1e6),
@@ -481,21 +470,17 @@ COMMS_BLE = "testplans/comms/test_ble.py"
 BLE = "twin.meter.ble"
 
 
-def _ble_flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # A module defect is there or not: on outside, off (the healthy module) inside.
-    return lambda meter: 1.0 if violating else 0.0
-
 
 BLE_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{BLE}.drops_notifications",
              (f"{COMMS_BLE}::test_replies_longer_than_one_notification", f"{COMMS_FRAMING}::test_reply_frames_conform"),
-             _ble_flag(True), _ble_flag(False), "a reply spanning several notifications loses one"),
-    Mutation(f"{BLE}.wrong_service_uuid", (f"{COMMS_BLE}::test_advertising_and_service",), _ble_flag(True),
-             _ble_flag(False), "the transparent UART sits under another service UUID"),
-    Mutation(f"{BLE}.ignores_mtu", (f"{COMMS_BLE}::test_mtu_negotiation",), _ble_flag(True), _ble_flag(False),
+             flag(True), flag(False), "a reply spanning several notifications loses one"),
+    Mutation(f"{BLE}.wrong_service_uuid", (f"{COMMS_BLE}::test_advertising_and_service",), flag(True),
+             flag(False), "the transparent UART sits under another service UUID"),
+    Mutation(f"{BLE}.ignores_mtu", (f"{COMMS_BLE}::test_mtu_negotiation",), flag(True), flag(False),
              "notifications longer than the negotiated ATT MTU"),
-    Mutation(f"{BLE}.duplicate_on_reconnect", (f"{COMMS_BLE}::test_reconnect_command_once",), _ble_flag(True),
-             _ble_flag(False), "a command acts again after a reconnect"),
+    Mutation(f"{BLE}.duplicate_on_reconnect", (f"{COMMS_BLE}::test_reconnect_command_once",), flag(True),
+             flag(False), "a command acts again after a reconnect"),
 )
 MUTATIONS = (*MUTATIONS, *BLE_MUTATIONS)
 
@@ -509,40 +494,40 @@ DLT698_UPGRADE = "testplans/dlt698/test_upgrade.py"
 DLT698 = "twin.meter.dlt698"
 
 
-def _constant(value: float) -> Callable[[spec.MeterTypeLike], float]:
+def _fixed(value: float) -> Callable[[spec.MeterTypeLike], float]:
     return lambda meter: value
 
 
 # The knobs given as text (freeze_boundary, reports) are not numbers `rig mutate` can set; the DL/T 698.45 knob
 # tests (tests/dlt698/test_dlt698_knobs.py) set them.
 DLT698_MUTATIONS: tuple[Mutation, ...] = (
-    Mutation(f"{DLT698}.hcs_error", (f"{DLT698_FRAMES}::test_reply_frames_conform",), _constant(1.0),
-             _constant(0.0), "698 replies carry a wrong HCS"),
-    Mutation(f"{DLT698}.fcs_error", (f"{DLT698_FRAMES}::test_reply_frames_conform",), _constant(1.0),
-             _constant(0.0), "698 replies carry a wrong FCS"),
-    Mutation(f"{DLT698}.dar_wrong", (f"{DLT698_FRAMES}::test_refusals_name_the_reason",), _constant(1.0),
-             _constant(0.0), "refusals answer DAR 255 instead of the reason"),
+    Mutation(f"{DLT698}.hcs_error", (f"{DLT698_FRAMES}::test_reply_frames_conform",), _fixed(1.0),
+             _fixed(0.0), "698 replies carry a wrong HCS"),
+    Mutation(f"{DLT698}.fcs_error", (f"{DLT698_FRAMES}::test_reply_frames_conform",), _fixed(1.0),
+             _fixed(0.0), "698 replies carry a wrong FCS"),
+    Mutation(f"{DLT698}.dar_wrong", (f"{DLT698_FRAMES}::test_refusals_name_the_reason",), _fixed(1.0),
+             _fixed(0.0), "refusals answer DAR 255 instead of the reason"),
     Mutation(f"{DLT698}.energy_scaler", (f"{DLT698_OBJECTS}::test_forward_energy_agrees_with_reference",),
-             _constant(-3.0), _constant(-2.0), "energy registers counted in another scaler than attribute 3 says"),
+             _fixed(-3.0), _fixed(-2.0), "energy registers counted in another scaler than attribute 3 says"),
     # Outside: 5 min against the bench file's 15; inside: the bench file's own period.
     Mutation(f"{DLT698}.minute_freeze_period_min", (f"{DLT698_FREEZE}::test_freeze_objects_as_the_bench_file_says",
                                                     f"{DLT698_FREEZE}::test_minute_freeze_against_reference"),
-             _constant(5.0), _constant(15.0), "minute freeze period not the bench file's"),
+             _fixed(5.0), _fixed(15.0), "minute freeze period not the bench file's"),
     # Outside: 60 s late at Imax is about 220 Wh, three times the limit; inside: 1 s late is about 4 Wh.
     Mutation(f"{DLT698}.freeze_late_s", (f"{DLT698_FREEZE}::test_minute_freeze_against_reference",
                                          f"{DLT698_FREEZE}::test_daily_freeze_across_midnight"),
-             _constant(60.0), _constant(1.0), "freeze values taken after the freeze moment",
+             _fixed(60.0), _fixed(1.0), "freeze values taken after the freeze moment",
              # The plan allows two register steps besides the class limit (of the energy since its start): at Imax
              # the steps alone are reached this late.
              boundary=lambda meter: 2 * power_spec.REGISTER_RESOLUTION_KWH * 3.6e6
              / (meter.phase_factor * meter.un_v * meter.imax_a)),
     # The upgrade defects are there or not: on outside, off (the healthy firmware) inside.
-    Mutation(f"{DLT698}.accepts_corrupt_image", (f"{DLT698_UPGRADE}::test_spoiled_image_refused",), _constant(1.0),
-             _constant(0.0), "the file-transfer check passes a corrupt or unsigned image"),
+    Mutation(f"{DLT698}.accepts_corrupt_image", (f"{DLT698_UPGRADE}::test_spoiled_image_refused",), _fixed(1.0),
+             _fixed(0.0), "the file-transfer check passes a corrupt or unsigned image"),
     Mutation(f"{DLT698}.loses_old_image_on_interruption", (f"{DLT698_UPGRADE}::test_power_loss_never_bricks",),
-             _constant(1.0), _constant(0.0), "a power loss during the switch leaves the meter without an image"),
+             _fixed(1.0), _fixed(0.0), "a power loss during the switch leaves the meter without an image"),
     Mutation(f"{DLT698}.version_not_updated", (f"{DLT698_UPGRADE}::test_signed_image_upgrades",
                                                f"{DLT698_UPGRADE}::test_power_loss_never_bricks"),
-             _constant(1.0), _constant(0.0), "after an upgrade the meter reports the old software version"),
+             _fixed(1.0), _fixed(0.0), "after an upgrade the meter reports the old software version"),
 )
 MUTATIONS = (*MUTATIONS, *DLT698_MUTATIONS)

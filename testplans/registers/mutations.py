@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from testplans.mutations import Mutation
+from testplans.mutations import Mutation, flag
 from testplans.registers import spec as registers_spec
 from testplans.specs import accuracy as spec
 
@@ -42,24 +42,20 @@ def _stale(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
     return value
 
 
-def _flag(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # A firmware defect is there or not: on outside, off (the healthy meter) inside.
-    return lambda meter: 1.0 if violating else 0.0
-
 
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{REGISTERS}.software_version_wrong", (f"{IDENTITY}::test_software_is_the_declared_software",),
-             _flag(True), _flag(False), "the meter reports a software version other than the declared one"),
+             flag(True), flag(False), "the meter reports a software version other than the declared one"),
     Mutation(f"{REGISTERS}.software_checksum_wrong", (f"{IDENTITY}::test_software_is_the_declared_software",),
-             _flag(True), _flag(False), "the meter runs a build whose checksum is not the declared one"),
+             flag(True), flag(False), "the meter runs a build whose checksum is not the declared one"),
     Mutation(f"{REGISTERS}.reverse_counted_forward", (f"{REVERSE}::test_reverse_energy_registered",),
-             _flag(True), _flag(False), "energy flowing back is added to the forward register"),
+             flag(True), flag(False), "energy flowing back is added to the forward register"),
     Mutation(f"{REGISTERS}.direction_bit_stuck", (f"{REVERSE}::test_direction_status_bit",),
-             _flag(True), _flag(False), "status word 1 never shows reverse power"),
+             flag(True), flag(False), "status word 1 never shows reverse power"),
     Mutation(f"{REGISTERS}.event_log_stops_when_full", (f"{EVENT_LOG}::test_clock_setting_log_rolls_over",),
-             _flag(True), _flag(False), "the clock-setting log stops recording when its records are used"),
+             flag(True), flag(False), "the clock-setting log stops recording when its records are used"),
     Mutation(f"{REGISTERS}.event_log_overwrites_newest", (f"{EVENT_LOG}::test_clock_setting_log_rolls_over",),
-             _flag(True), _flag(False), "a full clock-setting log overwrites its newest record"),
+             flag(True), flag(False), "a full clock-setting log overwrites its newest record"),
     Mutation(f"{REGISTERS}.tariff_switch_late_min", (f"{TARIFFS}::test_tariff_registers_follow_the_schedule",),
              _late(True), _late(False), "the meter switches tariff late",
              # The tariff before a switch moves by P·d where the reference gives it nothing: the plan allows one
@@ -67,7 +63,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              boundary=lambda meter: (registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a)
                                      + registers_spec.CLOCK_READ_S) / 60.0),
     Mutation(f"{REGISTERS}.tariff_wrong", (f"{TARIFFS}::test_tariff_registers_follow_the_schedule",),
-             _flag(True), _flag(False), "valley periods booked to the peak register"),
+             flag(True), flag(False), "valley periods booked to the peak register"),
     Mutation(f"{REGISTERS}.display_stale_s", (f"{DISPLAY}::test_display_shows_the_register",),
              _stale(True), _stale(False), "the display lags the register",
              # What the plan sees: the display read DISPLAY_SETTLE_S after the load stops, with DISPLAY_FRACTION of a
@@ -76,7 +72,7 @@ MUTATIONS: tuple[Mutation, ...] = (
              boundary=lambda meter: registers_spec.DISPLAY_SETTLE_S + registers_spec.DISPLAY_FRACTION
              * registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a)),
     Mutation(f"{REGISTERS}.display_rounds", (f"{DISPLAY}::test_display_shows_the_register",),
-             _flag(True), _flag(False), "the display rounds the last digit the register truncates"),
+             flag(True), flag(False), "the display rounds the last digit the register truncates"),
     Mutation(f"{REGISTERS}.relay_welded", (f"{RELAY}::test_relay_follows_valid_commands",),
-             _flag(True), _flag(False), "welded contacts: the meter reports open while current flows"),
+             flag(True), flag(False), "welded contacts: the meter reports open while current flows"),
 )
