@@ -28,8 +28,8 @@ catalogue entry), at 1.1x and at 0.8x alike. On/off knobs are tried only with `-
 The printout gives, per plan,
 caught/tried at 1.1x, false alarms/tried at 0.8x and failed/tried healthy neighbours for each bench.
 Targets: 100 % caught at 1.1x, no false alarm at 0.8x, and every numeric knob has a boundary (otherwise 1.1x
-is not what was tried). Exit 0 when all hold, 1 otherwise. `--knob TEXT` limits the run to knobs containing
-TEXT; `--jobs N` runs N `rig run` processes at a time; `--out DIR` keeps every run's results (and writes
+is not what was tried). Exit 0 when all hold, 1 otherwise. `--knob TEXT` (repeatable) limits the run to knobs
+containing TEXT; `--report OLD NEW` merges folders, a knob judged in NEW replacing its trials in OLD; `--jobs N` runs N `rig run` processes at a time; `--out DIR` keeps every run's results (and writes
 summary.json there).
 """
 
@@ -102,7 +102,7 @@ def _is_whole_number_knob(knob: str) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def trials(only: str | None, *, flags: bool = False) -> tuple[list[Trial], list[str], list[str], list[str]]:
+def trials(only: Sequence[str] | None, *, flags: bool = False) -> tuple[list[Trial], list[str], list[str], list[str]]:
     """Two trials per catalogue entry; the knobs tried at catalogue values (no boundary); the discrete knobs; the
     knobs given as text."""
     out: list[Trial] = []
@@ -110,7 +110,7 @@ def trials(only: str | None, *, flags: bool = False) -> tuple[list[Trial], list[
     discrete: list[str] = []
     text_knobs: list[str] = []
     for m in mutation_catalogue():
-        if only and only not in m.knob:
+        if only and not any(text in m.knob for text in only):
             continue
         plan = _plan(m.catches[0])
         one, six = BENCHES_FOR.get(plan, (ONE, SIX))
@@ -175,6 +175,19 @@ def _judge(tally: Tally, row: dict[str, Any]) -> None:
             tally.alarms.append(f"{what}, {where}): {sorted(failed)[0]}")
 
 
+def _merged(folders: Sequence[Path]) -> list[dict[str, Any]]:
+    """The judged trials of several benchmark folders; a knob judged in a later folder drops its earlier trials."""
+    rows: list[dict[str, Any]] = []
+    for folder in folders:
+        journal = folder / "judged.jsonl"
+        if not journal.is_file():
+            sys.exit(f"{folder}: no judged.jsonl (not a plan_power --out folder)")
+        new = [json.loads(line) for line in journal.read_text().splitlines() if line]
+        knobs = {row["knob"] for row in new}
+        rows = [row for row in rows if row["knob"] not in knobs] + new
+    return rows
+
+
 def _tallies(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], Tally]:
     tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
     for row in rows:
@@ -220,18 +233,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--knob", default=None, help="only knobs whose name contains this text")
+    parser.add_argument("--knob", action="append", default=None,
+                        help="only knobs whose name contains this text (repeat for several)")
     parser.add_argument("--flags", action="store_true", help="also try the on/off knobs (on and off)")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--resume", action="store_true",
                         help="with --out: keep the runs already judged there and run only the rest (errors too)")
-    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
-                        help="print the table from DIR/judged.jsonl of an earlier (or running) benchmark; no runs")
+    parser.add_argument("--report", type=Path, nargs="+", default=None, metavar="DIR",
+                        help="print the table from DIR/judged.jsonl of an earlier (or running) benchmark; no runs. "
+                             "With several folders, a knob judged in a later one replaces its trials from the "
+                             "earlier ones (a re-run of some knobs after a change)")
     args = parser.parse_args()
     all_trials, no_boundary, discrete, text_knobs = trials(args.knob, flags=args.flags)
     if args.report is not None:
-        stored = [json.loads(line) for line in (args.report / "judged.jsonl").read_text().splitlines() if line]
-        return report(_tallies(stored), no_boundary, discrete, [], None)
+        return report(_tallies(_merged(args.report)), no_boundary, discrete, [], None)
     for one, six in {(t.one, t.six) for t in all_trials}:
         if load_bench(one).meter.model_dump(exclude={"software_version", "software_checksum"}) != load_bench(
                 six).meter.model_dump(exclude={"software_version", "software_checksum"}):
