@@ -29,8 +29,9 @@ The printout gives, per plan,
 caught/tried at 1.1x, false alarms/tried at 0.8x and failed/tried healthy neighbours for each bench.
 Targets: 100 % caught at 1.1x, no false alarm at 0.8x, and every numeric knob has a boundary (otherwise 1.1x
 is not what was tried). Exit 0 when all hold, 1 otherwise. `--knob TEXT` (repeatable) limits the run to knobs
-containing TEXT; `--report OLD NEW` merges folders, a knob judged in NEW replacing its trials in OLD; `--jobs N` runs N `rig run` processes at a time; `--out DIR` keeps every run's results (and writes
-summary.json there).
+containing TEXT; `--report OLD NEW` merges folders, a knob judged in NEW replacing its trials in OLD;
+`--jobs N` runs N `rig run` processes at a time; `--out DIR` keeps every run's results (and writes summary.json
+there).
 """
 
 from __future__ import annotations
