@@ -19,28 +19,28 @@ DISPLAY = "testplans/registers/test_display.py"
 RELAY = "testplans/security/test_relay.py"  # the relay's reported state against the current that still flows
 
 
-def _late(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # A late switch books P·d of each period's start to the tariff before it; the plan allows one register step
-    # (0.01 kWh) and the placing of the switch. At Ib the step is d0 = 0.01 kWh / (Un·Ib): outside 4·d0 (past the
-    # step and the placing allowance together), inside 0.3·d0. Minutes.
-    def value(meter: spec.MeterTypeLike) -> float:
-        d0_min = registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a) / 60.0
-        return d0_min * (4.0 if violating else 0.3)
+def _tariff_late_limit_min(meter: spec.MeterTypeLike) -> float:
+    # A late switch books P·d of each period's start to the tariff before it, at Imax around the switch: the plan
+    # allows TARIFF_LATE_STEPS register steps' time there, one register step (the readings' truncation) and the
+    # placing of the switch (the clock's whole second), so the limit is reached this late. Minutes. It was one
+    # register step at Ib and the placing, which truncation could not tell from 0.8 of it.
+    step_s = registers_spec.step_at_imax_s(meter)
+    return ((registers_spec.TARIFF_LATE_STEPS + 1) * step_s + registers_spec.CLOCK_READ_S) / 60.0
 
-    return value
+
+def _late(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
+    # Outside, 1.5 times the limit (the load is still at Imax most of that time); inside, 0.3 of it. Minutes.
+    return lambda meter: _tariff_late_limit_min(meter) * (1.5 if violating else 0.3)
 
 
 def _stale(violating: bool) -> Callable[[spec.MeterTypeLike], float]:
-    # The display is read DISPLAY_SETTLE_S after the load stops, with 3/4 of a register step dosed at Ib: a display
-    # lagging more than the settle time plus a quarter step shows one step less. Outside: the settle time and two
-    # steps' time at Ib (past it for any class); inside: half the settle time. Seconds.
+    # The display is read DISPLAY_SETTLE_S after the load stops, with 3/4 of a register step dosed at Imax past a
+    # step seen: outside, the settle time and two steps' time at Imax; inside, half the settle time. Seconds.
     def value(meter: spec.MeterTypeLike) -> float:
-        step_s = registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a)
         settle = registers_spec.DISPLAY_SETTLE_S
-        return settle + 2.0 * step_s if violating else 0.5 * settle
+        return settle + 2.0 * registers_spec.step_at_imax_s(meter) if violating else 0.5 * settle
 
     return value
-
 
 
 MUTATIONS: tuple[Mutation, ...] = (
@@ -58,19 +58,19 @@ MUTATIONS: tuple[Mutation, ...] = (
              flag(True), flag(False), "a full clock-setting log overwrites its newest record"),
     Mutation(f"{REGISTERS}.tariff_switch_late_min", (f"{TARIFFS}::test_tariff_registers_follow_the_schedule",),
              _late(True), _late(False), "the meter switches tariff late",
-             # The tariff before a switch moves by P·d where the reference gives it nothing: the plan allows one
-             # register step and the placing of the switch (the meter's whole seconds). Minutes, at Ib.
-             boundary=lambda meter: (registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a)
-                                     + registers_spec.CLOCK_READ_S) / 60.0),
+             # On the twin (class 1, 60 A): 0.72 min passes, 0.76 min fails; the boundary 0.74 min.
+             boundary=_tariff_late_limit_min),
     Mutation(f"{REGISTERS}.tariff_wrong", (f"{TARIFFS}::test_tariff_registers_follow_the_schedule",),
              flag(True), flag(False), "valley periods booked to the peak register"),
     Mutation(f"{REGISTERS}.display_stale_s", (f"{DISPLAY}::test_display_shows_the_register",),
              _stale(True), _stale(False), "the display lags the register",
              # What the plan sees: the display read DISPLAY_SETTLE_S after the load stops, with DISPLAY_FRACTION of a
-             # step dosed at Ib, shows one step less once it lags more than the settle time and that fraction's
-             # dosing time (checked on the twin at 1.1x failing and 0.8x passing, classes 1 and 0.5S). Seconds.
+             # step dosed at Imax past a step it saw (polled every DISPLAY_POLL_S), shows one step less once it lags
+             # more than the settle time, that fraction's dosing time and the poll (on the twin, class 1, 60 A:
+             # 7.45 s passes, 7.6 s fails; the boundary 7.15 s). It was dosed at Ib, where the step's 33 s made the
+             # lag resolve no finer than the poll and load switching. Seconds.
              boundary=lambda meter: registers_spec.DISPLAY_SETTLE_S + registers_spec.DISPLAY_FRACTION
-             * registers_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (meter.un_v * meter.ib_a)),
+             * registers_spec.step_at_imax_s(meter) + registers_spec.DISPLAY_POLL_S),
     Mutation(f"{REGISTERS}.display_rounds", (f"{DISPLAY}::test_display_shows_the_register",),
              flag(True), flag(False), "the display rounds the last digit the register truncates"),
     Mutation(f"{REGISTERS}.relay_welded", (f"{RELAY}::test_relay_follows_valid_commands",),

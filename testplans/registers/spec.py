@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from testplans.specs.terms import MeterTypeLike, phase_factor
+
 
 @dataclass(frozen=True)
 class Source:
@@ -49,14 +51,30 @@ EVENT_LOG = Source(f"{DLT645} 03 30 04 00 clock-setting count, 03 30 04 01..0A t
 TARIFF_DAY_S: Final = 24 * 3600.0
 TARIFFS: Final = 4  # T1 sharp, T2 peak, T3 flat, T4 valley (State Grid four-rate meters)
 CLOCK_READ_S: Final = 1.0  # the meter's clock counts whole seconds: a switch is placed to within this
+# Around each switch the load is Imax (the registers step every few seconds there, Ib elsewhere): the registers
+# are read just before it (every position's switch) and the load stays at Imax for the lateness allowed and
+# SWITCH_MARGIN_S more. With 0.01 kWh registers a lateness resolves to a tenth only when it is many steps long:
+# the plan allows TARIFF_LATE_STEPS register steps' time at Imax (about 41 s for 220 V, 60 A) and says so.
+TARIFF_LATE_STEPS: Final = 15
+SWITCH_MARGIN_S: Final = 20.0
+
+
+def step_at_imax_s(meter: MeterTypeLike) -> float:
+    """Time of one register step at Un, Imax, PF 1: the load around each tariff switch, and the display plan's
+    dose (the lag or lateness they judge then resolves to a fraction of a step)."""
+    return REGISTER_RESOLUTION_KWH * 3.6e6 / (phase_factor(meter) * meter.un_v * meter.imax_a)
+
+
 TARIFF_REGISTERS = Source(f"{DLT645} 00 01 0T 00: forward active energy of tariff T moves by what flows while the "
                           "meter's daily period table (04 01 00 01) puts its clock in tariff T, within the class "
-                          "limit at Ib, PF 1, the register's resolution and the placing of each switch")
+                          "limit, PF 1, the register's resolution, the placing of each switch and a lateness of "
+                          f"{TARIFF_LATE_STEPS} register steps' time at Imax (the lab's: what 0.01 kWh registers "
+                          "resolve)", check=True)
 
 # Register against display.
 DISPLAY_FRACTION: Final = 0.75  # the register's hidden fraction when read: a rounding display shows one step more
 DISPLAY_SETTLE_S: Final = 5.0  # after the load stops, time the display may take to show the register (check)
-DISPLAY_POLL_S: Final = 1.0  # how often the register is read while waiting for it to step
+DISPLAY_POLL_S: Final = 0.1  # how often the register is read while waiting for it to step (its step placed to this)
 DISPLAY = Source(f"{DLT645} / IEC 62053-21: the display shows the register (forward active energy total, "
                  "XXXXXX.XX kWh) as the meter counts it: the same digits, the last one truncated, not rounded; "
                  "its auto-cycle screens (04 04 01 NN) include the item", check=True)
