@@ -1,11 +1,13 @@
 """The metering chip's SPI bus as a logic analyser sees it, from the meter's power-up: the structure of
-every frame, the management MCU's polling rate, its handling of write protection, and the
-calibration checksum it reads back. Needs the position's `spi.capture`."""
+every frame, the management MCU's polling rate (and, over a longer capture of steady polling, its timer's
+period and jitter), its handling of write protection, and the calibration checksum it reads back. Needs the
+position's `spi.capture`."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import statistics
 
 import pytest
 
@@ -15,7 +17,7 @@ from drivers.spi.sniffer import SniffedBus, SpiSniffer
 from rig.bench import Bench, Position
 from rig.procedures import RackCache
 from testplans.spi import spec
-from testplans.spi.helpers import power_up_capture
+from testplans.spi.helpers import polling_capture, power_up_capture
 
 pytestmark = pytest.mark.plan
 
@@ -33,20 +35,30 @@ def test_frame_structure(bench: Bench, rack: RackCache, position: Position, snif
 
 
 def test_mcu_polling_rate(bench: Bench, rack: RackCache, position: Position, sniffer: SpiSniffer, record) -> None:
-    """The management MCU polls energy, power, Vrms and Irms at least once a second, from soon after
-    power-up to the end of the capture."""
-    bus = power_up_capture(bench, rack).of(position)
-    limit = spec.MAX_POLL_INTERVAL
-    expected_reads = math.floor((spec.CAPTURE_S - spec.MAX_FIRST_POLL.value) / limit.value) - 1
+    """The management MCU polls energy, power, Vrms and Irms from soon after power-up, then steadily: over
+    spec.SPREAD_SAMPLES intervals between its reads (enough to tell 1.1x a limit from 0.8x), its timer's period
+    (the mean interval) within the once-a-second allowance and its jitter (their standard deviation) within the
+    jitter limit."""
+    power_up = power_up_capture(bench, rack).of(position)
+    steady = polling_capture(bench, rack).of(position)
+    expected_reads = math.floor((spec.CAPTURE_S - spec.MAX_FIRST_POLL.value) / spec.MAX_POLL_INTERVAL.value) - 1
     for name in spec.POLLED_REGISTERS:
-        times = [at for at, _ in bus.reads(name)]
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        record(f"MCU reads of {name} in {spec.CAPTURE_S:g} s", len(times), "reads", low=expected_reads,
-               position=position)
+        times = [at for at, _ in power_up.reads(name)]
+        record(f"MCU reads of {name} in {spec.CAPTURE_S:g} s from power-up", len(times), "reads",
+               low=expected_reads, position=position)
         record(f"first MCU read of {name} after power-up", times[0] if times else math.nan, "s", low=0.0,
                high=spec.MAX_FIRST_POLL.value, position=position, source=spec.MAX_FIRST_POLL.source)
-        record(f"longest interval between MCU reads of {name}", max(gaps) if gaps else math.nan, "s", low=0.0,
-               high=limit.value, position=position, source=limit.source)
+        gaps = [b - a for a, b in itertools.pairwise(at for at, _ in steady.reads(name))]
+        record(f"intervals between MCU reads of {name} in {spec.POLLING_CAPTURE_S:g} s of steady polling",
+               len(gaps), "intervals", low=spec.SPREAD_SAMPLES, position=position)
+        record(f"MCU polling period of {name} (mean interval between reads)",
+               statistics.fmean(gaps) if gaps else math.nan, "s", low=0.0, high=spec.MAX_POLL_INTERVAL.value,
+               position=position, source=spec.MAX_POLL_INTERVAL.source, intervals=len(gaps),
+               longest_interval_s=max(gaps, default=math.nan))
+        record(f"MCU polling jitter of {name} (standard deviation of the intervals)",
+               statistics.stdev(gaps) if len(gaps) > 1 else math.nan, "s", low=0.0,
+               high=spec.MAX_POLL_JITTER.value, position=position, source=spec.MAX_POLL_JITTER.source,
+               intervals=len(gaps))
 
 
 def write_protection_walk(bus: SniffedBus) -> tuple[int, bool]:
