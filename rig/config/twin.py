@@ -172,7 +172,7 @@ class PowerKnobs(StrictModel):
     event_end_time_wrong: bool = knob(False, "a power-down record is closed with its start time, not the "
                                       "power-up time", "power-down event records (end time)")
     rtc_drift_ppm_on_battery: float = knob(
-        1.5, "rate error of the RTC while it runs on the battery, ppm (each meter's crystal adds ±0.5 ppm)",
+        1.5, "rate error of the RTC while it runs on the battery, ppm (each meter's trimmed crystal adds ±0.1 ppm)",
         "RTC error after a 72 h outage (0.5 s/day)",
     )
     battery_alarm_threshold_v: float = knob(
@@ -187,7 +187,8 @@ class PowerKnobs(StrictModel):
         0.0, "power the meter registers while the voltage is dipped (above 0 and below 90 % Un), W (a front end "
         "that counts its own transient)", "voltage dips: register change and pulses", ge=0,
     )
-    slow_restart_s: float = knob(0.0, "extra time after power returns before the meter answers, s",
+    slow_restart_s: float = knob(0.0, "time after power returns before the meter answers, s, when longer than its "
+                                 "own boot (0.45..0.65 of the nameplate's start-up time)",
                                  "meter answers within its start-up time", ge=0)
 
 

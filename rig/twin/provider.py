@@ -72,7 +72,7 @@ def _power(state: Mapping[str, Any], question: Question) -> Mapping[str, Any]:
 BATTERY_CELLS = ("low", "between", "recovery")  # the twin lab's test cells (rig.twin.power.TEST_CELLS_V)
 TWIN_ANSWERS.update({
     "meter.battery.replace": lambda state, q: True,
-    **{f"meter.battery.fit_cell.{cell}": (lambda state, q: round(float(_power(state, q)["battery_v"]), 2))
+    **{f"meter.battery.fit_cell.{cell}": (lambda state, q: round(float(_power(state, q)["battery_v"]), 3))
        for cell in BATTERY_CELLS},
     "meter.battery.current_ua": lambda state, q: round(float(_power(state, q)["battery_current_ua"]), 1),
     "meter.display.battery_low": lambda state, q: bool(_power(state, q)["battery_low_shown"]),

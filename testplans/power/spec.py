@@ -85,6 +85,9 @@ RTC_RATE = Limit(-RTC_RATE_S_PER_DAY, RTC_RATE_S_PER_DAY, "s/day",
 LONG_OUTAGE_S: Final = 72 * 3600.0
 # The meter's seconds are timed from their tick: reads until the shown second changes.
 CLOCK_TICK_READS: Final = 16
+# Over the 72 h outage each end's tick is located to this (reads placed whole seconds apart, each halving the
+# interval): at most 0.02 s over 3 days, under a tenth of the margin a rate 10 % beyond the limit leaves.
+RTC_TICK_RESOLUTION_S: Final = 0.02
 
 
 def event_time_limit(elapsed_s: float) -> Limit:
@@ -118,15 +121,18 @@ BATTERY_UPDATE_S: Final = 150.0
 BATTERY_READING_TOLERANCE_V: Final = 0.05
 BATTERY_READING = Limit(-BATTERY_READING_TOLERANCE_V, BATTERY_READING_TOLERANCE_V, "V",
                         LAB + ": the meter's battery reading against the DMM")
-# The lab's test cells (a battery simulator set to the voltage, or partly discharged ER14250 cells): just below the
-# threshold and just above it (inside the hysteresis band), which brackets the threshold on both sides (an alarm
-# BATTERY_BRACKET_V late or early fails), and one above the band. The windows keep clear of the threshold by more
-# than the meter's own battery measurement error (about 0.3 %, 0.01 V resolution).
+# The lab's test cells (a battery simulator set to the voltage, or partly discharged ER14250 cells): one at the
+# bracket below the threshold and one just above it (inside the hysteresis band), which brackets the threshold on
+# both sides (an alarm BATTERY_BRACKET_V late or early fails), and one above the band. The low cell sits at the
+# bracket itself, within ±_LOW_CELL_V on the DMM: the meter reads its battery to 0.01 V (calibrated, gain within
+# about ±0.05 %), so a threshold the bracket late (at 2.05 V: the meter reads 2.05 V, not below it) raises nothing,
+# while one 0.04 V late (2.06 V) still alarms; a wider window would blur that line by the window's width.
 BATTERY_BRACKET_V: Final = 0.05
 _CLEAR_V: Final = 0.02
+_LOW_CELL_V: Final = 0.003
 TEST_CELLS: Final = {
-    "low": Limit(BATTERY_ALARM_V - BATTERY_BRACKET_V + 0.005, BATTERY_ALARM_V - _CLEAR_V, "V",
-                 LAB + ": a cell just below the alarm threshold"),
+    "low": Limit(BATTERY_ALARM_V - BATTERY_BRACKET_V - _LOW_CELL_V, BATTERY_ALARM_V - BATTERY_BRACKET_V + _LOW_CELL_V,
+                 "V", LAB + ": a cell at the bracket below the alarm threshold, set to ±3 mV on the DMM"),
     "between": Limit(BATTERY_ALARM_V + _CLEAR_V + 0.005, BATTERY_ALARM_V + BATTERY_BRACKET_V + 0.025, "V",
                      LAB + ": a cell just above the threshold, inside the hysteresis band"),
     "recovery": Limit(BATTERY_ALARM_V + BATTERY_HYSTERESIS_V + 0.05, 2.8, "V",

@@ -41,9 +41,9 @@ class Tick:
     width_s: float  # the interval the tick was located in
 
 
-def time_tick(bench: Bench, link: MeterLink) -> Tick:
-    """Locate a tick of the meter's seconds to spec.RESOLUTION_S (RigError when the clock does not tick
-    or jumps)."""
+def time_tick(bench: Bench, link: MeterLink, resolution_s: float = spec.RESOLUTION_S) -> Tick:
+    """Locate a tick of the meter's seconds to `resolution_s` (RigError when the clock does not tick or
+    jumps)."""
     clock = bench.clock
     previous: tuple[int, float] | None = None
     lead = 0.0
@@ -58,7 +58,7 @@ def time_tick(bench: Bench, link: MeterLink) -> Tick:
     else:
         raise RigError(f"meter {link.address}: its clock did not tick over {spec.MAX_TICK_READS} reads of the time")
     for _ in range(spec.MAX_TICK_READS):
-        if high - low <= spec.RESOLUTION_S:
+        if high - low <= resolution_s:
             break
         middle = (low + high) / 2
         whole = math.ceil(clock.now() + lead - middle + 0.01)  # the next repeat of that instant still ahead
