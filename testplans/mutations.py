@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rig.procedures import pulse_period_s, pulses_for_gate
-from testplans.dlt698 import spec as dlt698_spec
 from testplans.comms import spec as comms_spec
+from testplans.dlt698 import spec as dlt698_spec
 from testplans.power import spec as power_spec
 from testplans.specs import accuracy as spec
 from testplans.spi import spec as spi_spec
@@ -489,6 +489,11 @@ DLT698_FREEZE = "testplans/dlt698/test_freeze.py"
 DLT698_UPGRADE = "testplans/dlt698/test_upgrade.py"
 DLT698 = "twin.meter.dlt698"
 
+
+def _fixed(value: float) -> Callable[[spec.MeterTypeLike], float]:
+    return lambda meter: value
+
+
 def _freeze_late_limit_s(meter: spec.MeterTypeLike) -> float:
     # The plan compares each record with the meter's own register read at the moment and allows the lateness
     # 0.01 kWh registers resolve at Imax (FREEZE_LATE_STEPS steps' time), one register step and half the clock's
@@ -496,11 +501,6 @@ def _freeze_late_limit_s(meter: spec.MeterTypeLike) -> float:
     # on top), which truncation could not tell from 0.8 of it; the limit the plan states changed with it.
     step_s = dlt698_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (spec.phase_factor(meter) * meter.un_v * meter.imax_a)
     return (dlt698_spec.FREEZE_LATE_STEPS + 1) * step_s + dlt698_spec.CLOCK_READ_S / 2.0
-
-
-
-def _fixed(value: float) -> Callable[[spec.MeterTypeLike], float]:
-    return lambda meter: value
 
 
 # The knobs given as text (freeze_boundary, reports) are not numbers `rig mutate` can set; the DL/T 698.45 knob
