@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from drivers.errors import InstrumentError, RigError
 from drivers.reference import ReferenceReading
 from drivers.spi.link import ChipLink, ChipReadings
-from drivers.spi.sniffer import SniffedBus
+from drivers.spi.sniffer import SniffedBus, SpiSniffer
 from rig.bench import Bench, Position
 from rig.procedures import LoadPoint, RackCache, energise
 from testplans.spi import spec
@@ -33,18 +33,29 @@ def powered(bench: Bench, rack: RackCache, point: LoadPoint | None = None) -> Lo
 
 @dataclass
 class BusCapture:
-    """Every position's bus over one capture, and what the reference measured at its end."""
+    """Every position's bus over one capture, and what the reference measured at its end.
+
+    A capture handed over as bytes (the twin's, an analyser's upload) is decoded when its position's test first
+    asks for it: a long capture takes seconds to decode, and a run that selects some positions' tests only pays
+    for theirs. One given as a file is decoded at once (the analyser rewrites it for the next capture)."""
 
     reference: ReferenceReading
     buses: dict[int, SniffedBus] = field(default_factory=dict)
     errors: dict[int, RigError] = field(default_factory=dict)
+    undecoded: dict[int, tuple[SpiSniffer, bytes]] = field(default_factory=dict)
 
     def of(self, position: Position) -> SniffedBus:
         """This position's capture; re-raises what went wrong with it."""
-        if position.index in self.errors:
-            raise self.errors[position.index]
-        return self.buses[position.index]
-
+        index = position.index
+        if index in self.undecoded:
+            sniffer, raw = self.undecoded.pop(index)
+            try:
+                self.buses[index] = sniffer.decode(raw)
+            except RigError as exc:
+                self.errors[index] = exc
+        if index in self.errors:
+            raise self.errors[index]
+        return self.buses[index]
 
 
 def _capture_every_bus(bench: Bench, during: Callable[[], object]) -> BusCapture:
@@ -56,7 +67,11 @@ def _capture_every_bus(bench: Bench, during: Callable[[], object]) -> BusCapture
     result = BusCapture(reference=bench.reference.measure())
     for index, s in sniffers.items():
         try:
-            result.buses[index] = s.end()
+            raw = s.source.end()
+            if isinstance(raw, bytes):
+                result.undecoded[index] = (s, raw)
+            else:
+                result.buses[index] = s.decode(raw)
         except RigError as exc:  # one position's capture failing must not cost the others theirs
             result.errors[index] = exc
     return result
