@@ -495,12 +495,14 @@ def _fixed(value: float) -> Callable[[spec.MeterTypeLike], float]:
 
 
 def _freeze_late_limit_s(meter: spec.MeterTypeLike) -> float:
-    # The plan compares each record with the meter's own register read at the moment and allows the lateness
-    # 0.01 kWh registers resolve at Imax (FREEZE_LATE_STEPS steps' time), one register step and half the clock's
-    # whole second: the limit is reached this late. It was two steps' time against the reference (the class limit
-    # on top), which truncation could not tell from 0.8 of it; the limit the plan states changed with it.
-    step_s = dlt698_spec.REGISTER_RESOLUTION_KWH * 3.6e6 / (spec.phase_factor(meter) * meter.un_v * meter.imax_a)
-    return (dlt698_spec.FREEZE_LATE_STEPS + 1) * step_s + dlt698_spec.CLOCK_READ_S / 2.0
+    # The plan times each record by its high-precision energy (00100400) against the meter's own register read
+    # just after the moment, the moment placed by a located tick of the meter's clock: it allows the lab's
+    # lateness and two 0.0001 kWh steps' time at Imax (the record's and the read's). It was 15 steps of the
+    # 0.01 kWh register (about 41 s at 220 V, 60 A), all attribute 2 resolves; the limit the plan states changed
+    # with it.
+    step_s = dlt698_spec.PRECISE_RESOLUTION_KWH * 3.6e6 / (spec.phase_factor(meter) * meter.un_v * meter.imax_a)
+    assert dlt698_spec.FREEZE_LATE.high is not None
+    return dlt698_spec.FREEZE_LATE.high + 2 * step_s
 
 
 # The knobs given as text (freeze_boundary, reports) are not numbers `rig mutate` can set; the DL/T 698.45 knob
@@ -518,7 +520,7 @@ DLT698_MUTATIONS: tuple[Mutation, ...] = (
     Mutation(f"{DLT698}.minute_freeze_period_min", (f"{DLT698_FREEZE}::test_freeze_objects_as_the_bench_file_says",
                                                     f"{DLT698_FREEZE}::test_minute_freeze_against_reference"),
              _fixed(5.0), _fixed(15.0), "minute freeze period not the bench file's"),
-    # Outside: 1.5 times the limit (about 66 s at 220 V, 60 A); inside: 1 s late.
+    # Outside: 1.5 times the limit (about 7.6 s); inside: 1 s late.
     Mutation(f"{DLT698}.freeze_late_s", (f"{DLT698_FREEZE}::test_minute_freeze_against_reference",
                                          f"{DLT698_FREEZE}::test_daily_freeze_across_midnight"),
              lambda meter: 1.5 * _freeze_late_limit_s(meter), _fixed(1.0),

@@ -53,15 +53,16 @@ REGISTER_RESOLUTION_KWH: Final = 0.01  # scaler -2: 0.01 kWh
 FREEZE_WATCH_S: Final = 3600.0
 # Freeze values against the reference at each boundary: the register's resolution plus the class limit.
 CLOCK_TOLERANCE_S: Final = 5.0
-# Freeze values are the register's at the freeze moment: the record against the meter's own register read at the
-# moment (its class error cancels). With 0.01 kWh registers the plan resolves a lateness to a tenth only when it
-# is many register steps long: it allows FREEZE_LATE_STEPS steps' time at Imax (about 41 s for 220 V, 60 A) and
-# says so; a finer limit needs the high-precision energy (0010 attribute 4), which the plan does not read.
-FREEZE_LATE_STEPS: Final = 15
-CLOCK_READ_S: Final = 1.0  # the meter's clock (4000) shows whole seconds: a freeze moment is placed to within this
-FREEZE_LATE: Final = (f"{LAB}: freeze values (5002/5004, 0010) are the register's at the freeze moment, taken no later "
-                      f"than {FREEZE_LATE_STEPS} register steps' time at Imax after it (what 0.01 kWh registers "
-                      "resolve at Imax; check)")
+# Freeze values are the register's at the freeze moment. The plan times each record by the high-precision forward
+# energy (0010 attribute 4, long64-unsigned, scaler -4: 0.0001 kWh, about 0.03 s at 220 V, 60 A), which the
+# freezes capture as 00100400 beside attribute 2: the record against the meter's own register read just after the
+# moment, the moment placed on the bench clock by a located tick of the meter's clock (4000 shows whole seconds).
+PRECISE_ENERGY_ATTRIBUTE: Final = 4
+PRECISE_RESOLUTION_KWH: Final = 0.0001  # scaler -4 (attribute 5)
+FREEZE_LATE = Limit(None, 5.0, "s", "lab requirement (check): freeze values (5002/5004, 0010) are the register's "
+                    "at the freeze moment, taken within this of it (no later; nor earlier)", check=True)
+TICK_RESOLUTION_S: Final = 0.02  # a tick of the meter's seconds located to this (reads whole seconds apart)
+TICK_READS: Final = 40  # reads of the clock to find and locate a tick before the plan gives up
 
 # Events (class 7): the power-down event's record columns (event sequence 2022, start 201E, end 2020) and the
 # device object's active-report switch (4300 attribute 8).

@@ -158,7 +158,7 @@ def test_last_minute_freeze_record_holds_the_energy_at_the_freeze_moment(twin: T
     assert isinstance(rows, list) and len(rows) == 1
     row = rows[0]
     columns = [str(c) for c in last.columns]
-    assert len(columns) == len(row) == 7  # sequence, freeze time, the 5 associated attributes
+    assert len(columns) == len(row) == 8  # sequence, freeze time, the 6 associated attributes
     truth = records[-1].columns
     assert row[0].value == truth[0x20230200].value == 4
     frozen_at = _moment(row[1])
@@ -169,7 +169,7 @@ def test_last_minute_freeze_record_holds_the_energy_at_the_freeze_moment(twin: T
     after_kwh = 2.2 * (now - frozen_at).total_seconds() / 3600.0
     assert _ints(row[2])[0] / 100 == pytest.approx(meter.metering.forward_kwh - after_kwh, abs=0.03)
     assert [(o.oi, o.attribute) for o in (s.value[1].value for s in relation)] == [
-        (0x0010, 2), (0x0020, 2), (0x2000, 2), (0x2001, 2), (0x2004, 2)]
+        (0x0010, 2), (0x0020, 2), (0x2000, 2), (0x2001, 2), (0x2004, 2), (0x0010, 4)]
     assert daily.result == []  # no midnight yet (the twin starts at 08:00)
 
 
@@ -300,7 +300,8 @@ def test_scaler_and_dar_knobs_show_in_what_the_client_reads() -> None:
 
 def test_late_freeze_knob_takes_the_values_after_the_moment() -> None:
     frozen: dict[float, int] = {}
-    for late_s in (0.0, 60.0):
+    fine: dict[float, int] = {}
+    for late_s in (0.0, 4.5, 60.0):
         twin = _twin(f"twin.meter.dlt698.freeze_late_s={late_s}")
         try:
             _energise(twin, 3600.0, current_a=60.0)
@@ -308,11 +309,35 @@ def test_late_freeze_knob_takes_the_values_after_the_moment() -> None:
             assert server is not None
             record = server.minute_freeze.records[-1].columns
             frozen[late_s] = record[0x00100200].items[0].value  # type: ignore[assignment]
+            fine[late_s] = record[0x00100400].items[0].value  # type: ignore[assignment]
             assert record[0x20210200].value.minute % 15 == 0  # the record still names the moment
         finally:
             twin.stop()
     # 13.2 kW for one more minute: 0.22 kWh more in the late record
     assert frozen[60.0] - frozen[0.0] == pytest.approx(22, abs=2)
+    # A fraction of a second shows in the high-precision energy: 4.5 s at 13.2 kW is 0.0165 kWh (the 0.01 kWh
+    # register could not tell 4 s from 5 s), the values taken on the clock's instant, not its whole second.
+    assert fine[4.5] - fine[0.0] == pytest.approx(165, abs=3)
+
+
+def test_high_precision_energy_is_the_same_register_in_ten_thousandths(twin: Twin) -> None:
+    """0010 attribute 4 (long64-unsigned, scaler -4 by attribute 5) counts what attribute 2 counts, and the minute
+    freeze's 00100400 column agrees with its 00100200 column."""
+    client = _client(twin)
+    try:
+        fine = client.get(Oad(oi=0x0010, attribute=4)).require_data()
+        coarse = _ints(client.get(Oad(oi=0x0010, attribute=2)).require_data())
+        scaler = client.get(Oad(oi=0x0010, attribute=5)).require_data().value
+        last = client.get_record(GetRecord(attribute=Oad(oi=0x5002, attribute=2), rows=Selector9(previous=1)))
+    finally:
+        client.close()
+    assert scaler.scaler == -4
+    assert [str(item.type) for item in fine.value] == ["DataType.uint64"] * 5  # long64-unsigned, total and T1..T4
+    # Read a moment apart at 2.2 kW: the fine total is the coarse one's hundredths and at most a few Wh more.
+    assert 0 <= _ints(fine)[0] - coarse[0] * 100 <= 100 + 20
+    row = last.result[0]  # type: ignore[index]
+    frozen_coarse, frozen_fine = _ints(row[2]), _ints(row[7])
+    assert [f // 100 for f in frozen_fine] == frozen_coarse
 
 
 def test_follow_report_rides_on_the_next_response() -> None:

@@ -19,6 +19,7 @@ from rig.twin.dlt698.objects import (
     OI_MINUTE_FREEZE,
     FreezeRecord,
     energy,
+    precise_energy,
     value,
 )
 
@@ -62,12 +63,18 @@ def take_due(server: Dlt698Server, freeze: Freeze, now: dt.datetime, t0: float, 
         # again from its clock's next boundary, as it would after any time setting.
         freeze.next_due = upcoming
         return
-    clock_start = server.management.rtc.read(t0)
-    span = max((now - clock_start).total_seconds(), 1e-9)
-    while freeze.next_due + late <= now:
+    rtc = server.management.rtc
+    # The clock shows whole seconds, but it ticks at an instant: the values are taken `late` after the moment's
+    # tick, placed within the step on the clock's own (unrounded) count.
+    def counted(time_s: float) -> float:
+        return time_s * (1.0 + rtc.drift_ppm * 1e-6) + rtc.offset_s
+
+    clock_start, clock_end = counted(t0), counted(end)
+    span = max(clock_end - clock_start, 1e-9)
+    while (taken_at := (freeze.next_due + late - rtc.epoch).total_seconds()) <= clock_end:
         moment = freeze.next_due
         # The step's terminals were constant: the registers at the freeze moment lie on a straight line.
-        fraction = min(1.0, max(0.0, ((moment + late) - clock_start).total_seconds() / span))
+        fraction = min(1.0, max(0.0, (taken_at - clock_start) / span))
         if end - t0 <= 0:
             fraction = 1.0
         copies = 1
@@ -99,6 +106,10 @@ def take_record(server: Dlt698Server, freeze: Freeze, moment: dt.datetime, fract
             columns[oad] = energy(server.knobs, tariff_f, f)
         elif oad == 0x00200200:
             columns[oad] = energy(server.knobs, tariff_r, r)
+        elif oad == 0x00100400:
+            columns[oad] = precise_energy(tariff_f, f)
+        elif oad == 0x00200400:
+            columns[oad] = precise_energy(tariff_r, r)
         else:
             read = value(server, oad, now_s)
             columns[oad] = read if isinstance(read, Data) else Data(Tag.NULL)

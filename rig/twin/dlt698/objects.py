@@ -151,6 +151,14 @@ def energy(knobs: Dlt698Knobs, tariffs: list[float], total: float) -> Data:
     return array([Data(Tag.DOUBLE_LONG_UNSIGNED, floor_raw(v, scaler)) for v in (total, *tariffs)])
 
 
+PRECISE_SCALER: Final = -4  # attribute 4 (high-precision energy): 0.0001 kWh, long64-unsigned
+
+
+def precise_energy(tariffs: list[float], total: float) -> Data:
+    """The high-precision energy attribute (4): the same registers as attribute 2, total then the tariffs."""
+    return array([Data(Tag.LONG64_UNSIGNED, floor_raw(v, PRECISE_SCALER)) for v in (total, *tariffs)])
+
+
 def factory_fields(firmware: Firmware) -> list[tuple[str, int]]:
     """The version fields (text, size): the running image's version and checksum."""
     fields = list(FACTORY)
@@ -193,8 +201,12 @@ def attributes(server: Dlt698Server, now_s: float) -> dict[tuple[int, int], Call
     table: dict[tuple[int, int], Callable[[], Data]] = {
         (OI_FORWARD_ENERGY, 2): lambda: energy(server.knobs, server.forward_tariffs, metering.forward_kwh),
         (OI_FORWARD_ENERGY, 3): scaler_unit(-2, UNIT_KWH),
+        (OI_FORWARD_ENERGY, 4): lambda: precise_energy(server.forward_tariffs, metering.forward_kwh),
+        (OI_FORWARD_ENERGY, 5): scaler_unit(PRECISE_SCALER, UNIT_KWH),
         (OI_REVERSE_ENERGY, 2): lambda: energy(server.knobs, server.reverse_tariffs, metering.reverse_kwh),
         (OI_REVERSE_ENERGY, 3): scaler_unit(-2, UNIT_KWH),
+        (OI_REVERSE_ENERGY, 4): lambda: precise_energy(server.reverse_tariffs, metering.reverse_kwh),
+        (OI_REVERSE_ENERGY, 5): scaler_unit(PRECISE_SCALER, UNIT_KWH),
         (OI_VOLTAGE, 2): lambda: array([measured(0x02010000 + n * 0x100, Tag.LONG_UNSIGNED, -1)
                                         for n in range(1, phases + 1)]),
         (OI_VOLTAGE, 3): scaler_unit(-1, UNIT_V),

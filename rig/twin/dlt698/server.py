@@ -98,10 +98,12 @@ class Dlt698Server:
         self.reverse_tariffs = [metering.reverse_kwh, 0.0, 0.0, 0.0]
         self._seen = (metering.forward_kwh, metering.reverse_kwh)
         self.step_tariff = 0  # the tariff the current step's energy is booked to
+        # Both freezes capture the high-precision forward energy (00100400) besides attribute 2: a freeze's value
+        # then shows the moment it was taken to a fraction of a second at Imax.
         self.minute_freeze = Freeze(OI_MINUTE_FREEZE, knobs.minute_freeze_period_min,
-                                    (0x00100200, 0x00200200, 0x20000200, 0x20010200, 0x20040200),
+                                    (0x00100200, 0x00200200, 0x20000200, 0x20010200, 0x20040200, 0x00100400),
                                     MINUTE_FREEZE_DEPTH, deque(maxlen=MINUTE_FREEZE_DEPTH))
-        self.daily_freeze = Freeze(OI_DAILY_FREEZE, 1, (0x00100200, 0x00200200), DAILY_FREEZE_DEPTH,
+        self.daily_freeze = Freeze(OI_DAILY_FREEZE, 1, (0x00100200, 0x00200200, 0x00100400), DAILY_FREEZE_DEPTH,
                                    deque(maxlen=DAILY_FREEZE_DEPTH))
         self.follow_report = False
         # Off as delivered: on a shared RS-485 bus the master polls; a master station switches it on (4300-08).
