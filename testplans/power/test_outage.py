@@ -14,6 +14,7 @@ from drivers.dlt645.link import MeterLink
 from drivers.transients import interruption
 from rig.bench import Bench, Position
 from rig.procedures import LoadPoint, RackCache, energise
+from testplans.meter_clock import time_tick
 from testplans.power import spec
 from testplans.power.helpers import (
     PerPosition,
@@ -28,7 +29,6 @@ from testplans.power.helpers import (
     read_registers,
     wait_answering,
 )
-from testplans.rtc.helpers import time_tick
 
 pytestmark = pytest.mark.plan
 

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from testplans.comms.spec import Limit, di
+from testplans.comms.spec import Limit
 
 REFERENCE: Final = "project reference power.md 'Clock'"
-
-TIME: Final = di("time")  # DL/T 645-2007 04 00 01 02, hhmmss
 
 # Daily error on mains at the reference temperature, over a whole day of bench time.
 DAILY_AT_REFERENCE = Limit(-0.5, 0.5, "s/day", REFERENCE + ": <= ±0.5 s/day at 23 °C", check=True)
@@ -24,12 +22,7 @@ REFERENCE_GATE_S: Final = 24 * 3600.0
 DAILY_OVER_TEMPERATURE = Limit(-1.0, 1.0, "s/day", REFERENCE + ": <= ±1 s/day over -25..+60 °C", check=True)
 COMPENSATION_C: Final = -25.0
 # The gate at the chamber temperature: a quarter day (lab's choice to keep the chamber's time down; the tick is
-# timed to RESOLUTION_S at both ends, so the rate is known to about 0.04 s/day).
+# timed to testplans.meter_clock.RESOLUTION_S at both ends, so the rate is known to about 0.04 s/day).
 COMPENSATION_GATE_S: Final = 6 * 3600.0
 COMPENSATION_SOURCE: Final = ("lab method: 6 h gate at the chamber temperature after the soak, the meters warmed "
                               "up on mains first")
-
-# Timing a tick of the meter's seconds: read the time until the shown second changes, then place further reads
-# a whole number of seconds later, each halving the interval the tick lies in, until it is this narrow.
-RESOLUTION_S: Final = 0.005
-MAX_TICK_READS: Final = 40

@@ -10,9 +10,9 @@ import pytest
 from drivers.chamber import ClimateChamber
 from rig.bench import Bench, Position
 from rig.procedures import RackCache
+from testplans.meter_clock import daily_error_s, time_tick
 from testplans.power.helpers import PerPosition, each, mains_on, not_answering, wait_answering
 from testplans.rtc import spec
-from testplans.rtc.helpers import daily_error_s, time_tick
 from testplans.temperature import spec as temperature_spec
 from testplans.temperature.helpers import reach_and_soak
 

@@ -17,7 +17,7 @@ from rig.config import BENCHES_DIR, load_bench
 from rig.procedures import LoadPoint, energise
 from rig.twin.chamber import AIR_TIME_CONSTANT_S, ROOM_C
 from rig.twin.provider import embedded_twin
-from testplans.rtc.helpers import daily_error_s, time_tick
+from testplans.meter_clock import daily_error_s, time_tick
 from testplans.temperature import spec
 
 CHAMBER_BENCH = BENCHES_DIR / "twin-chamber.yaml"

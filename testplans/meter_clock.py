@@ -1,19 +1,26 @@
 """Timing the meter's clock against the bench clock: a tick of its seconds located to a few milliseconds by
 reads placed a whole number of seconds apart (each read halves the interval the tick lies in), its offset
-from the bench's calendar time, and the daily error from two offsets a gate apart."""
+from the bench's calendar time, and the daily error from two offsets a gate apart. Shared by the plans that time
+the meter's clock (the RTC on mains, the RTC on battery over an outage); it imports no plan package."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Final
 
 from drivers.dlt645.link import MeterLink
 from drivers.errors import RigError
 from rig.bench import Bench
-from testplans.rtc import spec
+from testplans.comms.spec import di
 
 DAY_S = 86400.0
+TIME: Final = di("time")  # DL/T 645-2007 04 00 01 02, hhmmss
+# Timing a tick of the meter's seconds: read the time until the shown second changes, then place further reads
+# a whole number of seconds later, each halving the interval the tick lies in, until it is this narrow.
+RESOLUTION_S: Final = 0.005
+MAX_TICK_READS: Final = 40
 
 
 def _seconds_of_day(moment: dt.time) -> int:
@@ -23,7 +30,7 @@ def _seconds_of_day(moment: dt.time) -> int:
 def _read_time(link: MeterLink) -> tuple[int, float]:
     """The meter's time (seconds of the day) and the bench time the request left (when the meter samples
     its clock, but for the request's own wire time: the same for every read, so it cancels)."""
-    value = link.read(spec.TIME)
+    value = link.read(TIME)
     exchange = link.last
     if not isinstance(value, dt.time) or exchange is None:
         raise RigError(f"meter {link.address}: the time read as {value!r}, not a time of day")
@@ -41,13 +48,13 @@ class Tick:
     width_s: float  # the interval the tick was located in
 
 
-def time_tick(bench: Bench, link: MeterLink, resolution_s: float = spec.RESOLUTION_S) -> Tick:
+def time_tick(bench: Bench, link: MeterLink, resolution_s: float = RESOLUTION_S) -> Tick:
     """Locate a tick of the meter's seconds to `resolution_s` (RigError when the clock does not tick or
     jumps)."""
     clock = bench.clock
     previous: tuple[int, float] | None = None
     lead = 0.0
-    for _ in range(spec.MAX_TICK_READS):
+    for _ in range(MAX_TICK_READS):
         called = clock.now()
         shown, sent = _read_time(link)
         lead = sent - called
@@ -56,8 +63,8 @@ def time_tick(bench: Bench, link: MeterLink, resolution_s: float = spec.RESOLUTI
             break
         previous = (shown, sent)
     else:
-        raise RigError(f"meter {link.address}: its clock did not tick over {spec.MAX_TICK_READS} reads of the time")
-    for _ in range(spec.MAX_TICK_READS):
+        raise RigError(f"meter {link.address}: its clock did not tick over {MAX_TICK_READS} reads of the time")
+    for _ in range(MAX_TICK_READS):
         if high - low <= resolution_s:
             break
         middle = (low + high) / 2
