@@ -160,8 +160,11 @@ class RigRun:
         return outcome
 
 
-def rig_run(*args: str, reports: Path, timeout_s: float = 300) -> RigRun:
-    """`rig run <args> --reports <reports>` in its own process; fails the test unless it ran the plans (exit 0/1)."""
+def rig_run(*args: str, reports: Path, timeout_s: float = 900) -> RigRun:
+    """`rig run <args> --reports <reports>` in its own process; fails the test unless it ran the plans (exit 0/1).
+
+    The timeout only catches a run that hangs: a knob rack of some twenty positions running a whole plan takes a
+    few minutes on a loaded two-core machine."""
     proc = subprocess.run([sys.executable, "-m", "rig.cli", "run", *_before_dashes(args, "--reports", str(reports))],
                           capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
     output = proc.stdout + proc.stderr
