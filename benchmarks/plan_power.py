@@ -176,6 +176,10 @@ def _judge(tally: Tally, row: dict[str, Any]) -> None:
             tally.alarms.append(f"{what}, {where}): {sorted(failed)[0]}")
 
 
+def _merge_key(row: dict[str, Any]) -> tuple[str, str]:
+    return ("plan", row["plan"]) if row["kind"] == "healthy" else ("knob", row["knob"])
+
+
 def _merged(folders: Sequence[Path]) -> list[dict[str, Any]]:
     """The judged trials of several benchmark folders; a knob judged in a later folder drops its earlier trials."""
     rows: list[dict[str, Any]] = []
@@ -184,8 +188,9 @@ def _merged(folders: Sequence[Path]) -> list[dict[str, Any]]:
         if not journal.is_file():
             sys.exit(f"{folder}: no judged.jsonl (not a plan_power --out folder)")
         new = [json.loads(line) for line in journal.read_text().splitlines() if line]
-        knobs = {row["knob"] for row in new}
-        rows = [row for row in rows if row["knob"] not in knobs] + new
+        # A trial is its knob's; a healthy neighbour is its plan's (every rack run of the plan has them).
+        redone = {_merge_key(row) for row in new}
+        rows = [row for row in rows if _merge_key(row) not in redone] + new
     return rows
 
 
