@@ -123,11 +123,23 @@ class BackgroundRenderer:
         if self._pool is None:
             import multiprocessing
             import os
+            import signal
+            import threading
 
-            # spawn, not fork: the twin's server threads must not be copied into the worker.
-            self._pool = multiprocessing.get_context("spawn").Pool(
-                processes=1, initializer=_worker_init, initargs=(os.getpid(),)
-            )
+            # The worker ignores Ctrl-C and hang-ups (_worker_init), but a spawned interpreter takes a while to
+            # get there: on a loaded machine a Ctrl-C to the process group could kill it first, the pool would
+            # start another, and closing the pool could then hang the end of the run. Ignored signals stay
+            # ignored across exec, so the worker is started with them ignored from its first instruction.
+            main = threading.current_thread() is threading.main_thread()
+            previous = [(s, signal.signal(s, signal.SIG_IGN)) for s in (signal.SIGINT, signal.SIGHUP)] if main else []
+            try:
+                # spawn, not fork: the twin's server threads must not be copied into the worker.
+                self._pool = multiprocessing.get_context("spawn").Pool(
+                    processes=1, initializer=_worker_init, initargs=(os.getpid(),)
+                )
+            finally:
+                for signum, handler in previous:
+                    signal.signal(signum, handler)
         return self._pool
 
     def warm_up(self) -> None:
